@@ -1,0 +1,24 @@
+"""nnscratch: GANs and VAEs from scratch, every forward and backward pass written by hand.
+
+The array library is chosen at run time (:func:`use_backend`, or ``NNSCRATCH_BACKEND``);
+NumPy is the default. Importing nnscratch imports neither matplotlib nor CuPy.
+"""
+from .backend import Backend, BackendError, get_backend, namespace, to_numpy, use_backend
+from .module import Module, Sequential, ShapeError
+from .dense import Dense
+from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
+from .losses import (NonFiniteError, bce, bce_with_logits, kl_normal, log_softmax, mse,
+                     softmax_cross_entropy)
+from .optim import SGD, Adam, Optimizer
+from .gradcheck import check_gradients, format_report, gradcheck
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend", "BackendError", "get_backend", "namespace", "to_numpy", "use_backend",
+    "Module", "Sequential", "ShapeError", "Dense",
+    "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Tanh", "sigmoid",
+    "NonFiniteError", "bce", "bce_with_logits", "kl_normal", "log_softmax", "mse",
+    "softmax_cross_entropy", "SGD", "Adam", "Optimizer",
+    "check_gradients", "format_report", "gradcheck",
+]

@@ -1,0 +1,124 @@
+r"""Elementwise activations and their derivatives.
+
+Each one maps ``(batch, n)`` to ``(batch, n)``; backward multiplies the upstream gradient
+elementwise by the derivative, :math:`\partial L/\partial x = \delta \odot f'(x)`.
+"""
+from __future__ import annotations
+
+from .backend import namespace
+from .module import Module
+
+
+def sigmoid(z):
+    r"""Numerically stable logistic function, eq. (sigmoid-1).
+
+    .. math:: \sigma(z) = \frac{1}{1 + e^{-z}} = \frac{e^{z}}{1 + e^{z}}
+
+    The first form is used for :math:`z \ge 0` and the second for :math:`z < 0`, both
+    written with :math:`e^{-|z|} \le 1`, so no exponential can overflow.
+    """
+    xp = namespace(z)
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+class _Elementwise(Module):
+    """Shared checks; subclasses implement ``forward`` and ``_backward(dy, cache)``."""
+
+    def backward(self, dy, param_grads=True, input_grad=True):
+        cache = self._cached()
+        self._check_dy(dy, cache.shape)
+        if not input_grad:
+            return None
+        return self._backward(dy, cache)
+
+
+class Identity(_Elementwise):
+    r"""y = x; dL/dx = dL/dy, eq. (identity-1)."""
+
+    def forward(self, x):
+        self._cache = x
+        return x
+
+    def _backward(self, dy, x):
+        return dy
+
+
+class ReLU(_Elementwise):
+    r"""Rectified linear unit, eqs. (relu-1), (relu-2).
+
+    .. math:: y = \max(x, 0), \qquad \frac{\partial L}{\partial x} = \delta \odot [x > 0]
+
+    Caches the boolean mask :math:`[x > 0]` (one byte per entry instead of four).
+    """
+
+    def forward(self, x):
+        xp = self.backend.xp
+        self._cache = x > 0
+        return xp.where(self._cache, x, 0.0)                    # eq. (relu-1)
+
+    def _backward(self, dy, mask):
+        return self.backend.xp.where(mask, dy, 0.0)             # eq. (relu-2)
+
+
+class LeakyReLU(_Elementwise):
+    r"""Leaky rectified linear unit with negative slope ``alpha``, eqs. (lrelu-1), (lrelu-2).
+
+    .. math::
+        y = \begin{cases} x & x > 0 \\ \alpha x & x \le 0 \end{cases}, \qquad
+        \frac{\partial L}{\partial x} = \delta \odot \begin{cases} 1 & x > 0 \\
+        \alpha & x \le 0 \end{cases}
+
+    The default ``alpha = 0.2`` is TensorFlow's ``tf.nn.leaky_relu`` default (the seed
+    article's activation) and the usual choice in GANs.
+    """
+
+    def __init__(self, alpha=0.2, backend=None):
+        super().__init__(backend)
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"LeakyReLU: alpha must be in [0, 1), got {alpha}")
+        self.alpha = float(alpha)
+
+    def describe(self):
+        return f"LeakyReLU({self.alpha:g})"
+
+    def forward(self, x):
+        self._cache = x > 0
+        return self.backend.xp.where(self._cache, x, self.alpha * x)      # eq. (lrelu-1)
+
+    def _backward(self, dy, mask):
+        return self.backend.xp.where(mask, dy, self.alpha * dy)          # eq. (lrelu-2)
+
+
+class Sigmoid(_Elementwise):
+    r"""Logistic sigmoid, eqs. (sigmoid-1), (sigmoid-2).
+
+    .. math:: y = \sigma(x), \qquad \frac{\partial L}{\partial x} = \delta \odot y (1 - y)
+
+    The derivative is written with the output, so the forward caches ``y``.
+    """
+
+    def forward(self, x):
+        self._cache = sigmoid(x)                                 # eq. (sigmoid-1)
+        return self._cache
+
+    def _backward(self, dy, y):
+        return dy * y * (1.0 - y)                                # eq. (sigmoid-2)
+
+
+class Tanh(_Elementwise):
+    r"""Hyperbolic tangent, eqs. (tanh-1), (tanh-2).
+
+    .. math:: y = \tanh(x), \qquad \frac{\partial L}{\partial x} = \delta \odot (1 - y^2)
+    """
+
+    def forward(self, x):
+        self._cache = self.backend.xp.tanh(x)                   # eq. (tanh-1)
+        return self._cache
+
+    def _backward(self, dy, y):
+        return dy * (1.0 - y * y)                                # eq. (tanh-2)
+
+
+ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid,
+               "tanh": Tanh, "identity": Identity}

@@ -1,0 +1,154 @@
+"""The contract every layer keeps: ``forward``, ``backward``, ``params`` and ``grads``.
+
+* ``y = module.forward(x)`` computes the output and caches exactly what ``backward`` needs.
+* ``dx = module.backward(dy)`` takes the upstream gradient dL/dy and returns dL/dx; a module
+  with parameters also stores dL/dW, dL/db... in ``module.grads``. It never changes a
+  parameter: that is the optimizer's job.
+* ``module.params`` maps a name (``"W"``, or ``"0.W"`` inside a :class:`Sequential`) to the
+  live parameter array; ``module.grads`` maps the same names to the last gradients.
+
+``backward`` takes two switches that training loops use to skip work nobody needs:
+``param_grads=False`` computes dL/dx only and leaves ``grads`` untouched (the GAN's generator
+step back-propagates through the discriminator without disturbing it), and
+``input_grad=False`` skips dL/dx (the first layer of a network, whose input is data).
+"""
+from __future__ import annotations
+
+import math
+
+from .backend import get_backend, to_numpy
+
+
+class ShapeError(ValueError):
+    """An array of the wrong shape reached a layer or a loss."""
+
+
+class Module:
+    """Base class of layers and networks."""
+
+    def __init__(self, backend=None):
+        self.backend = get_backend() if backend is None else backend
+        self._params = {}
+        self._grads = {}
+        self._cache = None
+
+    @property
+    def params(self):
+        """Name -> live parameter array."""
+        return self._params
+
+    @property
+    def grads(self):
+        """Name -> gradient of the last backward (empty before the first one)."""
+        return self._grads
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dy, param_grads=True, input_grad=True):
+        raise NotImplementedError
+
+    def describe(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return self.describe()
+
+    # -- checks shared by all layers ------------------------------------------------
+    def _cached(self):
+        if self._cache is None:
+            raise RuntimeError(f"{self.describe()}.backward was called before forward: "
+                               "run forward on a batch first (backward reads what it cached)")
+        return self._cache
+
+    def _check_dy(self, dy, shape):
+        if tuple(dy.shape) != tuple(shape):
+            raise ShapeError(f"{self.describe()}.backward: the upstream gradient has shape "
+                             f"{tuple(dy.shape)}, but the forward output had shape {tuple(shape)}")
+
+    # -- moving and saving ----------------------------------------------------------
+    def to(self, backend):
+        """Move parameters and gradients to ``backend`` (e.g. to the GPU) in place; return self."""
+        for name, p in self._params.items():
+            self._params[name] = backend.asarray(to_numpy(p), dtype=backend.dtype)
+        for name, g in self._grads.items():
+            self._grads[name] = backend.asarray(to_numpy(g), dtype=backend.dtype)
+        self.backend = backend
+        self._cache = None
+        return self
+
+    def state_dict(self):
+        """Host (NumPy) copies of the parameters; the module itself is not moved."""
+        return {name: to_numpy(p).copy() for name, p in self.params.items()}
+
+    def load_state_dict(self, state):
+        """Copy values into the existing arrays, so optimizer state keyed on them stays valid."""
+        params = self.params
+        missing = set(params) - set(state)
+        unexpected = set(state) - set(params)
+        if missing or unexpected:
+            raise KeyError(f"{self.describe()}: state does not match the parameters "
+                           f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
+        for name, p in params.items():
+            value = state[name]
+            if tuple(value.shape) != tuple(p.shape):
+                raise ShapeError(f"{self.describe()}: parameter {name!r} has shape "
+                                 f"{tuple(p.shape)}, the state holds {tuple(value.shape)}")
+            p[...] = self.backend.asarray(value, dtype=p.dtype)
+
+    def n_params(self):
+        """The number of scalar parameters."""
+        return sum(math.prod(p.shape) for p in self.params.values())
+
+
+class Sequential(Module):
+    """Modules applied one after the other: y = f_L(... f_2(f_1(x))).
+
+    Backward applies the chain rule in reverse order, dL/dh_{l-1} = f_l'(dL/dh_l).
+    Parameter names get the index of their layer as a prefix: ``"0.W"``, ``"2.b"``.
+    """
+
+    def __init__(self, *layers, backend=None):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        super().__init__(backend if backend is not None else
+                         (layers[0].backend if layers else None))
+        self.layers = list(layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def describe(self):
+        inner = ", ".join(m.describe() for m in self.layers)
+        return f"Sequential({inner})"
+
+    @property
+    def params(self):
+        return {f"{i}.{k}": p for i, m in enumerate(self.layers) for k, p in m.params.items()}
+
+    @property
+    def grads(self):
+        return {f"{i}.{k}": g for i, m in enumerate(self.layers) for k, g in m.grads.items()}
+
+    def forward(self, x):
+        for m in self.layers:
+            x = m.forward(x)
+        return x
+
+    def backward(self, dy, param_grads=True, input_grad=True):
+        for i in reversed(range(len(self.layers))):
+            dy = self.layers[i].backward(dy, param_grads=param_grads,
+                                         input_grad=input_grad or i > 0)
+        return dy
+
+    def to(self, backend):
+        for m in self.layers:
+            m.to(backend)
+        self.backend = backend
+        return self

@@ -1,0 +1,52 @@
+"""One test suite for every backend: NumPy, array-api-strict (CPU) and CuPy (GPU only)."""
+import importlib.util
+
+import pytest
+
+import nnscratch as nn
+
+
+def _cupy_skip_reason():
+    if importlib.util.find_spec("cupy") is None:
+        return "CuPy is not installed (pip install 'nnscratch[gpu]' on a machine with a GPU)"
+    try:
+        nn.Backend("cupy")
+    except nn.BackendError as err:
+        return str(err)
+    return None
+
+
+_CUPY_SKIP = _cupy_skip_reason()
+
+BACKEND_PARAMS = [
+    pytest.param("numpy", id="numpy"),
+    pytest.param("array_api_strict", id="strict"),
+    pytest.param("cupy", id="cupy", marks=[pytest.mark.gpu] + (
+        [pytest.mark.skip(reason=_CUPY_SKIP)] if _CUPY_SKIP else [])),
+]
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend_name(request):
+    return request.param
+
+
+@pytest.fixture
+def b64(backend_name):
+    """A float64 backend, for gradient checks."""
+    return nn.Backend(backend_name, "float64", seed=0)
+
+
+@pytest.fixture
+def b32(backend_name):
+    """A float32 backend, as used for training."""
+    return nn.Backend(backend_name, "float32", seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_backend():
+    """Tests that call use_backend must not leak their choice into other tests."""
+    import nnscratch.backend as backend_module
+    saved = backend_module._current
+    yield
+    backend_module._current = saved
