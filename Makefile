@@ -1,0 +1,30 @@
+# The two commands of the README, and a few more for developers.
+# A virtual environment in .venv holds everything; nothing is installed system-wide.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+OUT    ?= runs/demo
+
+.PHONY: demo test docs notebooks bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Main job: train the VAE on the embedded Fashion-MNIST subset and write its figures.
+demo: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[plot]'
+	$(BIN)/nnscratch train vae --preset classic --latent 2 --epochs 10 --out $(OUT)/vae
+	@echo "figures, log and checkpoint written to $(OUT)/vae"
+
+# The test suite (what CI runs).
+test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pytest -q
+
+docs: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info docs/_build

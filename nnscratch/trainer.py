@@ -1,0 +1,97 @@
+"""What the shared training loop needs from a model: the :class:`Trainer` contract.
+
+A trainer bundles the networks of one model (the VAE's encoder and decoder, the GAN's
+generator and discriminator), their optimizers and the backend, and knows how to take one
+optimisation step on a batch. Everything else (epochs, batches, progress bar, logs,
+figures, checkpoints, Ctrl-C, NaN detection) is the loop's job, the same for every model.
+
+Subclasses set ``kind``, build ``self.networks`` and ``self.optimizers`` (dicts from a
+short name to a Module / an Optimizer) in ``__init__`` and implement ``step``, ``sample``
+and ``evaluate``. ``config`` must be JSON-serialisable and enough to rebuild the trainer
+(``Trainer.from_config``), which is how a checkpoint is loaded without pickle.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .backend import get_backend
+
+
+class Trainer:
+    kind = "base"
+    #: kind -> subclass, filled by ``register`` so that a checkpoint can name its class.
+    registry = {}
+
+    def __init__(self, config, backend=None):
+        self.config = dict(config)
+        self.backend = get_backend() if backend is None else backend
+        self.networks = {}
+        self.optimizers = {}
+
+    @classmethod
+    def register(cls, subclass):
+        cls.registry[subclass.kind] = subclass
+        return subclass
+
+    @classmethod
+    def from_config(cls, config, backend=None):
+        kind = config["kind"]
+        if kind not in cls.registry:
+            raise ValueError(f"unknown model kind {kind!r} (known: {sorted(cls.registry)})")
+        return cls.registry[kind](config, backend=backend)
+
+    # -- what each model implements -------------------------------------------------
+    def step(self, x):
+        """One optimisation step on a batch ``x`` of shape ``(batch, 784)`` (a backend array).
+
+        Returns a dict of host floats (losses and diagnostics) for the progress bar and log.
+        """
+        raise NotImplementedError
+
+    def sample(self, n):
+        """``n`` generated images as a host array of shape ``(n, 784)`` with values in [0, 1]."""
+        raise NotImplementedError
+
+    def evaluate(self, x):
+        """Metrics on held-out data ``x`` (host array ``(N, 784)``), as a dict of floats."""
+        raise NotImplementedError
+
+    # -- moving and saving, the same for every model --------------------------------
+    def to(self, backend):
+        """Move every network together with its optimizer state."""
+        moved = set()
+        for opt in self.optimizers.values():
+            opt.to(backend)
+            moved.add(id(opt.module))
+        for net in self.networks.values():
+            if id(net) not in moved:
+                net.to(backend)
+        self.backend = backend
+        return self
+
+    def state_dict(self):
+        """Flat dict of host arrays: ``net/<net>/<param>``, ``opt/<opt>/<slot>``, config, RNG."""
+        state = {"config": np.asarray(json.dumps({**self.config, "kind": self.kind}))}
+        for key, net in self.networks.items():
+            for name, p in net.state_dict().items():
+                state[f"net/{key}/{name}"] = p
+        for key, opt in self.optimizers.items():
+            for name, a in opt.state_dict().items():
+                state[f"opt/{key}/{name}"] = a
+        if self.backend.name != "cupy":
+            state["rng/backend"] = np.asarray(self.backend.rng_state())
+        return state
+
+    def load_state_dict(self, state):
+        for key, net in self.networks.items():
+            prefix = f"net/{key}/"
+            net.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                                 if k.startswith(prefix)})
+        for key, opt in self.optimizers.items():
+            prefix = f"opt/{key}/"
+            opt.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                                 if k.startswith(prefix)})
+        if "rng/backend" in state and self.backend.name != "cupy":
+            self.backend.set_rng_state(str(state["rng/backend"]))
