@@ -1,0 +1,152 @@
+"""Download one file from a list of mirrors, verifying its SHA-256; never leave a partial file.
+
+Each attempt streams into a temporary file in the destination directory (so the final rename
+is atomic: same file system) and renames it into place only after the checksum matches. A
+failed attempt (HTTP error, dropped connection, wrong checksum) deletes its temporary file and
+moves on to the next mirror. Uses only ``urllib`` from the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import BinaryIO, Sequence, TextIO
+
+from ..progress import ProgressBar
+
+__all__ = ["DownloadError", "download_file", "sha256_of"]
+
+_CHUNK = 1 << 16
+_USER_AGENT = "nnscratch-datasets (Python urllib)"
+
+
+class DownloadError(OSError):
+    """Every mirror failed. ``attempts`` lists ``(url, what happened)`` for each one."""
+
+    def __init__(self, message: str, attempts: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts)
+
+    def __str__(self) -> str:  # OSError's own __str__ would prefix an errno
+        return self.args[0]
+
+
+class _AttemptFailed(Exception):
+    """One mirror failed; the message says how (internal, turned into a DownloadError)."""
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks so big files need little memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download_file(
+    urls: Sequence[str],
+    dest: str | os.PathLike,
+    sha256: str | None,
+    *,
+    progress: bool = True,
+    timeout: float = 30.0,
+    stream: TextIO | None = None,
+) -> Path:
+    """Fetch ``dest`` from the first of ``urls`` that delivers bytes with the right SHA-256.
+
+    Args:
+        urls: full URLs of the same file on different mirrors, tried in order.
+        dest: where the verified file ends up (its directory is created if needed).
+        sha256: expected hex digest. ``None`` refuses to download: unverified data could be
+            anything, and a silent wrong dataset is worse than a clear error.
+        progress: show a :class:`~nnscratch.progress.ProgressBar` (bytes) per attempt.
+        timeout: seconds to wait for the server to connect or send data.
+        stream: where the progress bar writes (default ``sys.stderr``).
+
+    Returns:
+        ``Path(dest)``.
+
+    Raises:
+        DownloadError: no mirror worked; the message lists each URL and what it answered.
+    """
+    dest = Path(dest)
+    if not sha256:
+        raise DownloadError(
+            f"refusing to download {dest.name}: no published SHA-256 is known for it, so the "
+            "download could not be verified"
+        )
+    if not urls:
+        raise DownloadError(f"no mirrors to download {dest.name} from")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    attempts: list[tuple[str, str]] = []
+    for url in urls:
+        try:
+            _fetch_verified(url, dest, sha256.lower(), progress, timeout, stream)
+            return dest
+        except _AttemptFailed as err:
+            attempts.append((url, str(err)))
+    lines = "\n".join(f"  {url}: {why}" for url, why in attempts)
+    raise DownloadError(
+        f"could not download {dest.name} into {dest.parent}; tried {len(attempts)} "
+        f"mirror(s):\n{lines}",
+        attempts,
+    )
+
+
+def _fetch_verified(url: str, dest: Path, sha256: str, progress: bool, timeout: float,
+                    stream: TextIO | None) -> None:
+    """One attempt: stream ``url`` to a temp file, check it, rename it to ``dest``."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest, size = _stream(url, out, dest.name, progress, timeout, stream)
+        if digest != sha256:
+            raise _AttemptFailed(
+                f"SHA-256 mismatch: got {digest} for {size} bytes, expected {sha256} "
+                "(corrupt or changed file; deleted)"
+            )
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):  # any failure above: never leave a partial file behind
+            os.remove(tmp)
+
+
+def _stream(url: str, out: BinaryIO, label: str, progress: bool, timeout: float,
+            stream: TextIO | None) -> tuple[str, int]:
+    """Copy the body of ``url`` to ``out``; return its SHA-256 and size in bytes."""
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            total = _content_length(response)
+            h, size = hashlib.sha256(), 0
+            with ProgressBar(total, desc=label, unit="B", unit_scale=True, stream=stream,
+                             disable=not progress) as bar:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    h.update(chunk)
+                    size += len(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as err:
+        raise _AttemptFailed(f"HTTP {err.code} {err.reason}") from err
+    except urllib.error.URLError as err:
+        raise _AttemptFailed(f"cannot connect: {err.reason}") from err
+    except (http.client.HTTPException, OSError, ValueError) as err:
+        # OSError covers timeouts and resets; ValueError a malformed URL.
+        raise _AttemptFailed(f"{type(err).__name__}: {err}") from err
+    # http.client returns b"" instead of raising when a server closes early, so count.
+    if total is not None and size != total:
+        raise _AttemptFailed(
+            f"connection closed after {size} of {total} bytes (incomplete download; deleted)"
+        )
+    return h.hexdigest(), size
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    value = response.headers.get("Content-Length")
+    return int(value) if value and value.strip().isdigit() else None

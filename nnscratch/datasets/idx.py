@@ -1,0 +1,127 @@
+"""Read and write IDX files, the format of MNIST, Fashion-MNIST and KMNIST.
+
+An IDX file is a header followed by the raw array in C order::
+
+    bytes 0-1   0x00 0x00        (always zero)
+    byte  2     type code         (0x08 = unsigned byte; the only type these datasets use)
+    byte  3     ndim              (3 for images, 1 for labels)
+    ndim x 4    dimension sizes   (big-endian uint32), e.g. 60000, 28, 28
+    ...         prod(dims) items  (one byte each for 0x08)
+
+Files are often gzipped; we detect gzip by its magic bytes ``1f 8b``, not by the file name,
+because people rename and unpack files by hand.
+"""
+
+from __future__ import annotations
+
+import gzip as _gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["IDXError", "read_idx", "write_idx", "parse_idx"]
+
+GZIP_MAGIC = b"\x1f\x8b"
+UBYTE = 0x08
+# Type codes of the IDX spec, so an unsupported file gets a precise message.
+_TYPE_NAMES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16", 0x0C: "int32",
+               0x0D: "float32", 0x0E: "float64"}
+# The spec allows up to 255 dimensions; more than a few means the header is garbage.
+_MAX_NDIM = 8
+
+
+class IDXError(ValueError):
+    """An IDX file is corrupt, truncated or of a type we do not read."""
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (gzipped or not) into a ``uint8`` array of the stored shape.
+
+    Args:
+        path: the file, e.g. ``train-images-idx3-ubyte.gz`` or its unpacked version.
+
+    Returns:
+        ``uint8`` array, e.g. shape ``(60000, 28, 28)`` for images or ``(60000,)`` for labels.
+
+    Raises:
+        IDXError: the file is not valid IDX (message names the file and the problem).
+        FileNotFoundError: no such file.
+    """
+    raw = Path(path).read_bytes()
+    if raw[:2] == GZIP_MAGIC:
+        raw = _gunzip(raw, path)
+    return parse_idx(raw, name=str(path))
+
+
+def _gunzip(raw: bytes, path: str | os.PathLike) -> bytes:
+    try:
+        return _gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as err:  # EOFError: stream cut short
+        raise IDXError(
+            f"{path}: not a valid gzip stream ({err}); the file is probably truncated or "
+            "corrupt: delete it and download it again"
+        ) from err
+
+
+def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode the (already decompressed) bytes of an IDX file; see :func:`read_idx`."""
+    dims, header_len = _parse_header(raw, name)
+    expected = int(np.prod(dims, dtype=object))  # Python ints: a garbage header cannot overflow
+    found = len(raw) - header_len
+    if found != expected:
+        what = "the file is truncated" if found < expected else "the file has trailing bytes"
+        raise IDXError(
+            f"{name}: expected {expected} bytes of data after the {header_len}-byte header "
+            f"(shape {tuple(dims)}), found {found}: {what}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims).copy()
+
+
+def _parse_header(raw: bytes, name: str) -> tuple[tuple[int, ...], int]:
+    """Check the magic number; return the dimensions and the header length in bytes."""
+    if len(raw) < 4:
+        raise IDXError(f"{name}: only {len(raw)} bytes, too short for the 4-byte IDX magic number")
+    zero, type_code, ndim = raw[:2], raw[2], raw[3]
+    if zero != b"\x00\x00":
+        raise IDXError(
+            f"{name}: bad magic number 0x{raw[:4].hex()}: an IDX file starts with two zero "
+            "bytes (is this an IDX file?)"
+        )
+    if type_code != UBYTE:
+        kind = _TYPE_NAMES.get(type_code, "unknown")
+        raise IDXError(
+            f"{name}: type code 0x{type_code:02X} ({kind}) is not supported: only unsigned-byte "
+            "(0x08) IDX files, as used by MNIST, Fashion-MNIST and KMNIST, can be read"
+        )
+    if not 1 <= ndim <= _MAX_NDIM:
+        raise IDXError(f"{name}: header says {ndim} dimensions, expected 1 to {_MAX_NDIM}")
+    header_len = 4 + 4 * ndim
+    if len(raw) < header_len:
+        raise IDXError(
+            f"{name}: the header needs {header_len} bytes for {ndim} dimensions, the file has "
+            f"{len(raw)}: the file is truncated"
+        )
+    dims = struct.unpack(f">{ndim}I", raw[4:header_len])
+    return dims, header_len
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray, gzip: bool = True) -> Path:
+    """Write a ``uint8`` array as an IDX file (gzipped by default); returns the path.
+
+    The gzip header gets ``mtime=0`` so the same array always gives the same bytes.
+    """
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise TypeError(f"write_idx writes unsigned bytes only, got dtype {array.dtype}")
+    if not 1 <= array.ndim <= _MAX_NDIM:
+        raise ValueError(f"write_idx needs 1 to {_MAX_NDIM} dimensions, got {array.ndim}")
+    header = bytes([0, 0, UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + np.ascontiguousarray(array).tobytes()
+    if gzip:
+        data = _gzip.compress(data, mtime=0)
+    path = Path(path)
+    path.write_bytes(data)
+    return path
