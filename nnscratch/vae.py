@@ -1,0 +1,392 @@
+r"""The variational autoencoder (Kingma & Welling, 2014) with a Bernoulli decoder.
+
+Model and notation (the docs use the same labels):
+
+* Encoder, eq. (vae-1): a dense stack maps an image ``x`` ``(batch, 784)`` to hidden
+  features ``h``; two linear heads give the approximate posterior
+  :math:`q(z \mid x) = \mathcal N(\mu, \mathrm{diag}(e^{\mathrm{logvar}}))`:
+
+  .. math:: h = f_{enc}(x), \qquad \mu = h W_\mu + b_\mu, \qquad
+            \mathrm{logvar} = h W_{lv} + b_{lv}
+
+* Reparameterisation, eq. (vae-2): the standard deviation is :math:`e^{\mathrm{logvar}/2}`
+  (not the variance), with the noise drawn outside the network so gradients flow to
+  :math:`\mu` and logvar:
+
+  .. math:: z = \mu + e^{\mathrm{logvar}/2} \odot \epsilon, \qquad \epsilon \sim \mathcal N(0, I)
+
+* Decoder, eq. (vae-3): a dense stack maps ``z`` to Bernoulli logits ``s`` ``(batch, 784)``,
+  :math:`p(x \mid z) = \prod_i \mathrm{Bernoulli}(x_i; \sigma(s_i))`. A sigmoid is applied
+  only to produce images; the loss uses the logits (eq. bce-1), which is stable.
+
+* Loss, eq. (vae-4): the negative ELBO in nats per example (sum over pixels and latent
+  units, mean over the batch), a one-sample reconstruction term plus the analytic KL of
+  eq. (kl-1):
+
+  .. math:: L = \frac1B \sum_n \Big[ \mathrm{BCE}(s_n, x_n)
+            + \mathrm{KL}\big(q(z \mid x_n) \,\|\, \mathcal N(0, I)\big) \Big]
+
+* Backward through the sampling, eqs. (vae-5) and (vae-6), given
+  :math:`\delta_z = \partial L / \partial z` from the decoder's backward:
+
+  .. math:: \frac{\partial L}{\partial \mu} = \delta_z + \frac{\partial\,\mathrm{KL}}{\partial \mu},
+            \qquad
+            \frac{\partial L}{\partial\,\mathrm{logvar}} = \tfrac12\, \delta_z \odot \epsilon
+            \odot e^{\mathrm{logvar}/2} + \frac{\partial\,\mathrm{KL}}{\partial\,\mathrm{logvar}}
+
+* Importance-weighted bound (Burda et al., 2016), eqs. (vae-7) and (vae-8), for
+  evaluation: with :math:`z_k = \mu + e^{\mathrm{logvar}/2}\epsilon_k`,
+
+  .. math:: \log w_k = \log p(x \mid z_k) + \log \mathcal N(z_k; 0, I)
+            - \log \mathcal N(z_k; \mu, \mathrm{diag}(e^{\mathrm{logvar}}))
+
+  .. math:: \log p(x) \ge \mathcal L_K = \log \frac1K \sum_{k=1}^K w_k
+            = m + \log \frac1K \sum_k e^{\log w_k - m}, \quad m = \max_k \log w_k
+
+  :math:`\mathcal L_1` is the ELBO and :math:`\mathcal L_K` increases with ``K`` towards
+  :math:`\log p(x)`; ``-L_K`` (the "iwae" metric) is an estimate of :math:`-\log p(x)`.
+
+Presets (:data:`PRESETS`):
+
+``"classic"``
+    784-400-k with ReLU, the VAE of the PyTorch examples repository
+    (``examples/vae/main.py``), latent ``k = 20``, PyTorch's default ``nn.Linear``
+    initialisation (eq. init-3), Adam with learning rate 1e-3.
+
+``"seed"``
+    The seed article's TF1 listing (section 4.2) made correct. The listing has encoder
+    784-4096-2048-``z_dim`` and decoder ``z_dim``-2048-4096-784, ``tf.nn.leaky_relu``
+    (slope 0.2) and a sigmoid output, but no sampling, no KL term, a single "encoded"
+    output instead of (mu, logvar), and a squared error summed over axes [1, 2, 3] of what
+    is a flat 784-vector (an error in TF). Here: the same layer sizes and activation, two
+    heads 2048 -> k for :math:`\mu` and logvar, the reparameterisation (vae-2), the KL
+    term, and the sigmoid output replaced by logits with the stable BCE (the same model as
+    a sigmoid followed by BCE, computed stably). The article leaves ``z_dim = ...``; we
+    choose ``k = 20`` (as the classic preset, so the two are comparable). Initialisation
+    "he": He's gain for slope 0.2 (eq. init-1) on layers followed by a leaky ReLU,
+    Glorot (eq. init-2) on the linear heads and the logit layer. About 23.3M parameters.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .activations import LeakyReLU, ReLU, sigmoid
+from .backend import Backend, namespace, to_numpy
+from .dense import Dense
+from .losses import bce_with_logits, kl_normal
+from .module import Module, Sequential, ShapeError
+from .optim import Adam
+from .trainer import Trainer
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+PRESETS = {
+    "classic": {"enc_hidden": (400,), "dec_hidden": (400,), "alpha": 0.0, "latent": 20,
+                "init": "pytorch", "lr": 1e-3, "iw_samples": 50},
+    "seed": {"enc_hidden": (4096, 2048), "dec_hidden": (2048, 4096), "alpha": 0.2,
+             "latent": 20, "init": "he", "lr": 1e-3, "iw_samples": 10},
+}
+
+
+# -- the pieces of the math, as functions ---------------------------------------------
+def reparameterize(mu, logvar, eps):
+    r"""Eq. (vae-2): :math:`z = \mu + e^{\mathrm{logvar}/2} \odot \epsilon`.
+
+    Shapes: ``mu``, ``logvar`` ``(batch, k)``; ``eps`` ``(batch, k)`` or ``(K, batch, k)``
+    (broadcast). Returns ``(z, std)``.
+    """
+    xp = _xp(mu)
+    std = xp.exp(0.5 * logvar)
+    return mu + std * eps, std
+
+
+def log_bernoulli(x, s):
+    r"""Per-example Bernoulli log-likelihood from logits, the negative of eq. (bce-1)
+    summed over pixels: :math:`\log p(x \mid z) = -\sum_i [\max(s_i, 0) - s_i x_i
+    + \log(1 + e^{-|s_i|})]`. Shapes ``(..., d)`` -> ``(...)``."""
+    xp = _xp(s)
+    return -xp.sum(xp.maximum(s, 0.0) - s * x + xp.log1p(xp.exp(-xp.abs(s))), axis=-1)
+
+
+def log_normal_prior(z):
+    r""":math:`\log \mathcal N(z; 0, I) = -\frac12 \sum_j (z_j^2 + \log 2\pi)`, ``(..., k) -> (...)``."""
+    xp = _xp(z)
+    return -0.5 * xp.sum(z * z + LOG_2PI, axis=-1)
+
+
+def log_normal_posterior(eps, logvar):
+    r""":math:`\log \mathcal N(z; \mu, \mathrm{diag}(e^{\mathrm{logvar}}))` at
+    :math:`z = \mu + e^{\mathrm{logvar}/2}\epsilon`, where :math:`(z - \mu)^2 / \sigma^2 =
+    \epsilon^2`: :math:`-\frac12 \sum_j (\epsilon_j^2 + \mathrm{logvar}_j + \log 2\pi)`."""
+    xp = _xp(eps)
+    return -0.5 * xp.sum(eps * eps + logvar + LOG_2PI, axis=-1)
+
+
+def _xp(a):
+    return namespace(a)
+
+
+def dense_stack(sizes, alpha, init, backend, last_linear):
+    """Dense layers ``sizes[0] -> sizes[1] -> ...``, each followed by a (leaky) ReLU.
+
+    With ``last_linear`` the last layer has no activation. ``init="he"`` uses He's gain on
+    layers followed by the activation and Glorot on a linear last layer.
+    """
+    layers = []
+    n = len(sizes) - 1
+    for i in range(n):
+        linear = last_linear and i == n - 1
+        layer_init = "glorot" if (linear and init == "he") else init
+        layers.append(Dense(sizes[i], sizes[i + 1], init=layer_init, alpha=alpha, backend=backend))
+        if not linear:
+            layers.append(LeakyReLU(alpha, backend=backend) if alpha else ReLU(backend=backend))
+    return Sequential(*layers, backend=backend)
+
+
+# -- the model ---------------------------------------------------------------------------
+class VAE(Module):
+    r"""Encoder, two Gaussian heads, reparameterisation and a Bernoulli-logit decoder.
+
+    ``forward(x, eps)`` returns ``(s, mu, logvar)``; ``backward((ds, dmu, dlogvar))`` takes
+    the gradients of the loss with respect to those three outputs (the KL's own gradients
+    enter as ``dmu``, ``dlogvar``) and fills ``grads`` for every parameter. Parameter names:
+    ``"enc.0.W"``, ``"mu.W"``, ``"logvar.b"``, ``"dec.2.W"``..., so one optimizer
+    (``nn.Adam(vae)``) updates the whole model.
+
+    Parameters
+    ----------
+    n_in : int
+        Pixels per image (784).
+    enc_hidden, dec_hidden : tuple of int
+        Hidden widths of the encoder and the decoder (``dec_hidden=None``: the encoder's
+        reversed).
+    latent : int
+        ``k``, the dimension of ``z``.
+    alpha : float
+        0 for ReLU, otherwise the slope of a leaky ReLU.
+    init : {"he", "glorot", "pytorch"}
+    """
+
+    def __init__(self, n_in=784, enc_hidden=(400,), latent=20, dec_hidden=None, alpha=0.0,
+                 init="he", backend=None):
+        super().__init__(backend)
+        b = self.backend
+        enc_hidden = tuple(int(h) for h in enc_hidden)
+        dec_hidden = tuple(reversed(enc_hidden)) if dec_hidden is None else \
+            tuple(int(h) for h in dec_hidden)
+        self.n_in, self.latent = int(n_in), int(latent)
+        self.enc = dense_stack((self.n_in, *enc_hidden), alpha, init, b, last_linear=False)
+        head_init = "glorot" if init == "he" else init
+        self.mu = Dense(enc_hidden[-1], self.latent, init=head_init, backend=b)
+        self.logvar = Dense(enc_hidden[-1], self.latent, init=head_init, backend=b)
+        self.dec = dense_stack((self.latent, *dec_hidden, self.n_in), alpha, init, b,
+                               last_linear=True)
+        self._children = {"enc": self.enc, "mu": self.mu, "logvar": self.logvar, "dec": self.dec}
+
+    @classmethod
+    def from_preset(cls, preset="classic", latent=None, init=None, backend=None):
+        """Build the ``"classic"`` or ``"seed"`` architecture (see the module docstring)."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown VAE preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        p = PRESETS[preset]
+        return cls(784, p["enc_hidden"], p["latent"] if latent is None else latent,
+                   p["dec_hidden"], p["alpha"], p["init"] if init is None else init, backend)
+
+    def describe(self):
+        return f"VAE(enc={self.enc.describe()}, k={self.latent}, dec={self.dec.describe()})"
+
+    @property
+    def params(self):
+        return {f"{c}.{k}": p for c, m in self._children.items() for k, p in m.params.items()}
+
+    @property
+    def grads(self):
+        return {f"{c}.{k}": g for c, m in self._children.items() for k, g in m.grads.items()}
+
+    def to(self, backend):
+        for m in self._children.values():
+            m.to(backend)
+        self.backend = backend
+        self._cache = None
+        return self
+
+    # -- forward and backward ------------------------------------------------------------
+    def encode(self, x):
+        """Eq. (vae-1): ``x`` ``(batch, 784)`` -> ``(mu, logvar)``, each ``(batch, k)``."""
+        h = self.enc.forward(x)
+        return self.mu.forward(h), self.logvar.forward(h)
+
+    def forward(self, x, eps=None):
+        """Eqs. (vae-1) to (vae-3). ``eps`` ``(batch, k)``: the noise, drawn from the backend's
+        generator when None (pass it to hold it fixed, e.g. for a gradient check).
+
+        Returns ``(s, mu, logvar)``: logits ``(batch, 784)``, and ``(batch, k)`` twice.
+        """
+        mu, logvar = self.encode(x)
+        if eps is None:
+            eps = self.backend.normal(tuple(mu.shape))
+        z, std = reparameterize(mu, logvar, eps)                       # eq. (vae-2)
+        self._cache = (eps, std)
+        return self.dec.forward(z), mu, logvar                         # eq. (vae-3)
+
+    def loss(self, x, eps=None):
+        """Eq. (vae-4) on a batch: returns ``(L, rec, kl, dy)``, with ``L = rec + kl`` 0-d
+        backend arrays in nats per example and ``dy = (ds, dmu, dlogvar)`` for ``backward``."""
+        s, mu, logvar = self.forward(x, eps)
+        rec, ds = bce_with_logits(s, x)                                # eq. (bce-1)
+        kl, (dmu, dlogvar) = kl_normal(mu, logvar)                     # eq. (kl-1)
+        return rec + kl, rec, kl, (ds, dmu, dlogvar)
+
+    def backward(self, dy, param_grads=True, input_grad=False):
+        """``dy = (ds, dmu, dlogvar)``: dL/d(outputs of forward). Returns dL/dx through the
+        encoder when ``input_grad`` (off by default: the input is data), else None."""
+        ds, dmu, dlogvar = dy
+        eps, std = self._cached()
+        dz = self.dec.backward(ds, param_grads=param_grads)
+        dmu = dz + dmu                                                 # eq. (vae-5)
+        dlogvar = 0.5 * (dz * eps * std) + dlogvar                     # eq. (vae-6)
+        dh = self.mu.backward(dmu, param_grads=param_grads)
+        dh = dh + self.logvar.backward(dlogvar, param_grads=param_grads)
+        return self.enc.backward(dh, param_grads=param_grads, input_grad=input_grad)
+
+    # -- evaluation ----------------------------------------------------------------------
+    def decode(self, z):
+        """Probabilities :math:`\\sigma(s)` ``(batch, 784)`` of the decoder at ``z`` ``(batch, k)``."""
+        return sigmoid(self.dec.forward(z))
+
+    def log_weights(self, x, eps):
+        """Eq. (vae-7): ``log w`` ``(K, batch)`` for noise ``eps`` ``(K, batch, k)``, plus
+        the per-example one-sample reconstruction ``-log p(x|z_k)`` ``(K, batch)`` and the
+        analytic KL ``(batch,)``."""
+        xp = self.backend.xp
+        K, B, k = eps.shape
+        mu, logvar = self.encode(x)
+        z, _ = reparameterize(xp.expand_dims(mu, axis=0), xp.expand_dims(logvar, axis=0), eps)
+        s = self.dec.forward(xp.reshape(z, (K * B, k)))
+        log_px = log_bernoulli(xp.expand_dims(x, axis=0), xp.reshape(s, (K, B, self.n_in)))
+        log_w = log_px + log_normal_prior(z) - log_normal_posterior(eps, logvar)
+        kl = 0.5 * xp.sum(xp.exp(logvar) + mu * mu - 1.0 - logvar, axis=1)   # eq. (kl-1)
+        return log_w, -log_px, kl
+
+
+def logmeanexp(a, axis=0):
+    """Eq. (vae-8): :math:`\\log \\frac1K \\sum_k e^{a_k}`, shifted by the max so nothing overflows."""
+    xp = _xp(a)
+    m = xp.max(a, axis=axis, keepdims=True)
+    out = m + xp.log(xp.mean(xp.exp(a - m), axis=axis, keepdims=True))
+    return xp.squeeze(out, axis=axis)
+
+
+# -- the trainer the shared loop drives ------------------------------------------------------
+@Trainer.register
+class VAETrainer(Trainer):
+    """Trains a :class:`VAE` with Adam on the negative ELBO (eq. vae-4).
+
+    Config keys (None or absent -> the preset's default, see :data:`PRESETS`):
+    ``preset`` ("classic" | "seed"), ``latent`` (k), ``lr``, ``binarize`` (False: the
+    Bernoulli likelihood is evaluated on grey levels in [0, 1] as the PyTorch example does;
+    True: each batch is dynamically binarised, x ~ Bernoulli(x)), ``init``, ``iw_samples``
+    (K of the IWAE bound in ``evaluate``). The classic preset defaults to ``init="pytorch"``
+    so that it is the same model, initialisation included, as the PyTorch example the
+    parity benchmark compares with.
+    """
+
+    kind = "vae"
+    #: rows (examples x importance samples) per decoder pass in ``evaluate``
+    eval_rows = 8192
+
+    def __init__(self, config=None, backend=None):
+        super().__init__(config or {}, backend)
+        preset = self.config.get("preset") or "classic"
+        if preset not in PRESETS:
+            raise ValueError(f"unknown VAE preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        defaults = {**PRESETS[preset], "binarize": False}
+        cfg = {key: (self.config.get(key) if self.config.get(key) is not None else defaults[key])
+               for key in ("latent", "lr", "binarize", "init", "iw_samples")}
+        self.config.update(cfg, preset=preset)
+        self.config.pop("kind", None)
+        self.vae = VAE.from_preset(preset, cfg["latent"], cfg["init"], backend=self.backend)
+        self.networks = {"vae": self.vae}
+        self.optimizers = {"vae": Adam(self.vae, lr=float(cfg["lr"]))}
+
+    def _binarize(self, x):
+        xp = self.backend.xp
+        return xp.astype(self.backend.uniform(tuple(x.shape)) < x, self.backend.dtype)
+
+    def step(self, x):
+        """One Adam step on the negative ELBO of the batch ``x`` ``(batch, 784)``.
+
+        Returns ``{"loss": L, "rec": reconstruction, "kl": KL}`` in nats per example."""
+        if not self.backend.is_array(x):
+            x = self.backend.asarray(x)
+        if self.config["binarize"]:
+            x = self._binarize(x)
+        L, rec, kl, dy = self.vae.loss(x)
+        self.vae.backward(dy)
+        self.optimizers["vae"].step()
+        return {"loss": float(L), "rec": float(rec), "kl": float(kl)}
+
+    # -- generation and helpers for figures (host arrays in, host arrays out) ------------
+    def _noise_backend(self, seed):
+        if seed is None:
+            return self.backend
+        return Backend(self.backend.name, self.backend.dtype_name, seed=seed)
+
+    def _rows(self, fn, a, batch=1024):
+        """``fn`` applied to host rows ``a`` in batches; a host array."""
+        a = np.asarray(a, dtype=np.float32)
+        return np.concatenate([to_numpy(fn(self.backend.asarray(a[i:i + batch])))
+                               for i in range(0, max(len(a), 1), batch)])
+
+    def sample(self, n, seed=None):
+        """``n`` images :math:`\\sigma(s)`, :math:`s = f_{dec}(z)`, :math:`z \\sim \\mathcal N(0, I)`:
+        host float32 ``(n, 784)`` in [0, 1]. ``seed``: draw z from a fresh generator
+        (the same images every call) instead of the training generator."""
+        z = self._noise_backend(seed).normal((n, self.vae.latent))
+        return self._rows(self.vae.decode, to_numpy(z))
+
+    def encode(self, x):
+        """Posterior means ``mu`` ``(N, k)`` of host images ``x`` ``(N, 784)``."""
+        return self._rows(lambda xb: self.vae.encode(xb)[0], x)
+
+    def decode(self, z):
+        """Decoder probabilities ``(N, 784)`` at host latent codes ``z`` ``(N, k)``."""
+        return self._rows(self.vae.decode, z)
+
+    def reconstruct(self, x):
+        """:math:`\\sigma(f_{dec}(\\mu(x)))`: the decoded posterior means, ``(N, 784)``."""
+        return self._rows(lambda xb: self.vae.decode(self.vae.encode(xb)[0]), x)
+
+    def evaluate(self, x, iw_samples=None, seed=0):
+        """Metrics on host images ``x`` ``(N, 784)``, in nats per example.
+
+        ``neg_elbo``: eq. (vae-4), analytic KL plus the reconstruction averaged over the
+        ``K = iw_samples`` draws; ``iwae``: ``-L_K`` of eq. (vae-8), an estimate of
+        ``-log p(x)`` (``K = 1``: the one-sample ELBO on the same draw, so equal to
+        ``neg_elbo``). The noise comes from its own generator seeded with ``seed`` (the
+        training generator is untouched and every call sees the same noise), in batches of
+        at most ``eval_rows`` decoder rows so memory stays bounded. ``binarize=True``
+        models binarise ``x`` with a generator of the same seed.
+        """
+        K = int(self.config["iw_samples"] if iw_samples is None else iw_samples)
+        if K < 1:
+            raise ValueError(f"iw_samples must be >= 1, got {K}")
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.vae.n_in:
+            raise ShapeError(f"evaluate: expected x of shape (N, {self.vae.n_in}), got {x.shape}")
+        if self.config["binarize"]:
+            x = (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)
+        noise = self._noise_backend(seed)
+        batch = max(1, self.eval_rows // K)
+        neg_elbo = iwae = 0.0
+        for i in range(0, len(x), batch):
+            xb = self.backend.asarray(x[i:i + batch])
+            eps = noise.normal((K, xb.shape[0], self.vae.latent))
+            log_w, rec, kl = self.vae.log_weights(xb, eps)
+            xp = self.backend.xp
+            neg_elbo += float(xp.sum(xp.mean(rec, axis=0) + kl))
+            iwae -= float(xp.sum(logmeanexp(log_w, axis=0)))           # eq. (vae-8)
+        n = max(len(x), 1)
+        return {"neg_elbo": neg_elbo / n, "iwae": iwae / n}
