@@ -225,8 +225,8 @@ class VAE(Module):
         Returns ``(s, mu, logvar)``: logits ``(batch, 784)``, and ``(batch, k)`` twice.
         """
         mu, logvar = self.encode(x)
-        if eps is None:
-            eps = self.backend.normal(tuple(mu.shape))
+        # a given eps is cast to the model's dtype, so float64 noise cannot upcast a float32 model
+        eps = self.backend.normal(tuple(mu.shape)) if eps is None else self.backend.asarray(eps)
         z, std = reparameterize(mu, logvar, eps)                       # eq. (vae-2)
         self._cache = (eps, std)
         return self.dec.forward(z), mu, logvar                         # eq. (vae-3)
@@ -364,8 +364,8 @@ class VAETrainer(Trainer):
 
         ``neg_elbo``: eq. (vae-4), analytic KL plus the reconstruction averaged over the
         ``K = iw_samples`` draws; ``iwae``: ``-L_K`` of eq. (vae-8), an estimate of
-        ``-log p(x)`` (``K = 1``: the one-sample ELBO on the same draw, so equal to
-        ``neg_elbo``). The noise comes from its own generator seeded with ``seed`` (the
+        ``-log p(x)`` (``K = 1``: minus the one-sample ELBO with a Monte-Carlo KL,
+        ``-log w_1``, whose expectation is ``neg_elbo``). The noise comes from its own generator seeded with ``seed`` (the
         training generator is untouched and every call sees the same noise), in batches of
         at most ``eval_rows`` decoder rows so memory stays bounded. ``binarize=True``
         models binarise ``x`` with a generator of the same seed.
