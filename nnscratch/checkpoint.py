@@ -1,0 +1,93 @@
+"""Checkpoints: one ``.npz`` file that holds everything needed to continue a run exactly.
+
+Contents: every parameter and the optimizer state (``net/...``, ``opt/...``, from
+:meth:`Trainer.state_dict`), the model's config (JSON), the backend's RNG state, and the
+loop's position (``loop/...``: epoch, batch within the epoch, global step, the data
+generator's state at the start of the epoch, the running sums of the epoch's metrics).
+
+Written atomically: to a temporary file in the same directory, flushed and fsync'ed, then
+renamed over the old file, so an interruption never leaves a half-written checkpoint.
+Read with ``allow_pickle=False``: strings are stored as 0-d unicode arrays, never objects.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .trainer import Trainer
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or not what the caller expects."""
+
+
+def save_checkpoint(path, trainer, loop_state):
+    """Write ``trainer`` and the loop's ``loop_state`` (a JSON-able dict) to ``path`` atomically."""
+    state = dict(trainer.state_dict())
+    state["loop/state"] = np.asarray(json.dumps(loop_state))
+    state["loop/format"] = np.asarray(FORMAT_VERSION)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **state)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def read_checkpoint(path):
+    """The raw arrays of a checkpoint as a dict (host NumPy), validated."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            state = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file ({err})") from err
+    for key in ("config", "loop/state", "loop/format"):
+        if key not in state:
+            raise CheckpointError(f"checkpoint {path!r} lacks {key!r}: not written by nnscratch")
+    if int(state["loop/format"]) != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path!r} has format {int(state['loop/format'])}, "
+                              f"this nnscratch reads format {FORMAT_VERSION}")
+    return state
+
+
+def load_checkpoint(path, backend=None, kind=None):
+    """Rebuild the trainer from a checkpoint. Returns ``(trainer, loop_state)``.
+
+    ``kind`` ("vae", "gan"), when given, must match the checkpoint's model.
+    """
+    _import_models()
+    state = read_checkpoint(path)
+    config = json.loads(str(state["config"]))
+    if kind is not None and config.get("kind") != kind:
+        raise CheckpointError(f"checkpoint {path!r} holds a {config.get('kind')!r} model, "
+                              f"not a {kind!r} one")
+    trainer = Trainer.from_config(config, backend=backend)
+    trainer.load_state_dict(state)
+    return trainer, json.loads(str(state["loop/state"]))
+
+
+def _import_models():
+    """Importing the model modules registers their trainers with :class:`Trainer`."""
+    import importlib
+    for name in ("nnscratch.vae", "nnscratch.gan"):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise

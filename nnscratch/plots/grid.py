@@ -1,0 +1,67 @@
+"""Generic figures: image grids and training curves."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def pyplot():
+    """matplotlib's pyplot with a file-only backend, or a clear ImportError."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError("figures need matplotlib: pip install 'nnscratch[plot]'") from err
+    return plt
+
+
+def image_grid(images, nrow=None, side=28, pad=2):
+    """Tile images ``(N, side*side)`` in [0, 1] into one 2-D array with ``nrow`` per row."""
+    images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0).reshape(-1, side, side)
+    n = len(images)
+    nrow = nrow or int(math.ceil(math.sqrt(n)))
+    ncol_rows = int(math.ceil(n / nrow))
+    grid = np.ones((ncol_rows * (side + pad) + pad, nrow * (side + pad) + pad), np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, nrow)
+        top, left = pad + r * (side + pad), pad + c * (side + pad)
+        grid[top:top + side, left:left + side] = img
+    return grid
+
+
+def save_image_grid(images, path, nrow=None, title=None):
+    """Save a grid of images ``(N, 784)`` in [0, 1] as a PNG; returns ``path``."""
+    plt = pyplot()
+    grid = image_grid(images, nrow)
+    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def save_curves(records, keys, path, title=None, ylabel=None):
+    """Plot ``keys`` of the per-epoch log ``records`` against the epoch; returns ``path``."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    epochs = [r["epoch"] for r in records]
+    for key in keys:
+        values = [r.get(key) for r in records]
+        if any(v is not None for v in values):
+            ax.plot(epochs, values, marker="o", ms=3, label=key)
+    ax.set_xlabel("epoch")
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
