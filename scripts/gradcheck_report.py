@@ -1,0 +1,59 @@
+"""Print the worst float64 gradient-check error of every component on each CPU backend.
+
+    python scripts/gradcheck_report.py
+
+The same checks run in the test suite (threshold 1e-7); this script only tabulates them.
+"""
+import numpy as np
+
+import nnscratch as nn
+
+
+def away_from_zero(b, shape, margin=0.1):
+    x = nn.to_numpy(b.normal(shape))
+    return b.asarray(np.where(np.abs(x) < margin, np.sign(x) * margin + x, x))
+
+
+def loss_report(b, loss, diff, fixed):
+    inputs = {**diff, **fixed}
+    _, grads = loss(*inputs.values())
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    analytic = {k: nn.to_numpy(g) for k, g in zip(diff, grads)}
+    return nn.check_gradients(lambda: loss(*inputs.values())[0], diff, analytic)
+
+
+def components(b):
+    yield "Dense", nn.gradcheck(nn.Dense(5, 3, backend=b), b.normal((4, 5)))
+    for name, layer in [("ReLU", nn.ReLU(backend=b)), ("LeakyReLU", nn.LeakyReLU(0.2, backend=b)),
+                        ("Sigmoid", nn.Sigmoid(backend=b)), ("Tanh", nn.Tanh(backend=b)),
+                        ("Identity", nn.Identity(backend=b))]:
+        yield name, nn.gradcheck(layer, away_from_zero(b, (4, 6)))
+    yield "bce_with_logits", loss_report(b, nn.bce_with_logits, {"s": b.normal((4, 5)) * 3},
+                                         {"x": b.uniform((4, 5))})
+    yield "bce", loss_report(b, nn.bce, {"p": b.uniform((4, 5), 0.05, 0.95)}, {"x": b.uniform((4, 5))})
+    yield "mse", loss_report(b, nn.mse, {"y": b.normal((3, 4))}, {"t": b.normal((3, 4))})
+    yield "kl_normal", loss_report(b, nn.kl_normal, {"mu": b.normal((3, 4)),
+                                                     "logvar": b.normal((3, 4))}, {})
+    labels = b.asarray(np.array([0, 2, 1, 2]), dtype=b.xp.int64)
+    yield "softmax_cross_entropy", loss_report(b, nn.softmax_cross_entropy,
+                                               {"s": b.normal((4, 3)) * 2}, {"labels": labels})
+    net = nn.Sequential(nn.Dense(6, 8, backend=b), nn.LeakyReLU(0.2, backend=b),
+                        nn.Dense(8, 4, init="glorot", backend=b), nn.Sigmoid(backend=b))
+    target = b.uniform((5, 4))
+    yield "Dense-LReLU-Dense-Sigmoid+BCE", nn.gradcheck(net, b.normal((5, 6)),
+                                                        loss=lambda p: nn.bce(p, target))
+
+
+def main():
+    rows = {}
+    for name in ("numpy", "array_api_strict"):
+        b = nn.Backend(name, "float64", seed=0)
+        for component, report in components(b):
+            rows.setdefault(component, {})[name] = max(report.values())
+    print(f"| component | numpy | array-api-strict |\n|---|---|---|")
+    for component, errs in rows.items():
+        print(f"| {component} | {errs['numpy']:.1e} | {errs['array_api_strict']:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
