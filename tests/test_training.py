@@ -140,7 +140,7 @@ def test_cli_train_sample_eval(tmp_path, capsys):
     (["train", "vae", "--epochs", "-3"], "integer >= 0"),
     (["train", "vae", "--dataset", "cifar"], "unknown dataset"),
     (["sample", "--checkpoint", "nope.npz", "--out", "x.npy"], "does not exist"),
-    (["train", "gan", "--backend", "cupy", "--epochs", "1"], "cupy|CuPy"),
+    (["train", "vae", "--backend", "cupy", "--epochs", "1"], "cupy|CuPy"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_cli_bad_arguments_give_one_line(argv, message, capsys):
