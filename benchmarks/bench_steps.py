@@ -1,0 +1,539 @@
+"""Training-step time and peak memory of nnscratch against PyTorch and the bare-GEMM bound.
+
+Issue 6's targets, on a CPU with float32: nnscratch's training step no slower than
+PyTorch's for the classic VAE (784-400-20, batch 128), the ``mlp`` GAN and the ``seed`` GAN
+(batch 64); no more than 1.3 times the bare-GEMM bound (the same matrix products, forward
+and backward shapes of every Dense layer, timed alone with the same array library); peak
+resident memory of a short training run at most half of PyTorch's. Run::
+
+    .venv/bin/pip install -r benchmarks/requirements.txt      # torch==2.13.0, CPU wheel
+    .venv/bin/python benchmarks/bench_steps.py                 # ~5 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_steps.py --quick         # a smoke run, ~1 minute
+
+How it measures. Each implementation (nnscratch, PyTorch, the GEMM replay) runs in its own
+process, so that one library's thread pools (OpenBLAS's, OpenMP's) never spin on the cores
+while the other is timed. The parent interleaves them run by run: in every round each
+process, in a shuffled order, takes one untimed step and then ``--steps`` timed ones. The
+table reports medians over all rounds, so a training run started by someone else on the
+same machine slows a few rounds of every implementation alike instead of one column.
+Peak memory is the peak resident set (VmHWM) of a separate, fresh process that loads the
+data, builds the model and trains for ``--memory-steps`` steps. With CuPy and a CUDA
+device present, the timings are repeated on the GPU (``torch`` on ``cuda``); otherwise that
+part is skipped with a note.
+
+The nnscratch side uses the library's trainers (``VAETrainer``, ``GANTrainer``) when they
+exist; until ``nnscratch/gan.py`` lands, the GAN step is written out here with the same
+networks and the same sequence of operations (see :class:`SequentialGAN`).
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import random
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))        # the nnscratch checkout
+sys.path.insert(0, str(HERE))               # torch_ref
+
+import nnscratch as nn  # noqa: E402
+
+MODELS = {
+    "vae": {"batch": 128, "what": "classic VAE 784-400-20 ReLU, neg. ELBO (BCE logits + KL)"},
+    "mlp": {"batch": 64, "what": "GAN G 100-256-512-1024-784, D 784-1024-512-256-1, lrelu 0.2"},
+    "seed": {"batch": 64, "what": "GAN G 100-4096-2048-1024-784, D 784-1024-2048-4096-1"},
+}
+GAN_SIZES = {
+    "mlp": {"G": (100, 256, 512, 1024, 784), "D": (784, 1024, 512, 256, 1)},
+    "seed": {"G": (100, 4096, 2048, 1024, 784), "D": (784, 1024, 2048, 4096, 1)},
+}
+GAN_ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}
+IMPLS = ("nnscratch", "torch", "gemm")
+
+
+def n_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# -- the nnscratch side -------------------------------------------------------------------
+class SequentialGAN:
+    """The GAN step written with nn.Sequential, the same operations as torch_ref.GANStep.
+
+    Used until ``nnscratch.gan.GANTrainer`` exists. Discriminator step on ``[x; G(z)]`` with
+    targets ``[1; 0]`` (D's input gradient skipped), then generator step on a fresh ``z``
+    with the non-saturating target 1, back-propagating through D without touching its
+    gradients (``param_grads=False``).
+    """
+
+    def __init__(self, preset, backend):
+        b = self.backend = backend
+        sizes = GAN_SIZES[preset]
+        self.nz = sizes["G"][0]
+        self.G = self._mlp(sizes["G"], b, nn.Sigmoid(backend=b))
+        self.D = self._mlp(sizes["D"], b, None)
+        self.networks = {"G": self.G, "D": self.D}
+        self.optimizers = {"G": nn.Adam(self.G, **GAN_ADAM), "D": nn.Adam(self.D, **GAN_ADAM)}
+
+    @staticmethod
+    def _mlp(sizes, b, out):
+        layers = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Dense(n_in, n_out, init="pytorch", backend=b))
+            if i < len(sizes) - 2:
+                layers.append(nn.LeakyReLU(0.2, backend=b))
+        if out is not None:
+            layers.append(out)
+        return nn.Sequential(*layers, backend=b)
+
+    def step(self, x):
+        b, xp = self.backend, self.backend.xp
+        B = x.shape[0]
+        ones = xp.ones((B, 1), dtype=b.dtype)
+        fake = self.G.forward(b.normal((B, self.nz)))
+        s = self.D.forward(xp.concat([x, fake]))
+        L_D, ds = nn.bce_with_logits(s, xp.concat([ones, xp.zeros((B, 1), dtype=b.dtype)]))
+        self.D.backward(ds, input_grad=False)
+        self.optimizers["D"].step()
+        s = self.D.forward(self.G.forward(b.normal((B, self.nz))))
+        L_G, ds = nn.bce_with_logits(s, ones)
+        self.G.backward(self.D.backward(ds, param_grads=False), input_grad=False)
+        self.optimizers["G"].step()
+        return {"loss_D": float(L_D), "loss_G": float(L_G)}
+
+
+def nnscratch_trainer(model, backend):
+    """The object whose ``step(x)`` is one training step of ``model``."""
+    if model == "vae":
+        from nnscratch.vae import VAETrainer
+        return VAETrainer({"preset": "classic"}, backend=backend)
+    try:
+        from nnscratch.gan import GANTrainer
+    except ImportError:
+        return SequentialGAN(model, backend)
+    return GANTrainer({"preset": model, "lr": GAN_ADAM["lr"], "betas": list(GAN_ADAM["betas"])},
+                      backend=backend)
+
+
+def dense_layers(obj, seen=None):
+    """Every nn.Dense reachable from ``obj`` (a trainer, a network), each once."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, nn.Dense):
+        return [obj]
+    found = []
+    children = []
+    if isinstance(obj, (list, tuple)):
+        children = list(obj)
+    elif isinstance(obj, dict):
+        children = list(obj.values())
+    elif isinstance(obj, nn.Module) or hasattr(obj, "networks"):
+        children = list(vars(obj).values())
+    for child in children:
+        if isinstance(child, (nn.Module, list, tuple, dict)):
+            found += dense_layers(child, seen)
+    return found
+
+
+def record_products(trainer, x):
+    """The matrix products of one training step, as ``(kind, B, n_in, n_out)`` tuples.
+
+    Each Dense layer's ``forward`` does ``x @ W`` ``(B, n_in) @ (n_in, n_out)``; its
+    ``backward`` does ``x.T @ dy`` when parameter gradients are wanted and ``dy @ W.T``
+    when the input gradient is. The layers are wrapped for one step, then restored.
+    """
+    products = []
+    layers = dense_layers(trainer)
+    for layer in layers:
+        def forward(a, f=layer.forward, layer=layer):
+            products.append(("x@W", a.shape[0], layer.n_in, layer.n_out))
+            return f(a)
+
+        def backward(dy, param_grads=True, input_grad=True, f=layer.backward, layer=layer):
+            if param_grads:
+                products.append(("x.T@dy", dy.shape[0], layer.n_in, layer.n_out))
+            if input_grad:
+                products.append(("dy@W.T", dy.shape[0], layer.n_in, layer.n_out))
+            return f(dy, param_grads=param_grads, input_grad=input_grad)
+        layer.forward, layer.backward = forward, backward
+    trainer.step(x)
+    for layer in layers:
+        del layer.forward, layer.backward
+    return products
+
+
+class GemmReplay:
+    """The bare-GEMM bound: only the recorded products, on arrays of the same shapes and
+    layouts (transposes as views, as in nn.Dense), each result allocated as in the real step."""
+
+    def __init__(self, products, backend):
+        self.xp = backend.xp
+        self.ops = []
+        for kind, B, n_in, n_out in products:
+            if kind == "x@W":
+                a, c = backend.normal((B, n_in)), backend.normal((n_in, n_out))
+            elif kind == "x.T@dy":
+                a, c = backend.normal((B, n_in)).T, backend.normal((B, n_out))
+            else:
+                a, c = backend.normal((B, n_out)), backend.normal((n_in, n_out)).T
+            self.ops.append((a, c))
+
+    def step(self, x):
+        for a, c in self.ops:
+            y = a @ c
+        return y
+
+
+def sample_batch(batch):
+    """A fixed batch of real images (the embedded Fashion-MNIST subset), float32 in [0, 1]."""
+    try:
+        from nnscratch import datasets
+        x = datasets.load("fashion-mnist-mini", download=False).x[:batch]
+    except Exception:           # data layer not importable: uniform noise times the same
+        x = np.random.default_rng(0).random((batch, 784), dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+# -- worker processes ---------------------------------------------------------------------
+def build_step(impl, model, device):
+    """A zero-argument function doing one training step (synchronised on a GPU)."""
+    batch = MODELS[model]["batch"]
+    x_host = sample_batch(batch)
+    if impl == "torch":
+        import torch
+        from torch_ref import nets
+        torch.set_num_threads(n_cores())
+        torch.manual_seed(0)
+        dev = "cuda" if device == "gpu" else "cpu"
+        runner = nets.make_step(model, device=dev)
+        x = torch.from_numpy(x_host).to(dev)
+        if dev == "cuda":
+            def step():
+                runner.step(x)
+                torch.cuda.synchronize()
+            return step
+        return lambda: runner.step(x)
+    backend = nn.Backend("cupy" if device == "gpu" else "numpy", "float32", seed=0)
+    trainer = nnscratch_trainer(model, backend)
+    x = backend.asarray(x_host)
+    runner = trainer
+    if impl == "gemm":
+        runner = GemmReplay(record_products(trainer, x), backend)
+        del trainer
+    if device == "gpu":
+        sync = backend.xp.cuda.Stream.null.synchronize
+
+        def step():
+            runner.step(x)
+            sync()
+        return step
+    return lambda: runner.step(x)
+
+
+def worker(conn, impl, model, device):
+    """Serve timing requests: ``n`` -> one untimed step, then ``n`` timed steps."""
+    try:
+        step = build_step(impl, model, device)
+        step()
+        conn.send(("ready", library_config(impl)))
+    except Exception as err:       # report, do not hang the parent
+        conn.send(("error", f"{type(err).__name__}: {err}"))
+        return
+    while True:
+        n = conn.recv()
+        if n is None:
+            break
+        step()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        conn.send(times)
+    conn.close()
+
+
+def library_config(impl):
+    """Threads and BLAS of the library this process computes with."""
+    if impl == "torch":
+        import torch
+        return {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                "torch_interop_threads": torch.get_num_interop_threads(),
+                "mkl": torch.backends.mkl.is_available(),
+                "mkldnn": torch.backends.mkldnn.is_available(),
+                "torch_parallel": torch.__config__.parallel_info().splitlines()[-1].strip()}
+    return {"numpy": np.__version__, **numpy_blas()}
+
+
+def numpy_blas():
+    """NumPy's BLAS library and the number of threads it uses (read from the loaded library)."""
+    info = {}
+    try:
+        cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["blas"] = f"{cfg.get('name')} {cfg.get('version')}"
+    except Exception:
+        pass
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "openblas" in line.lower()}
+        for path in libs:
+            lib = ctypes.CDLL(path)
+            for sym in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                        "openblas_get_num_threads"):
+                if hasattr(lib, sym):
+                    info["blas_threads"] = int(getattr(lib, sym)())
+                    break
+            for sym in ("scipy_openblas_get_config64_", "openblas_get_config64_",
+                        "openblas_get_config"):
+                if hasattr(lib, sym):
+                    fn = getattr(lib, sym)
+                    fn.restype = ctypes.c_char_p
+                    info["blas_config"] = fn().decode()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+# -- memory: a fresh process per (implementation, model) ----------------------------------
+def memory_child(impl, model, steps):
+    """Load the data, build the model, train ``steps`` steps; print peak RSS in MiB (JSON)."""
+    from nnscratch import datasets
+    batch = MODELS[model]["batch"]
+    data = datasets.load("fashion-mnist-mini", download=False)
+    rng = np.random.default_rng(0)
+    if impl == "torch":
+        import torch
+        from torch_ref import nets
+        torch.set_num_threads(n_cores())
+        runner = nets.make_step(model)
+        x_all = torch.from_numpy(data.x)
+        batch_of = x_all.__getitem__
+        index = torch.from_numpy
+    else:
+        runner = nnscratch_trainer(model, nn.Backend("numpy", "float32", seed=0))
+        x_all = data.x
+        batch_of = x_all.__getitem__
+        index = np.asarray
+    done = 0
+    while done < steps:
+        for idx in datasets.batches(len(x_all), batch, rng):
+            runner.step(batch_of(index(idx)))
+            done += 1
+            if done == steps:
+                break
+    print(json.dumps({"impl": impl, "model": model, "steps": steps, "peak_rss_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib():
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux keeps ru_maxrss across
+    fork and exec, so a child started by a big parent would report the parent's size."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024    # KiB on Linux
+
+
+def measure_memory(impl, model, steps):
+    import subprocess
+    out = subprocess.run([sys.executable, __file__, "--memory-child", impl, model,
+                          "--memory-steps", str(steps)], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- the parent: interleaved timing -------------------------------------------------------
+def time_interleaved(models, impls, device, rounds, steps, log):
+    """Per (model, impl): a list of step times gathered round by round, interleaved."""
+    ctx = mp.get_context("spawn")
+    procs, config = {}, {}
+    for model in models:
+        for impl in impls:
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=worker, args=(child, impl, model, device), daemon=True)
+            p.start()
+            status, info = parent.recv()
+            if status == "error":
+                log(f"  {impl} {model} on {device}: {info} (skipped)")
+                p.join()
+                continue
+            procs[model, impl] = (p, parent)
+            config[impl] = info
+    times = {key: [] for key in procs}
+    order = list(procs)
+    rng = random.Random(0)
+    for r in range(rounds):
+        rng.shuffle(order)
+        for key in order:
+            _, conn = procs[key]
+            time.sleep(0.02)         # let the previous process's threads go idle
+            conn.send(steps)
+            times[key] += conn.recv()
+        if (r + 1) % max(1, rounds // 5) == 0:
+            log(f"  round {r + 1}/{rounds}, load average {os.getloadavg()[0]:.2f}")
+    for p, conn in procs.values():
+        conn.send(None)
+        p.join()
+    return times, config
+
+
+def summarise(times):
+    s = sorted(times)
+    q = statistics.quantiles(s, n=4) if len(s) >= 4 else [s[0], statistics.median(s), s[-1]]
+    return {"median_ms": 1e3 * statistics.median(s), "q1_ms": 1e3 * q[0], "q3_ms": 1e3 * q[2],
+            "min_ms": 1e3 * s[0], "n": len(s)}
+
+
+def gpu_available():
+    try:
+        nn.Backend("cupy")
+    except nn.BackendError as err:
+        return False, str(err)
+    try:
+        import torch
+        if not torch.cuda.is_available():
+            return False, "torch has no CUDA device (the CPU wheel is installed)"
+    except ImportError:
+        return False, "torch is not installed"
+    return True, ""
+
+
+def table(results, models, device):
+    rows = ["| model | nnscratch ms | PyTorch ms | nnscratch / PyTorch | GEMM bound ms | "
+            "nnscratch / GEMM | PyTorch / GEMM | peak RSS nnscratch MiB | PyTorch MiB | "
+            "RSS ratio |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for model in models:
+        r = results.get(model, {})
+
+        def ms(impl):
+            return r.get(impl, {}).get("median_ms")
+
+        def ratio(a, b):
+            return f"{a / b:.2f}" if a and b else "-"
+
+        def fmt(v, digits=1):
+            return f"{v:.{digits}f}" if v else "-"
+        mem = r.get("memory", {})
+        m_n = mem.get("nnscratch", {}).get("peak_rss_mib")
+        m_t = mem.get("torch", {}).get("peak_rss_mib")
+        rows.append(f"| {model} | {fmt(ms('nnscratch'))} | {fmt(ms('torch'))} | "
+                    f"{ratio(ms('nnscratch'), ms('torch'))} | {fmt(ms('gemm'))} | "
+                    f"{ratio(ms('nnscratch'), ms('gemm'))} | {ratio(ms('torch'), ms('gemm'))} | "
+                    f"{fmt(m_n, 0)} | {fmt(m_t, 0)} | {ratio(m_n, m_t)} |")
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="vae,mlp,seed")
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="timed steps per round and process (default: 10 for the VAE, "
+                         "5 for the mlp GAN, 2 for the seed GAN)")
+    ap.add_argument("--memory-steps", type=int, default=20)
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="3 rounds, 5 memory steps")
+    ap.add_argument("--json", default=str(HERE / "results" / "bench_steps.json"))
+    ap.add_argument("--memory-child", nargs=2, metavar=("IMPL", "MODEL"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.memory_child:
+        memory_child(*args.memory_child, args.memory_steps)
+        return
+    if args.quick:
+        args.rounds, args.memory_steps = 3, 5
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    impls = [i for i in IMPLS if not (args.no_torch and i == "torch")]
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+
+    env = {"python": platform.python_version(), "machine": platform.machine(),
+           "cpu": _cpu_name(), "cores": n_cores(), "load_average_start": os.getloadavg(),
+           "env_threads": {k: os.environ.get(k) for k in
+                           ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+    results = {"env": env, "cpu": {}, "gpu": {},
+               "method": "separate processes, interleaved round by round in shuffled order; "
+                         "medians of per-step times; peak RSS = VmHWM of a fresh process"}
+    default_steps = {"vae": 10, "mlp": 5, "seed": 2}
+    for device in ("cpu", "gpu"):
+        if device == "gpu":
+            ok, why = gpu_available()
+            if not ok:
+                results["gpu"] = {"skipped": why}
+                log(f"GPU: skipped ({why})")
+                continue
+        for model in models:
+            steps = args.steps or default_steps.get(model, 3)
+            log(f"{device}: timing {model} ({args.rounds} rounds x {steps} steps)")
+            times, config = time_interleaved([model], impls, device, args.rounds, steps, log)
+            for info in config.values():
+                env.setdefault("libraries", {}).update(info)
+            results[device][model] = {impl: summarise(times[model, impl])
+                                      for impl in impls if (model, impl) in times}
+            results[device][model]["raw_ms"] = {impl: [round(1e3 * t, 3) for t in
+                                                       times[model, impl]]
+                                                for impl in impls if (model, impl) in times}
+    if not args.no_memory:
+        for model in models:
+            log(f"memory: {model} ({args.memory_steps} training steps per process)")
+            results["cpu"][model]["memory"] = {
+                impl: measure_memory(impl, model, args.memory_steps)
+                for impl in ("nnscratch", "torch") if impl in impls}
+    env["load_average_end"] = os.getloadavg()
+
+    print(f"\n## Training step, CPU float32 ({env['cpu']}, {env['cores']} cores)\n")
+    print(table(results["cpu"], models, "cpu"))
+    if results["gpu"] and "skipped" not in results["gpu"]:
+        print("\n## Training step, GPU float32\n")
+        print(table(results["gpu"], models, "gpu"))
+    else:
+        print(f"\nGPU: skipped ({results['gpu'].get('skipped')}).")
+    libs = env.get("libraries", {})
+    print(f"\nnumpy {libs.get('numpy')}, BLAS {libs.get('blas')} "
+          f"({libs.get('blas_threads')} threads; {libs.get('blas_config', '')}); "
+          f"torch {libs.get('torch')} with {libs.get('torch_threads')} threads "
+          f"({libs.get('torch_parallel', '')}); load average {env['load_average_start'][0]:.2f}"
+          f" at start, {env['load_average_end'][0]:.2f} at end.")
+    print(f"Medians of {args.rounds} interleaved rounds; the machine is shared, so single "
+          "steps are noisy (see q1/q3 in the JSON). Peak RSS: fashion-mnist-mini, "
+          f"{args.memory_steps} training steps, fresh process each.")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+        log(f"wrote {args.json}")
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
