@@ -264,3 +264,32 @@ def test_seed_preset_builds_with_the_articles_layer_sizes():
     s, mu, logvar = vae.forward(b.asarray(host_batch(2)))
     assert s.shape == (2, 784) and mu.shape == logvar.shape == (2, PRESETS["seed"]["latent"])
     assert np.isfinite(nn.to_numpy(s)).all() and s.dtype == np.float32
+
+
+# -- figures -------------------------------------------------------------------------------
+def test_figures_write_pngs(tmp_path):
+    pytest.importorskip("matplotlib")
+    from types import SimpleNamespace
+
+    from nnscratch.plots import vae as plots
+    t = VAETrainer({"preset": "classic", "latent": 2}, backend=nn.Backend("numpy", seed=0))
+    data = SimpleNamespace(x=host_batch(60), labels=np.arange(60) % 10,
+                           class_names=tuple(f"class {c}" for c in range(10)))
+    paths = plots.epoch_figures(t, str(tmp_path), data, [{"epoch": 1, "train_loss": 500.0}])
+    names = sorted(p.rsplit("/", 1)[-1] for p in paths)
+    assert names == ["latent.png", "loss.png", "manifold.png", "reconstructions.png",
+                     "samples.png"]
+    for p in paths:
+        with open(p, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    z = plots.manifold_codes(5)
+    assert z.shape == (25, 2) and z[0, 0] < 0 < z[0, 1]     # top-left: low z1, high z2
+    with pytest.raises(ValueError, match="2-D latent"):
+        plots.save_manifold(small_trainer(nn.Backend("numpy", seed=0)), str(tmp_path / "m.png"))
+
+
+def test_import_nnscratch_vae_does_not_import_matplotlib():
+    import subprocess
+    import sys
+    code = "import sys, nnscratch, nnscratch.vae; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
