@@ -18,8 +18,15 @@ def sigmoid(z):
     written with :math:`e^{-|z|} \le 1`, so no exponential can overflow.
     """
     xp = namespace(z)
-    e = xp.exp(-xp.abs(z))
-    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return sigmoid_from_exp(z, xp.exp(-xp.abs(z)))
+
+
+def sigmoid_from_exp(z, e):
+    r""":math:`\sigma(z)` of eq. (sigmoid-1) given :math:`e = e^{-|z|}`, which callers that
+    also need :math:`e` for something else (the BCE from logits) compute only once:
+    :math:`\sigma(z) = 1 / (1 + e)` for :math:`z \ge 0` and :math:`e / (1 + e)` otherwise."""
+    xp = namespace(z, e)
+    return xp.where(z >= 0, 1.0, e) / (1.0 + e)
 
 
 class _Elementwise(Module):
@@ -49,16 +56,17 @@ class ReLU(_Elementwise):
 
     .. math:: y = \max(x, 0), \qquad \frac{\partial L}{\partial x} = \delta \odot [x > 0]
 
-    Caches the boolean mask :math:`[x > 0]` (one byte per entry instead of four).
+    Caches its output ``y``: :math:`y > 0` exactly where :math:`x > 0`, and ``y`` is kept
+    alive anyway as the next layer's input, so the cache costs no memory.
     """
 
     def forward(self, x):
-        xp = self.backend.xp
-        self._cache = x > 0
-        return xp.where(self._cache, x, 0.0)                    # eq. (relu-1)
+        y = self.backend.xp.maximum(x, 0.0)                     # eq. (relu-1)
+        self._cache = y
+        return y
 
-    def _backward(self, dy, mask):
-        return self.backend.xp.where(mask, dy, 0.0)             # eq. (relu-2)
+    def _backward(self, dy, y):
+        return self.backend.xp.where(y > 0, dy, 0.0)            # eq. (relu-2)
 
 
 class LeakyReLU(_Elementwise):
@@ -71,6 +79,10 @@ class LeakyReLU(_Elementwise):
 
     The default ``alpha = 0.2`` is TensorFlow's ``tf.nn.leaky_relu`` default (the seed
     article's activation) and the usual choice in GANs.
+
+    Because :math:`0 \le \alpha < 1`, the forward is :math:`y = \max(x, \alpha x)` (two
+    passes over the batch instead of a mask, a product and a select). The cache is the
+    output ``y``, as for :class:`ReLU`: :math:`y > 0` exactly where :math:`x > 0`.
     """
 
     def __init__(self, alpha=0.2, backend=None):
@@ -83,11 +95,12 @@ class LeakyReLU(_Elementwise):
         return f"LeakyReLU({self.alpha:g})"
 
     def forward(self, x):
-        self._cache = x > 0
-        return self.backend.xp.where(self._cache, x, self.alpha * x)      # eq. (lrelu-1)
+        y = self.backend.xp.maximum(x, self.alpha * x)                   # eq. (lrelu-1)
+        self._cache = y
+        return y
 
-    def _backward(self, dy, mask):
-        return self.backend.xp.where(mask, dy, self.alpha * dy)          # eq. (lrelu-2)
+    def _backward(self, dy, y):
+        return self.backend.xp.where(y > 0, dy, self.alpha * dy)         # eq. (lrelu-2)
 
 
 class Sigmoid(_Elementwise):

@@ -44,8 +44,9 @@ class Dense(Module):
             raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.n_in}), "
                              f"got {tuple(x.shape)}")
         self._cache = x
-        W, b = self._params["W"], self._params["b"]
-        return x @ W + b                                           # eq. (dense-1)
+        y = x @ self._params["W"]                                  # eq. (dense-1)
+        y += self._params["b"]             # in place: y is new, so no second (batch, n_out) array
+        return y
 
     def backward(self, dy, param_grads=True, input_grad=True):
         x = self._cached()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import sigmoid
+from .activations import sigmoid_from_exp
 from .backend import namespace, to_numpy
 from .module import ShapeError
 
@@ -59,7 +59,8 @@ def bce_with_logits(s, x):
               = \max(s, 0) - s x + \log\left(1 + e^{-|s|}\right)
 
     The right-hand form never exponentiates a positive number, so it is exact for logits
-    of any size (:math:`s = \pm 100` included). Gradient, eq. (bce-2):
+    of any size (:math:`s = \pm 100` included). Gradient, eq. (bce-2), with
+    :math:`\sigma(s)` computed from the same :math:`e^{-|s|}` as the loss:
 
     .. math:: \frac{\partial L}{\partial s} = \frac{1}{B}\left(\sigma(s) - x\right)
 
@@ -69,9 +70,10 @@ def bce_with_logits(s, x):
     _check_same_shape("bce_with_logits", s=s, x=x)
     xp = namespace(s, x)
     B = s.shape[0]
-    L = xp.sum(xp.maximum(s, 0.0) - s * x + xp.log1p(xp.exp(-xp.abs(s)))) / B   # eq. (bce-1)
+    e = xp.exp(-xp.abs(s))
+    L = xp.sum(xp.maximum(s, 0.0) - s * x + xp.log1p(e)) / B                      # eq. (bce-1)
     _ensure_finite("bce_with_logits", L, s=s, x=x)
-    ds = (sigmoid(s) - x) / B                                                     # eq. (bce-2)
+    ds = (sigmoid_from_exp(s, e) - x) / B                                         # eq. (bce-2)
     return L, ds
 
 

@@ -9,6 +9,8 @@ collide. ``state_dict`` converts it to names only for saving.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .backend import to_numpy
@@ -122,21 +124,39 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)
+        self.block_size = 1 << 16
 
     def _init_state(self, p):
         zeros = self.module.backend.zeros_like
         return {"m": zeros(p), "v": zeros(p)}
 
     def _update(self, p, g, state):
-        xp = self.module.backend.xp
-        b1, b2, t = self.beta1, self.beta2, self.t
         m, v = state["m"], state["v"]
+        c1 = 1.0 - self.beta1 ** self.t          # bias corrections of eqs. (adam-3), (adam-4)
+        c2 = 1.0 - self.beta2 ** self.t
+        for rows in row_blocks(p.shape, self.block_size):
+            self._update_block(p[rows], g[rows], m[rows], v[rows], c1, c2)
+
+    def _update_block(self, p, g, m, v, c1, c2):
+        """Algorithm 1 on one block of rows; ``p``, ``m``, ``v`` are views, updated in place."""
+        xp = self.module.backend.xp
+        b1, b2 = self.beta1, self.beta2
         m *= b1                                                  # eq. (adam-1)
         m += (1.0 - b1) * g
         v *= b2                                                  # eq. (adam-2)
         v += (1.0 - b2) * (g * g)
-        m_hat = m / (1.0 - b1 ** t)                              # eq. (adam-3)
-        v_hat = v / (1.0 - b2 ** t)                              # eq. (adam-4)
+        m_hat = m / c1                                           # eq. (adam-3)
+        v_hat = v / c2                                           # eq. (adam-4)
         if self.weight_decay:
             p *= 1.0 - self.lr * self.weight_decay               # eq. (adam-6)
         p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)       # eq. (adam-5)
+
+
+def row_blocks(shape, size):
+    """Indices ``a[i:j, ...]`` of blocks of consecutive rows of an array of ``shape``, about
+    ``size`` elements each (at least one row)."""
+    if not shape:
+        return [...]
+    n, row = shape[0], math.prod(shape[1:])
+    step = max(1, size // max(row, 1))
+    return [(slice(i, min(i + step, n)), ...) for i in range(0, n, step)]

@@ -9,9 +9,9 @@ here has the layer sizes, activations and loss of its nnscratch counterpart:
   (nnscratch's eqs. vae-4, bce-1, kl-1).
 * ``"mlp"`` and ``"seed"`` GANs: generator ``100 -> ... -> 784`` with leaky ReLU (0.2) and a
   sigmoid output, discriminator ``784 -> ... -> 1`` with leaky ReLU and a logit output;
-  non-saturating GAN loss as BCE from logits (mean over the batch); one discriminator step
-  on a batch of real and generated images, then one generator step; Adam with
-  lr = 2e-4, betas = (0.5, 0.999).
+  non-saturating GAN loss as BCE from logits (means over the real and over the fake
+  rows, as nnscratch's ``GANTrainer``); one discriminator step on a batch of real and
+  generated images, then one generator step; Adam with lr = 2e-4, betas = (0.5, 0.999).
 
 The training steps are written the efficient PyTorch way, so the comparison is with the
 strongest ordinary PyTorch code: the generator's output is detached for the discriminator
@@ -106,7 +106,8 @@ class GANStep:
             fake = self.G(torch.randn(B, self.nz, device=self.device))
         s = self.D(torch.cat([x, fake]))
         t = torch.cat([torch.ones(B, 1, device=self.device), torch.zeros(B, 1, device=self.device)])
-        loss_D = F.binary_cross_entropy_with_logits(s, t, reduction="sum") / (2 * B)
+        # nnscratch's eq. (gan-1): mean over the real rows plus mean over the fake rows
+        loss_D = F.binary_cross_entropy_with_logits(s, t, reduction="sum") / B
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         self.opt_D.step()
