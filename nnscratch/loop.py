@@ -88,9 +88,17 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
     test : Dataset, optional
         Held-out images for ``trainer.evaluate`` after each epoch and for figures.
 
-    Returns the list of per-epoch records (also in ``out_dir/log.jsonl`` and ``log.csv``).
-    Raises :class:`TrainingInterrupted` on Ctrl-C (after saving) and
-    :class:`TrainingDiverged` on a NaN/Inf loss (without overwriting the checkpoint).
+    Returns
+    -------
+    list of dict
+        The per-epoch records (also in ``out_dir/log.jsonl`` and ``log.csv``).
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C, after saving a checkpoint.
+    TrainingDiverged
+        On a NaN/Inf loss, without overwriting the checkpoint.
     """
     if epochs < 0 or batch_size < 1:
         raise ValueError(f"epochs must be >= 0 and batch_size >= 1 (got {epochs}, {batch_size})")

@@ -1,0 +1,23 @@
+"""Sphinx configuration of the nnscratch docs (build: ``make docs``, warnings are errors)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(".."))
+
+project = "nnscratch"
+author = "the nnscratch developers"
+copyright = "2026, the nnscratch developers"
+extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax"]
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
+math_numfig = True
+numfig = True
+math_eqref_format = "({number})"
+source_suffix = {".md": "markdown"}
+exclude_patterns = ["_build"]
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_mock_imports = ["cupy"]
+html_theme = "alabaster"
+html_static_path = []
+suppress_warnings = ["myst.header"]
