@@ -26,5 +26,11 @@ docs: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[docs]'
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
+# Notebooks with outputs, in full mode (the real figures): notebooks/*.ipynb
+notebooks: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	cd notebooks && for f in [0-9]*.py; do \
+	  ../$(BIN)/jupytext --to ipynb --execute "$$f" || exit 1; done
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info docs/_build
