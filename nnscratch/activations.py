@@ -2,6 +2,10 @@ r"""Elementwise activations and their derivatives.
 
 Each one maps ``(batch, n)`` to ``(batch, n)``; backward multiplies the upstream gradient
 elementwise by the derivative, :math:`\partial L/\partial x = \delta \odot f'(x)`.
+
+Piecewise formulas are computed with arithmetic on a 0/1 mask (``max``, a product) rather
+than ``xp.where``: on activations of random sign, ``where``'s per-entry branch is
+mispredicted half the time, which makes it about ten times slower than a product on a CPU.
 """
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ def sigmoid(z):
 def sigmoid_from_exp(z, e):
     r""":math:`\sigma(z)` of eq. (sigmoid-1) given :math:`e = e^{-|z|}`, which callers that
     also need :math:`e` for something else (the BCE from logits) compute only once:
-    :math:`\sigma(z) = 1 / (1 + e)` for :math:`z \ge 0` and :math:`e / (1 + e)` otherwise."""
+    :math:`\sigma(z) = 1 / (1 + e)` for :math:`z \ge 0` and :math:`e / (1 + e)` otherwise.
+    Since :math:`0 < e \le 1`, that numerator is :math:`\max(e, [z \ge 0])`."""
     xp = namespace(z, e)
-    return xp.where(z >= 0, 1.0, e) / (1.0 + e)
+    return xp.maximum(e, xp.astype(z >= 0, e.dtype)) / (1.0 + e)
 
 
 class _Elementwise(Module):
@@ -66,7 +71,8 @@ class ReLU(_Elementwise):
         return y
 
     def _backward(self, dy, y):
-        return self.backend.xp.where(y > 0, dy, 0.0)            # eq. (relu-2)
+        xp = self.backend.xp
+        return dy * xp.astype(y > 0, dy.dtype)                   # eq. (relu-2)
 
 
 class LeakyReLU(_Elementwise):
@@ -80,9 +86,9 @@ class LeakyReLU(_Elementwise):
     The default ``alpha = 0.2`` is TensorFlow's ``tf.nn.leaky_relu`` default (the seed
     article's activation) and the usual choice in GANs.
 
-    Because :math:`0 \le \alpha < 1`, the forward is :math:`y = \max(x, \alpha x)` (two
-    passes over the batch instead of a mask, a product and a select). The cache is the
-    output ``y``, as for :class:`ReLU`: :math:`y > 0` exactly where :math:`x > 0`.
+    Because :math:`0 \le \alpha < 1`, the forward is :math:`y = \max(x, \alpha x)` and the
+    slope is :math:`\max([x > 0], \alpha)`. The cache is the output ``y``, as for
+    :class:`ReLU`: :math:`y > 0` exactly where :math:`x > 0`.
     """
 
     def __init__(self, alpha=0.2, backend=None):
@@ -100,7 +106,8 @@ class LeakyReLU(_Elementwise):
         return y
 
     def _backward(self, dy, y):
-        return self.backend.xp.where(y > 0, dy, self.alpha * dy)         # eq. (lrelu-2)
+        xp = self.backend.xp
+        return dy * xp.maximum(xp.astype(y > 0, dy.dtype), self.alpha)  # eq. (lrelu-2)
 
 
 class Sigmoid(_Elementwise):

@@ -103,8 +103,8 @@ def bce(p, x, eps=1e-7):
     p_c = xp.clip(p, eps, 1.0 - eps)
     L = -xp.sum(x * xp.log(p_c) + (1.0 - x) * xp.log(1.0 - p_c)) / B             # eq. (bce-3)
     _ensure_finite("bce", L, p=p, x=x)
-    inside = (p > eps) & (p < 1.0 - eps)
-    dp = xp.where(inside, (p_c - x) / (p_c * (1.0 - p_c)), 0.0) / B               # eq. (bce-4)
+    inside = xp.astype((p > eps) & (p < 1.0 - eps), p.dtype)
+    dp = (p_c - x) / (p_c * (1.0 - p_c)) * inside / B                             # eq. (bce-4)
     return L, dp
 
 

@@ -9,8 +9,6 @@ collide. ``state_dict`` converts it to names only for saving.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .backend import to_numpy
@@ -18,6 +16,9 @@ from .backend import to_numpy
 
 class Optimizer:
     """Base class: holds the module, the learning rate, a step counter and the state."""
+
+    #: Elements per block of an update (see :meth:`step`): 64 Ki float32 = 256 KiB per array.
+    block_size = 1 << 16
 
     def __init__(self, module, lr):
         if lr <= 0:
@@ -28,18 +29,30 @@ class Optimizer:
         self.state = {}          # id(param) -> {"m": array, ...}
 
     def step(self):
-        """Apply one update to every parameter from the gradients of the last backward."""
+        """Apply one update to every parameter from the gradients of the last backward.
+
+        ``_update`` runs on blocks of about ``block_size`` elements (consecutive rows), on
+        views that it changes in place. Why blocks: every line of an update rule is a pass
+        over its arrays; on a whole 8-million-entry matrix each pass streams it from main
+        memory again, on a block the later passes find it in the cache. The blocks are
+        independent, so the backend spreads them over the CPU cores.
+        """
         params, grads = self.module.params, self.module.grads
         missing = [name for name in params if name not in grads]
         if missing:
             raise RuntimeError(f"{type(self).__name__}.step: no gradient for {missing[:3]}: "
                                "call backward (with param_grads=True) before step")
         self.t += 1
+        backend = self.module.backend
+        blocks = []
         for name, p in params.items():
             state = self.state.get(id(p))
             if state is None:
                 state = self.state[id(p)] = self._init_state(p)
-            self._update(p, grads[name], state)
+            g = grads[name]
+            for rows in backend.row_blocks(p.shape, self.block_size):
+                blocks.append((p[rows], g[rows], {k: a[rows] for k, a in state.items()}))
+        backend.map(self._update, blocks)
 
     def _init_state(self, p):
         return {}
@@ -124,39 +137,21 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)
-        self.block_size = 1 << 16
 
     def _init_state(self, p):
         zeros = self.module.backend.zeros_like
         return {"m": zeros(p), "v": zeros(p)}
 
     def _update(self, p, g, state):
-        m, v = state["m"], state["v"]
-        c1 = 1.0 - self.beta1 ** self.t          # bias corrections of eqs. (adam-3), (adam-4)
-        c2 = 1.0 - self.beta2 ** self.t
-        for rows in row_blocks(p.shape, self.block_size):
-            self._update_block(p[rows], g[rows], m[rows], v[rows], c1, c2)
-
-    def _update_block(self, p, g, m, v, c1, c2):
-        """Algorithm 1 on one block of rows; ``p``, ``m``, ``v`` are views, updated in place."""
         xp = self.module.backend.xp
-        b1, b2 = self.beta1, self.beta2
+        b1, b2, t = self.beta1, self.beta2, self.t
+        m, v = state["m"], state["v"]
         m *= b1                                                  # eq. (adam-1)
         m += (1.0 - b1) * g
         v *= b2                                                  # eq. (adam-2)
         v += (1.0 - b2) * (g * g)
-        m_hat = m / c1                                           # eq. (adam-3)
-        v_hat = v / c2                                           # eq. (adam-4)
+        m_hat = m / (1.0 - b1 ** t)                              # eq. (adam-3)
+        v_hat = v / (1.0 - b2 ** t)                              # eq. (adam-4)
         if self.weight_decay:
             p *= 1.0 - self.lr * self.weight_decay               # eq. (adam-6)
         p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)       # eq. (adam-5)
-
-
-def row_blocks(shape, size):
-    """Indices ``a[i:j, ...]`` of blocks of consecutive rows of an array of ``shape``, about
-    ``size`` elements each (at least one row)."""
-    if not shape:
-        return [...]
-    n, row = shape[0], math.prod(shape[1:])
-    step = max(1, size // max(row, 1))
-    return [(slice(i, min(i + step, n)), ...) for i in range(0, n, step)]
