@@ -1,0 +1,398 @@
+r"""The generative adversarial network (Goodfellow et al., 2014) with dense networks.
+
+Model and notation (the docs use the same labels):
+
+* Generator :math:`G`: a dense stack maps noise :math:`z \sim \mathcal N(0, I)`
+  ``(batch, latent)`` to samples :math:`\tilde x = G(z)` ``(batch, d)``; a sigmoid output
+  for images (values in [0, 1], like the data), a linear one for points of the plane.
+* Discriminator :math:`D`: a dense stack that outputs one **logit** :math:`s = D(x)` per
+  example; :math:`\sigma(s)` is the probability that :math:`x` is real. The sigmoid lives
+  inside the stable binary cross-entropy (eq. bce-1), never in the network.
+
+* Discriminator loss, eq. (gan-1), on ``n`` real and ``n`` generated examples, with
+  one-sided label smoothing :math:`\varepsilon` (Salimans et al., 2016; 0 by default):
+
+  .. math:: L_D = \mathrm{BCE}(s_{real}, 1 - \varepsilon) + \mathrm{BCE}(s_{fake}, 0)
+            = -\frac1n \sum_i \Big[(1 - \varepsilon) \log \sigma(s_{real,i})
+              + \varepsilon \log(1 - \sigma(s_{real,i})) + \log(1 - \sigma(s_{fake,i}))\Big]
+
+  with gradients, eq. (gan-2), from eq. (bce-2):
+
+  .. math:: \frac{\partial L_D}{\partial s_{real}} = \frac{\sigma(s_{real}) - (1 - \varepsilon)}{n},
+            \qquad \frac{\partial L_D}{\partial s_{fake}} = \frac{\sigma(s_{fake})}{n}
+
+* Generator loss, non-saturating (the default; Goodfellow et al., section 3), eq. (gan-3),
+  and its gradient with respect to the logit, eq. (gan-4):
+
+  .. math:: L_G = -\frac1n \sum_i \log \sigma(s_i) = \mathrm{BCE}(s, 1), \qquad
+            \frac{\partial L_G}{\partial s_i} = -\frac{1 - \sigma(s_i)}{n}
+
+* Generator loss, minimax (the "saturating" one of the value function), eq. (gan-5), and its
+  gradient, eq. (gan-6):
+
+  .. math:: L_G = \frac1n \sum_i \log\big(1 - \sigma(s_i)\big) = -\mathrm{BCE}(s, 0), \qquad
+            \frac{\partial L_G}{\partial s_i} = -\frac{\sigma(s_i)}{n}
+
+  Early in training the discriminator rejects the fakes confidently, :math:`s \ll 0`, so
+  :math:`\sigma(s) \to 0`: the minimax gradient (gan-6) **vanishes** exactly where the
+  generator is worst, while the non-saturating one (gan-4) tends to :math:`-1/n`. Both
+  losses have the same fixed point; only the strength of the signal differs.
+
+* Generator step, eq. (gan-7): the chain rule through the discriminator, whose parameters
+  are held fixed (``D.backward(ds, param_grads=False)`` computes only :math:`\partial L_G /
+  \partial \tilde x`), then through the generator:
+
+  .. math:: \frac{\partial L_G}{\partial \tilde x} = J_D(\tilde x)^\top
+            \frac{\partial L_G}{\partial s}, \qquad
+            \frac{\partial L_G}{\partial \theta_G} = J_G(z)^\top
+            \frac{\partial L_G}{\partial \tilde x}
+
+* Packing (PacGAN, Lin et al., 2018), eq. (gan-8): with pack ``m`` the discriminator judges
+  ``m`` samples at once, all real or all generated, concatenated into one vector; a batch
+  ``(B, d)`` becomes ``(B/m, m d)`` (row ``j`` holds samples ``jm .. jm + m - 1``) and the
+  input layer of :math:`D` is ``m d`` wide. A collapsed generator yields ``m`` near-identical
+  samples, which is easy to tell from ``m`` independent real ones. The gradient with
+  respect to the packed batch is reshaped back to ``(B, d)``. ``n = B/m`` above.
+
+* Training (Goodfellow et al., Algorithm 1): ``k`` discriminator steps, each on a fresh
+  real batch and fresh noise, per generator step; Adam with :math:`\beta_1 = 0.5`
+  (Radford et al., 2016) for both networks.
+
+Presets (:data:`PRESETS`):
+
+``"seed"``
+    The seed article's networks (section 4.1, a TF1 listing whose ``train()`` is ``...``:
+    no loss, no optimizer, no loop): generator ``z``-4096-2048-1024-784 and discriminator
+    784-1024-2048-4096-1, ``tf.nn.leaky_relu`` (slope 0.2), a sigmoid on the generator's
+    output. The listing's discriminator also ends in a sigmoid; here it outputs the logit
+    and the sigmoid lives in the stable BCE (the same model, computed stably). The article
+    leaves the noise dimension open; we use 100. About 25M parameters (12.6M + 12.3M).
+    Initialisation ``"he"`` (He's gain for slope 0.2 on the hidden layers, Glorot on the
+    output layers); ``init="glorot"`` gives TF's ``tf.layers.dense`` default everywhere.
+``"mlp"``
+    The usual small fully connected GAN: generator 100-256-512-1024-784, discriminator
+    784-1024-512-256-1, leaky ReLU 0.2, PyTorch's ``nn.Linear`` initialisation, Adam lr 2e-4,
+    betas (0.5, 0.999), batch 64.
+``"toy"``
+    Points of the plane (``data_dim = 2``, linear output) for the mode-coverage benchmark
+    of :mod:`nnscratch.toy2d`; see :data:`PRESETS` for the sizes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import Identity, LeakyReLU, ReLU, Sigmoid, sigmoid
+from .backend import Backend, get_backend, namespace, to_numpy
+from .dense import Dense
+from .losses import bce_with_logits
+from .module import Sequential, ShapeError
+from .optim import Adam
+from .trainer import Trainer
+
+LOSSES = ("non-saturating", "minimax")
+
+PRESETS = {
+    "seed": {"latent": 100, "data_dim": 784, "G_hidden": (4096, 2048, 1024),
+             "D_hidden": (1024, 2048, 4096), "G_alpha": 0.2, "D_alpha": 0.2, "output": "sigmoid", "init": "he",
+             "lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 64},
+    "mlp": {"latent": 100, "data_dim": 784, "G_hidden": (256, 512, 1024),
+            "D_hidden": (1024, 512, 256), "G_alpha": 0.2, "D_alpha": 0.2, "output": "sigmoid", "init": "pytorch",
+            "lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 64},
+    "toy": {"latent": 2, "data_dim": 2, "G_hidden": (128, 128, 128),
+            "D_hidden": (128, 128, 128), "G_alpha": 0.2, "D_alpha": 0.2, "output": "linear", "init": "he",
+            "lr": 1e-3, "betas": (0.5, 0.999), "batch_size": 256},
+}
+
+#: Config keys shared by every preset, with their defaults.
+DEFAULTS = {"k": 1, "pack": 1, "loss": "non-saturating", "label_smoothing": 0.0}
+
+
+# -- building the networks ------------------------------------------------------------------
+def mlp(sizes, alpha, init, backend, output="linear"):
+    """Dense layers ``sizes[0] -> ... -> sizes[-1]``, a (leaky) ReLU after each hidden layer
+    and ``output`` ("linear" | "sigmoid") after the last. ``init="he"`` uses He's gain on
+    hidden layers and Glorot on the output layer (which no ReLU follows)."""
+    act = (lambda: LeakyReLU(alpha, backend=backend)) if alpha else (lambda: ReLU(backend=backend))
+    layers = []
+    n = len(sizes) - 1
+    for i in range(n):
+        last = i == n - 1
+        layer_init = "glorot" if (last and init == "he") else init
+        layers.append(Dense(sizes[i], sizes[i + 1], init=layer_init, alpha=alpha, backend=backend))
+        if not last:
+            layers.append(act())
+    if output == "sigmoid":
+        layers.append(Sigmoid(backend=backend))
+    elif output == "linear":
+        layers.append(Identity(backend=backend))
+    else:
+        raise ValueError(f"unknown output {output!r}; choose 'linear' or 'sigmoid'")
+    return Sequential(*layers, backend=backend)
+
+
+# -- the pieces of the math, as functions ---------------------------------------------------
+def pack(x, m):
+    """Eq. (gan-8): ``(B, d)`` -> ``(B/m, m d)``, ``m`` consecutive samples per row."""
+    B, d = x.shape
+    if B % m:
+        raise ShapeError(f"pack: the batch ({B}) must be a multiple of the pack size ({m})")
+    return x if m == 1 else _xp(x).reshape(x, (B // m, m * d))
+
+
+def unpack(dxp, m, d):
+    """The inverse reshape of :func:`pack`, for gradients: ``(B/m, m d)`` -> ``(B, d)``."""
+    return dxp if m == 1 else _xp(dxp).reshape(dxp, (dxp.shape[0] * m, d))
+
+
+def _xp(a):
+    return namespace(a)
+
+
+def discriminator_loss(s_real, s_fake, label_smoothing=0.0):
+    r"""Eqs. (gan-1), (gan-2): ``L_D`` and its gradients with respect to both logits.
+
+    Shapes: ``s_real``, ``s_fake`` ``(n, 1)``. Returns ``(L_D, ds_real, ds_fake)``.
+    """
+    xp = _xp(s_real)
+    target = xp.ones_like(s_real) * (1.0 - label_smoothing)     # one-sided: fakes keep 0
+    L_real, ds_real = bce_with_logits(s_real, target)           # eq. (bce-1), (bce-2)
+    L_fake, ds_fake = bce_with_logits(s_fake, xp.zeros_like(s_fake))
+    return L_real + L_fake, ds_real, ds_fake                    # eq. (gan-1), (gan-2)
+
+
+def generator_loss(s_fake, loss="non-saturating"):
+    r"""Eqs. (gan-3) to (gan-6): ``L_G`` and :math:`\partial L_G / \partial s` for the
+    ``"non-saturating"`` or the ``"minimax"`` generator loss. Shape ``(n, 1)``.
+    Returns ``(L_G, ds)``."""
+    xp = _xp(s_fake)
+    if loss == "non-saturating":
+        return bce_with_logits(s_fake, xp.ones_like(s_fake))   # eqs. (gan-3), (gan-4)
+    if loss == "minimax":
+        L, ds = bce_with_logits(s_fake, xp.zeros_like(s_fake))
+        return -L, -ds                                          # eqs. (gan-5), (gan-6)
+    raise ValueError(f"unknown generator loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+# -- the model ------------------------------------------------------------------------------
+class GAN:
+    """A generator ``G`` and a discriminator ``D`` (two :class:`Sequential` networks) and the
+    forward/backward passes of both losses. It computes gradients only; the optimizers (in
+    :class:`GANTrainer`) change the parameters.
+
+    Parameters
+    ----------
+    latent : int
+        Dimension of the noise ``z``.
+    data_dim : int
+        ``d``: 784 for images, 2 for points of the plane.
+    G_hidden, D_hidden : tuple of int
+        Hidden widths.
+    G_alpha, D_alpha : float
+        Slopes of the leaky ReLUs of G and D (0: ReLU).
+    output : {"sigmoid", "linear"}
+        The generator's output.
+    pack : int
+        ``m`` of eq. (gan-8); D's input is ``m d`` wide.
+    """
+
+    def __init__(self, latent=100, data_dim=784, G_hidden=(256, 512, 1024),
+                 D_hidden=(1024, 512, 256), G_alpha=0.2, D_alpha=0.2, output="sigmoid", init="he", pack=1,
+                 backend=None):
+        b = get_backend() if backend is None else backend
+        self.backend = b
+        self.latent, self.data_dim, self.m = int(latent), int(data_dim), int(pack)
+        if self.m < 1:
+            raise ValueError(f"pack must be >= 1, got {pack}")
+        self.G = mlp((self.latent, *G_hidden, self.data_dim), G_alpha, init, b, output)
+        self.D = mlp((self.m * self.data_dim, *D_hidden, 1), D_alpha, init, b, "linear")
+
+    def noise(self, n, backend=None):
+        """``z`` ``(n, latent)`` from N(0, I), drawn by ``backend`` (default: the model's)."""
+        return (backend or self.backend).normal((n, self.latent))
+
+    def discriminate(self, x):
+        """Logits ``(B/m, 1)`` of ``x`` ``(B, d)``, packed by eq. (gan-8)."""
+        return self.D.forward(pack(x, self.m))
+
+    # -- discriminator step -----------------------------------------------------------------
+    def d_loss(self, x, z, label_smoothing=0.0):
+        """Forward for eq. (gan-1): real ``x`` ``(B, d)`` and fakes ``G(z)``, ``z`` ``(B, latent)``,
+        through D in one concatenated batch. Returns ``(L_D, ds, s_real, s_fake)``, ``ds``
+        ``(2B/m, 1)`` ready for :meth:`d_backward`. G is not back-propagated (its output is
+        treated as data: no gradient flows into G in this step)."""
+        xp = self.backend.xp
+        x_fake = self.G.forward(z)
+        n = x.shape[0] // self.m
+        s = self.D.forward(xp.concat([pack(x, self.m), pack(x_fake, self.m)], axis=0))
+        s_real, s_fake = s[:n, :], s[n:, :]
+        L, ds_real, ds_fake = discriminator_loss(s_real, s_fake, label_smoothing)
+        return L, xp.concat([ds_real, ds_fake], axis=0), s_real, s_fake
+
+    def d_backward(self, ds):
+        """Fill ``D.grads`` with eq. (gan-2) back-propagated through D (its input is data)."""
+        self.D.backward(ds, input_grad=False)
+
+    # -- generator step ---------------------------------------------------------------------
+    def g_loss(self, z, loss="non-saturating"):
+        """Forward for eq. (gan-3) or (gan-5): ``z`` ``(B, latent)`` -> G -> pack -> D.
+        Returns ``(L_G, ds, s_fake)``."""
+        s = self.discriminate(self.G.forward(z))
+        L, ds = generator_loss(s, loss)
+        return L, ds, s
+
+    def g_backward(self, ds):
+        """Eq. (gan-7): dL/dx through D with D's parameters and gradients untouched, reshaped
+        back to ``(B, d)``, then through G, filling ``G.grads``."""
+        dx = self.D.backward(ds, param_grads=False)
+        self.G.backward(unpack(dx, self.m, self.data_dim), input_grad=False)
+
+    def generate(self, z):
+        """``G(z)``: ``(n, latent)`` -> ``(n, d)``."""
+        return self.G.forward(z)
+
+
+# -- the trainer the shared loop drives ----------------------------------------------------
+@Trainer.register
+class GANTrainer(Trainer):
+    """Trains a :class:`GAN`: ``k`` discriminator steps per generator step, Adam on both.
+
+    Config keys (None or absent -> the preset's default, see :data:`PRESETS` and
+    :data:`DEFAULTS`): ``preset`` ("seed" | "mlp" | "toy"), ``latent``, ``data_dim``,
+    ``lr``, ``betas``, ``k``, ``pack``, ``loss`` ("non-saturating" | "minimax"),
+    ``label_smoothing``, and, to change the architecture, ``G_hidden``, ``D_hidden``,
+    ``G_alpha``, ``D_alpha`` (leaky ReLU slopes, 0 for ReLU), ``init``. ``batch_size`` is the preset's suggestion to the loop (the pack
+    size must divide the batch).
+
+    Each :meth:`step` consumes one real batch and takes one discriminator step; every
+    ``k``-th call also takes a generator step (on fresh noise of the same batch size), so
+    ``k`` D steps see ``k`` different real batches, as in Goodfellow et al.'s Algorithm 1.
+    """
+
+    kind = "gan"
+    eval_batch = 4096
+
+    def __init__(self, config=None, backend=None):
+        super().__init__(config or {}, backend)
+        preset = self.config.get("preset") or "mlp"
+        if preset not in PRESETS:
+            raise ValueError(f"unknown GAN preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        defaults = {**PRESETS[preset], **DEFAULTS}
+        cfg = {key: (self.config.get(key) if self.config.get(key) is not None else value)
+               for key, value in defaults.items()}
+        for key in ("betas", "G_hidden", "D_hidden"):
+            cfg[key] = [float(v) if key == "betas" else int(v) for v in cfg[key]]
+        if cfg["loss"] not in LOSSES:
+            raise ValueError(f"unknown GAN loss {cfg['loss']!r}; choose one of {', '.join(LOSSES)}")
+        if int(cfg["k"]) < 1:
+            raise ValueError(f"k (discriminator steps per generator step) must be >= 1, got {cfg['k']}")
+        if not 0.0 <= float(cfg["label_smoothing"]) < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {cfg['label_smoothing']}")
+        self.config.update(cfg, preset=preset)
+        self.config.pop("kind", None)
+        self.gan = GAN(cfg["latent"], cfg["data_dim"], cfg["G_hidden"], cfg["D_hidden"],
+                       cfg["G_alpha"], cfg["D_alpha"], cfg["output"], cfg["init"], cfg["pack"], backend=self.backend)
+        self.networks = {"G": self.gan.G, "D": self.gan.D}
+        self.optimizers = {name: Adam(net, lr=float(cfg["lr"]), betas=tuple(cfg["betas"]))
+                           for name, net in self.networks.items()}
+        self.d_steps = 0
+
+    def d_step(self, x):
+        """One discriminator step on real ``x`` ``(B, d)`` and ``B`` fresh fakes.
+
+        Returns ``loss_D``, ``D_real``, ``D_fake`` and ``loss_G``, the generator loss of these
+        fakes under D before its update (a value only: no generator step)."""
+        cfg = self.config
+        L, ds, s_real, s_fake = self.gan.d_loss(x, self.gan.noise(x.shape[0]),
+                                                float(cfg["label_smoothing"]))
+        self.gan.d_backward(ds)
+        self.optimizers["D"].step()
+        xp = self.backend.xp
+        return {"loss_D": float(L), "loss_G": float(generator_loss(s_fake, cfg["loss"])[0]),
+                "D_real": float(xp.mean(sigmoid(s_real))),
+                "D_fake": float(xp.mean(sigmoid(s_fake)))}
+
+    def g_step(self, batch):
+        """One generator step on ``batch`` fresh noise vectors; returns ``L_G``."""
+        L, ds, _ = self.gan.g_loss(self.gan.noise(batch), self.config["loss"])
+        self.gan.g_backward(ds)
+        self.optimizers["G"].step()
+        return float(L)
+
+    def step(self, x):
+        """One D step on the batch ``x`` ``(B, d)`` and, every ``k``-th call, one G step.
+
+        Returns ``{"loss_D", "loss_G", "D_real", "D_fake"}`` (host floats): ``D_real`` and
+        ``D_fake`` are the means of :math:`\\sigma(D(x))` and :math:`\\sigma(D(G(z)))` in
+        the D step (before its update); ``loss_G`` is the loss of the generator step when
+        this call takes one, else the generator loss of the D step's fakes.
+        """
+        if not self.backend.is_array(x):
+            x = self.backend.asarray(x)
+        out = self.d_step(x)
+        self.d_steps += 1
+        if self.d_steps % int(self.config["k"]) == 0:
+            out["loss_G"] = self.g_step(x.shape[0])
+        return out
+
+    def state_dict(self):
+        """The generic state plus the count of D steps (where the next G step falls)."""
+        state = super().state_dict()
+        state["gan/d_steps"] = np.asarray(self.d_steps)
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        if "gan/d_steps" in state:
+            self.d_steps = int(state["gan/d_steps"])
+
+    # -- generation and evaluation (host arrays in, host arrays out) --------------------------
+    def _noise_backend(self, seed):
+        if seed is None:
+            return self.backend
+        return Backend(self.backend.name, self.backend.dtype_name, seed=seed)
+
+    def sample(self, n, seed=None):
+        """``n`` samples ``G(z)``, ``z ~ N(0, I)``: host float32 ``(n, data_dim)`` (in [0, 1]
+        for the image presets). ``seed``: draw z from a fresh generator (the same samples
+        every call, e.g. for a grid of images over training) instead of the training one."""
+        return self.generate(to_numpy(self.gan.noise(n, self._noise_backend(seed))))
+
+    def generate(self, z):
+        """``G(z)`` for host noise ``z`` ``(n, latent)``, in batches: host float32 ``(n, d)``."""
+        z = np.asarray(z, dtype=np.float32)
+        out = [to_numpy(self.gan.generate(self.backend.asarray(z[i:i + self.eval_batch])))
+               for i in range(0, len(z), self.eval_batch)]
+        return np.concatenate(out).astype(np.float32, copy=False) if out else \
+            np.zeros((0, self.gan.data_dim), np.float32)
+
+    def discriminator_probability(self, x):
+        """:math:`\\sigma(D(x))` for host ``x`` ``(N, d)``; each row is packed with itself
+        ``m`` times when ``pack > 1`` (for heat maps of D over the plane)."""
+        x = np.asarray(x, dtype=np.float32)
+        x = np.tile(x, (1, self.gan.m))
+        out = []
+        for i in range(0, len(x), self.eval_batch):
+            s = self.gan.D.forward(self.backend.asarray(x[i:i + self.eval_batch]))
+            out.append(to_numpy(sigmoid(s))[:, 0])
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def evaluate(self, x, seed=0):
+        """Mean :math:`\\sigma(D(x))` on held-out host data ``x`` ``(N, d)`` ("D_real") and
+        on as many fresh fakes ("D_fake"), noise from a generator seeded with ``seed``.
+        With pack ``m``, ``N`` is cut to a multiple of ``m``."""
+        x = np.asarray(x, dtype=np.float32)
+        m = self.gan.m
+        if x.ndim != 2 or x.shape[1] != self.gan.data_dim:
+            raise ShapeError(f"evaluate: expected x of shape (N, {self.gan.data_dim}), got {x.shape}")
+        N = (len(x) // m) * m
+        if N == 0:
+            raise ValueError(f"evaluate: need at least pack = {m} examples, got {len(x)}")
+        x_fake = self.sample(N, seed=seed)
+        xp = self.backend.xp
+        sums = {"D_real": 0.0, "D_fake": 0.0}
+        step = max(m, (self.eval_batch // m) * m)
+        for i in range(0, N, step):
+            for key, a in (("D_real", x[i:min(i + step, N)]), ("D_fake", x_fake[i:i + step])):
+                s = self.gan.discriminate(self.backend.asarray(a))
+                sums[key] += float(xp.sum(sigmoid(s)))
+        return {key: v / (N // m) for key, v in sums.items()}
