@@ -50,6 +50,20 @@ def _ensure_finite(name, value, **inputs):
                          "rate, check the data for NaN, or resume from the last checkpoint.")
 
 
+def log1p(e):
+    r""":math:`\log(1 + e)` for :math:`e \ge 0`, as accurate as ``xp.log1p`` (a few ulps).
+
+    With :math:`u = 1 + e` rounded to floating point, :math:`\log(1 + e) = \log u -
+    ((u - 1) - e) / u` corrects the rounding error of :math:`u` to first order (exact for
+    tiny :math:`e`, where :math:`u = 1`). It is built on ``xp.log``, which NumPy computes
+    with SIMD instructions on every x86 CPU, while its float32 ``log1p`` is a scalar loop
+    on CPUs without AVX-512, several times slower on a batch of images.
+    """
+    xp = namespace(e)
+    u = 1.0 + e
+    return xp.log(u) - ((u - 1.0) - e) / u
+
+
 def bce_with_logits(s, x):
     r"""Binary cross-entropy of targets ``x`` under Bernoulli logits ``s``.
 
@@ -71,7 +85,7 @@ def bce_with_logits(s, x):
     xp = namespace(s, x)
     B = s.shape[0]
     e = xp.exp(-xp.abs(s))
-    L = xp.sum(xp.maximum(s, 0.0) - s * x + xp.log1p(e)) / B                      # eq. (bce-1)
+    L = xp.sum(xp.maximum(s, 0.0) - s * x + log1p(e)) / B                         # eq. (bce-1)
     _ensure_finite("bce_with_logits", L, s=s, x=x)
     ds = (sigmoid_from_exp(s, e) - x) / B                                         # eq. (bce-2)
     return L, ds

@@ -150,8 +150,9 @@ class Adam(Optimizer):
         m += (1.0 - b1) * g
         v *= b2                                                  # eq. (adam-2)
         v += (1.0 - b2) * (g * g)
-        m_hat = m / (1.0 - b1 ** t)                              # eq. (adam-3)
-        v_hat = v / (1.0 - b2 ** t)                              # eq. (adam-4)
+        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t       # m_hat = m / c1, v_hat = v / c2 (adam-3, 4)
         if self.weight_decay:
             p *= 1.0 - self.lr * self.weight_decay               # eq. (adam-6)
-        p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)       # eq. (adam-5)
+        # eq. (adam-5) with m_hat and v_hat substituted: alpha * m_hat = (alpha / c1) * m
+        # saves a pass over the block; eps is still added to sqrt(v_hat), as in Algorithm 1.
+        p -= (self.lr / c1) * m / (xp.sqrt(v / c2) + self.eps)

@@ -184,3 +184,16 @@ def test_no_float64_intermediate_in_training_steps(make_opt):
         net.backward(ds)
         opt.step()
         float(L)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log1p_is_as_accurate_as_the_library_one(dtype):
+    """losses.log1p (built on log, which NumPy vectorises) against float64 log1p: a few ulps."""
+    from nnscratch.losses import log1p
+    e = np.concatenate([np.exp(-np.linspace(0.0, 100.0, 20001)), [0.0, 1e-30, 1e-10, 3.0]])
+    e = e.astype(dtype)
+    exact = np.log1p(e.astype(np.float64))
+    got = log1p(e)
+    assert got.dtype == np.dtype(dtype)
+    ulps = np.abs(got - exact) / np.maximum(exact, np.finfo(dtype).tiny) / np.finfo(dtype).eps
+    assert ulps.max() < 3
