@@ -150,9 +150,11 @@ class Adam(Optimizer):
         m += (1.0 - b1) * g
         v *= b2                                                  # eq. (adam-2)
         v += (1.0 - b2) * (g * g)
-        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t       # m_hat = m / c1, v_hat = v / c2 (adam-3, 4)
+        c1 = 1.0 - b1 ** t                                       # m_hat = m / c1, eq. (adam-3)
+        c2 = 1.0 - b2 ** t                                       # v_hat = v / c2, eq. (adam-4)
         if self.weight_decay:
             p *= 1.0 - self.lr * self.weight_decay               # eq. (adam-6)
-        # eq. (adam-5) with m_hat and v_hat substituted: alpha * m_hat = (alpha / c1) * m
-        # saves a pass over the block; eps is still added to sqrt(v_hat), as in Algorithm 1.
+        # eq. (adam-5), theta -= alpha m_hat / (sqrt(v_hat) + eps), with m_hat and v_hat
+        # substituted: alpha m_hat = (alpha / c1) m saves a pass over the block, and eps is
+        # still added to sqrt(v_hat), as in Algorithm 1.
         p -= (self.lr / c1) * m / (xp.sqrt(v / c2) + self.eps)
