@@ -2,13 +2,13 @@ r"""A dense image classifier whose penultimate layer is the feature space of the
 distance (:mod:`nnscratch.frechet`): this project's stand-in for the Inception network of
 the FID (Heusel et al., 2017), built and trained with nnscratch itself.
 
-Model, eqs. (clf-1) and (clf-2), for images ``x`` ``(batch, 784)`` in [0, 1]:
+Model, eq. (clf-1), for images ``x`` ``(batch, 784)`` in [0, 1]:
 
-.. math:: h = f(x) = \mathrm{relu}(\mathrm{relu}(x W_1 + b_1) W_2 + b_2), \qquad
-          s = h W_3 + b_3
+.. math:: h = \mathrm{relu}(\mathrm{relu}(x W_1 + b_1) W_2 + b_2), \qquad
+          s = h W_3 + b_3, \qquad \hat y = \arg\max_k s_k
 
-``h`` ``(batch, 128)`` are the *features*, ``s`` ``(batch, 10)`` the class logits, and the
-predicted class is :math:`\hat y = \arg\max_k s_k`. Training minimises the softmax
+``h`` ``(batch, 128)`` are the *features*, ``s`` ``(batch, 10)`` the class logits and
+:math:`\hat y` the predicted class. Training minimises the softmax
 cross-entropy of eq. (softmax-2) with Adam (eq. adam-5).
 
 Why 784-256-128-10 with ReLU: on the full Fashion-MNIST it reaches about 88 % test accuracy
@@ -112,10 +112,11 @@ class Classifier(Module):
         return self
 
     # -- host-array API used by the metrics ------------------------------------------
-    def _rows(self, f, x, batch_size=EVAL_ROWS):
+    def _rows(self, f, x, batch_size=EVAL_ROWS, n_in=None):
         x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.n_in:
-            raise ShapeError(f"{self.describe()}: expected images of shape (N, {self.n_in}), "
+        n_in = self.n_in if n_in is None else n_in
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ShapeError(f"{self.describe()}: expected an input of shape (N, {n_in}), "
                              f"got {x.shape}")
         out = [to_numpy(f(self.backend.asarray(x[i:i + batch_size])))
                for i in range(0, len(x), batch_size)]
@@ -132,8 +133,15 @@ class Classifier(Module):
         return self._rows(self.forward, x, batch_size)
 
     def predict(self, x, batch_size=EVAL_ROWS):
-        """Predicted classes :math:`\\hat y = \\arg\\max_k s_k`, eq. (clf-2): int64 ``(N,)``."""
+        """Predicted classes :math:`\\hat y = \\arg\\max_k s_k` (eq. clf-1): int64 ``(N,)``."""
         return np.argmax(self.logits(x, batch_size), axis=1).astype(np.int64)
+
+    def features_and_classes(self, x, batch_size=EVAL_ROWS):
+        """``(features(x), predict(x))`` from one forward pass over host images ``x``."""
+        x = np.asarray(x, dtype=np.float32)
+        h = self.features(x, batch_size)
+        s = self._rows(self.head.forward, h, batch_size, n_in=self.n_features)
+        return h, np.argmax(s, axis=1).astype(np.int64)
 
     def accuracy(self, x, labels):
         """Fraction of ``x`` whose predicted class equals ``labels``."""
