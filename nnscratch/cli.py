@@ -102,6 +102,10 @@ def build_parser():
     data.add_argument("--dataset", default=None, help="default: the one the model was trained on")
     data.add_argument("--data-dir", default=None)
     ev.add_argument("--limit", type=_positive_int, default=None, help="first N test images only")
+    ev.add_argument("--samples", type=_positive_int, default=10000,
+                    help="generated images for the Frechet distance and class coverage")
+    ev.add_argument("--no-image-metrics", action="store_true",
+                    help="skip the classifier-based metrics (they train a classifier once)")
     return parser
 
 
@@ -186,7 +190,14 @@ def _eval(args):
     run = state.get("run", {})
     dataset = args.dataset or (None if args.data_dir else run.get("dataset"))
     test = _load_data(dataset, args.data_dir or run.get("data_dir"), "test", args.limit)
-    metrics = trainer.evaluate(test.x)
+    metrics = dict(trainer.evaluate(test.x))
+    if not args.no_image_metrics:
+        from .frechet import image_metrics
+        data_dir = args.data_dir or run.get("data_dir")
+        images = image_metrics(trainer.sample(args.samples, seed=0), test.name,
+                               data_dir=data_dir)
+        metrics.update({k: v for k, v in images.items() if k != "class_histogram"})
+        metrics["class_histogram"] = " ".join(f"{h:.3f}" for h in images["class_histogram"])
     print(f"{trainer.kind} ({trainer.config.get('preset')}), epoch {state['epoch']}, "
           f"{len(test.x)} test images of {test.name}:")
     for key, value in metrics.items():

@@ -130,7 +130,8 @@ def test_cli_train_sample_eval(tmp_path, capsys):
     assert samples.min() >= 0.0 and samples.max() <= 1.0
     assert (tmp_path / "s.png").exists()
     capsys.readouterr()
-    assert main(["eval", "--checkpoint", str(out / "checkpoint.npz"), "--limit", "200"]) == 0
+    assert main(["eval", "--checkpoint", str(out / "checkpoint.npz"), "--limit", "200",
+                 "--no-image-metrics"]) == 0
     printed = capsys.readouterr().out
     assert "neg_elbo" in printed and "iwae" in printed
 
@@ -167,3 +168,16 @@ def test_ctrl_c_in_a_real_process_saves_and_exits_130(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "--resume" in err and (out / "checkpoint.npz").exists()
+
+
+def test_cli_eval_reports_image_metrics(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NNSCRATCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "gan"
+    assert main(["train", "gan", "--epochs", "1", "--limit", "128", "--out", str(out),
+                 "--quiet", "--no-figures"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "checkpoint.npz"), "--samples", "200",
+                 "--limit", "500"]) == 0
+    printed = capsys.readouterr().out
+    for key in ("frechet", "frechet_train", "classes_covered", "class_histogram"):
+        assert key in printed, printed
