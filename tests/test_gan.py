@@ -260,3 +260,18 @@ def test_seed_preset_builds_with_the_articles_layer_sizes():
     assert isinstance(G.layers[-1], nn.Sigmoid) and isinstance(D.layers[-1], nn.Identity)
     assert all(l.alpha == 0.2 for l in G.layers + D.layers if isinstance(l, nn.LeakyReLU))
     assert PRESETS["seed"]["latent"] == 100
+
+
+def test_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    from nnscratch.plots.gan import epoch_figures, running_mean, save_step_curves
+    b = nn.Backend("numpy", "float32", seed=0)
+    trainer = GANTrainer({"preset": "mlp", "G_hidden": [8], "D_hidden": [8]}, backend=b)
+    history = [trainer.step(host_batch(8, d=784, seed=i)) for i in range(3)]
+    records = [{"epoch": e, "train_loss_D": 1.3, "train_loss_G": 0.7, "train_D_real": 0.55,
+                "train_D_fake": 0.45, "test_D_real": 0.5, "test_D_fake": 0.4} for e in (1, 2)]
+    paths = epoch_figures(trainer, str(tmp_path), None, records)
+    assert sorted(p.rsplit("/", 1)[-1] for p in paths) == ["curves.png", "samples.png"]
+    save_step_curves(history, str(tmp_path / "steps.png"), window=2)
+    assert all((tmp_path / f).stat().st_size > 0 for f in ("curves.png", "samples.png", "steps.png"))
+    assert np.allclose(running_mean([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
