@@ -11,11 +11,12 @@ Model, eq. (clf-1), for images ``x`` ``(batch, 784)`` in [0, 1]:
 :math:`\hat y` the predicted class. Training minimises the softmax
 cross-entropy of eq. (softmax-2) with Adam (eq. adam-5).
 
-Why 784-256-128-10 with ReLU: on the full Fashion-MNIST it reaches about 88 % test accuracy
-after 5 epochs (the 784-512-256-10 network is within a few tenths of a percent and costs
-about 2.5 times the arithmetic per image), and 128 features keep the covariance of
-eq. (frechet-2) well estimated from a few thousand samples (the bias of the Frechet
-distance grows with the feature dimension divided by the number of samples).
+Why 784-256-128-10 with ReLU, batch 256, Adam at 2e-3 annealed to 0 (cosine) over 8
+epochs: on the full Fashion-MNIST it reaches about 89 % test accuracy for 12 s of one CPU
+core. The 784-512-256-10 network gains a few tenths of a percent for 2.2 times the
+arithmetic per image, and 128 features keep the covariance of eq. (frechet-2) well
+estimated from a few thousand samples (the upward bias of the Frechet distance grows with
+the feature dimension divided by the number of samples).
 
 Trained once and cached: :func:`get_classifier` looks for the weights in
 ``<cache>/classifiers/<dataset>_<arch>_e<epochs>_seed<seed>.npz``, where ``<cache>`` is
@@ -26,6 +27,7 @@ comparable only between runs that use the same classifier file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -45,7 +47,7 @@ from .optim import Adam
 FORMAT_VERSION = 1
 N_IN = 784
 N_CLASSES = 10
-DEFAULTS = {"hidden": (256, 128), "epochs": 5, "batch_size": 128, "lr": 1e-3}
+DEFAULTS = {"hidden": (256, 128), "epochs": 8, "batch_size": 256, "lr": 2e-3}
 #: rows per forward pass when extracting features (bounds memory, keeps BLAS efficient)
 EVAL_ROWS = 4096
 
@@ -150,10 +152,14 @@ class Classifier(Module):
     # -- training --------------------------------------------------------------------
     def fit(self, x, labels, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
             lr=DEFAULTS["lr"], seed=0, progress=True, desc="classifier"):
-        """Minimise the softmax cross-entropy (eq. softmax-2) with Adam on host data.
+        r"""Minimise the softmax cross-entropy (eq. softmax-2) with Adam on host data.
 
         ``x`` ``(N, 784)`` float in [0, 1], ``labels`` ``(N,)`` int. Mini-batches are drawn
-        by a generator seeded with ``seed``. Returns the mean loss of each epoch.
+        by a generator seeded with ``seed``. The learning rate follows a cosine from ``lr``
+        to 0 over the ``T`` steps of training, :math:`\eta_t = \eta\,(1 + \cos(\pi t / T))/2`:
+        with a constant rate the test accuracy jumps by half a percent from one epoch to
+        the next; annealed, the last epoch is also the best. Returns the mean loss of each
+        epoch.
         """
         from .datasets import batches
         from .progress import ProgressBar
@@ -164,12 +170,15 @@ class Classifier(Module):
         rng = np.random.default_rng(seed)
         history = []
         batch_size = min(batch_size, len(x))
+        n_batches = len(x) // batch_size
+        t, T = 0, epochs * n_batches
         for epoch in range(epochs):
-            n_batches = len(x) // batch_size
             total = 0.0
             with ProgressBar(n_batches * batch_size, desc=f"{desc} epoch {epoch + 1}/{epochs}",
                              unit="img", disable=not progress) as bar:
                 for idx in batches(len(x), batch_size, rng):
+                    opt.lr = lr * 0.5 * (1.0 + math.cos(math.pi * t / T))
+                    t += 1
                     s = self.forward(self.backend.asarray(x[idx]))
                     L, ds = softmax_cross_entropy(s, self.backend.asarray(labels[idx],
                                                                           dtype=xp.int64))
