@@ -104,6 +104,7 @@ class Classifier(Module):
         return self.head.forward(self.body.forward(x))
 
     def backward(self, ds, param_grads=True, input_grad=True):
+        """Chain rule through the head, then the body (eqs. dense-2 to dense-4, relu-2)."""
         dh = self.head.backward(ds, param_grads=param_grads)
         return self.body.backward(dh, param_grads=param_grads, input_grad=input_grad)
 

@@ -129,10 +129,8 @@ def class_metrics(y_hat, n_classes=10, min_fraction=MIN_FRACTION):
       a generator draws: a missing class still receives the misclassified samples of
       similar ones. Test images of classes 0-4 only (T-shirt, trouser, pullover, dress,
       coat, each 20 % of the set) are predicted as "shirt" 5.4 % of the time, so they count
-      6 classes, not 5 (the other four missing classes get 0.3 % or less; with a 1 % or
-      2 % threshold shirts would count as covered even when only half as many of the
-      look-alike classes are drawn). ``class_kl`` measures the imbalance without a
-      threshold.
+      6 classes, not 5; the other four missing classes get 0.3 % or less. ``class_kl``
+      measures the imbalance without a threshold.
     * ``class_entropy``: :math:`H(p) = -\sum_k p_k \log p_k` in nats,
       :math:`\log K` for balanced classes, 0 for a single class;
     * ``class_kl``: :math:`\mathrm{KL}(p \,\|\, U_K) = \log K - H(p)`, 0 when balanced.
@@ -188,16 +186,7 @@ def image_metrics(samples, dataset_name="fashion-mnist", n_test=10000, data_dir=
     Features are computed in batches; the statistics of the real images are computed once
     per classifier and kept in memory, so repeated calls cost one pass over ``samples``.
     """
-    x = np.asarray(samples, dtype=np.float32)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"image_metrics: expected samples of shape (N, 784) with N >= 2, "
-                         f"got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("image_metrics: samples contain NaN or infinite values")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"image_metrics: samples must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]"
-                         " (a tanh generator's output x in [-1, 1] maps to (x + 1) / 2)")
+    x = _checked_images(samples)
     if classifier is None:
         from .classifier import get_classifier
         classifier = get_classifier(dataset_name, data_dir=data_dir, progress=progress)
@@ -210,3 +199,17 @@ def image_metrics(samples, dataset_name="fashion-mnist", n_test=10000, data_dir=
     out.update(class_metrics(y_hat, classifier.n_classes, min_fraction))
     out["n_samples"] = len(x)
     return out
+
+
+def _checked_images(samples):
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"image_metrics: expected samples of shape (N, 784) with N >= 2, "
+                         f"got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("image_metrics: samples contain NaN or infinite values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:    # a little slack for float32 rounding of a sigmoid
+        raise ValueError(f"image_metrics: samples must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]"
+                         " (a tanh generator's output x in [-1, 1] maps to (x + 1) / 2)")
+    return x
