@@ -40,6 +40,7 @@ class Dense(Module):
         return f"Dense({self.n_in}->{self.n_out})"
 
     def forward(self, x):
+        """Eq. (dense-1), :math:`y = xW + b`: ``(batch, n_in)`` -> ``(batch, n_out)``."""
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.n_in}), "
                              f"got {tuple(x.shape)}")
@@ -49,6 +50,9 @@ class Dense(Module):
         return y
 
     def backward(self, dy, param_grads=True, input_grad=True):
+        r"""Eqs. (dense-2) to (dense-4): ``grads["W"]``, ``grads["b"]`` from ``dy`` of shape
+        ``(batch, n_out)`` (if ``param_grads``), and :math:`\partial L/\partial x`
+        ``(batch, n_in)`` returned (if ``input_grad``, else None)."""
         x = self._cached()
         self._check_dy(dy, (x.shape[0], self.n_out))
         xp = self.backend.xp

@@ -35,7 +35,8 @@ TOLERANCE = 1e-7
 
 
 def numerical_gradient(f, theta, h=1e-6):
-    """Central differences of the scalar ``f()`` with respect to every entry of ``theta``.
+    """Central differences, eq. (gradcheck-1), of the scalar ``f()`` with respect to every
+    entry of ``theta``.
 
     ``theta`` is perturbed in place, one entry at a time, and restored exactly.
     Returns a NumPy array of the shape of ``theta``.

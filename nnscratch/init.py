@@ -26,7 +26,8 @@ def he_gain(alpha=0.0):
 
 
 def init_dense(backend, n_in, n_out, init="he", alpha=0.0):
-    """Return ``(W, b)`` of shapes ``(n_in, n_out)`` and ``(n_out,)`` drawn by ``init``."""
+    """Return ``(W, b)`` of shapes ``(n_in, n_out)`` and ``(n_out,)`` drawn by ``init``:
+    ``"he"`` eq. (init-1), ``"glorot"`` eq. (init-2), ``"pytorch"`` eq. (init-3)."""
     if init == "he":                                          # eq. (init-1)
         W = backend.normal((n_in, n_out), std=he_gain(alpha) / math.sqrt(n_in))
         b = backend.zeros((n_out,))
