@@ -69,17 +69,32 @@ def read_checkpoint(path):
 def load_checkpoint(path, backend=None, kind=None):
     """Rebuild the trainer from a checkpoint. Returns ``(trainer, loop_state)``.
 
-    ``kind`` ("vae", "gan"), when given, must match the checkpoint's model.
+    The trainer is built by ``Trainer.from_config`` from the stored config, on ``backend``
+    (default: the current one), and then given every stored array. ``kind`` ("vae", "gan"),
+    when given, must match the checkpoint's model. Raises :class:`CheckpointError` for a
+    missing, corrupt or foreign file, a model of another kind, or arrays that do not fit the
+    model the config describes.
     """
     _import_models()
     state = read_checkpoint(path)
-    config = json.loads(str(state["config"]))
-    if kind is not None and config.get("kind") != kind:
-        raise CheckpointError(f"checkpoint {path!r} holds a {config.get('kind')!r} model, "
-                              f"not a {kind!r} one")
+    try:
+        config = json.loads(str(state["config"]))
+        loop_state = json.loads(str(state["loop/state"]))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"checkpoint {path!r} is corrupt: unreadable config ({err})") from err
+    found = config.get("kind")
+    if kind is not None and found != kind:
+        raise CheckpointError(f"checkpoint {path!r} holds a {found!r} model, not a {kind!r} one")
+    if found not in Trainer.registry:
+        raise CheckpointError(f"checkpoint {path!r} holds a model of kind {found!r}, which this "
+                              f"nnscratch does not know (known: {', '.join(sorted(Trainer.registry))})")
     trainer = Trainer.from_config(config, backend=backend)
-    trainer.load_state_dict(state)
-    return trainer, json.loads(str(state["loop/state"]))
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+                              f"describes ({type(err).__name__}: {err})") from err
+    return trainer, loop_state
 
 
 def _import_models():

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 import numpy as np
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
+DEFAULT_EPOCHS = 10
 
 
 class UsageError(Exception):
@@ -50,62 +52,88 @@ def _positive_float(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return value
 
 
 def _add_common_train(p, presets, default_preset, default_batch):
-    data = p.add_mutually_exclusive_group()
-    data.add_argument("--dataset", default=None,
-                      help="mnist, fashion-mnist, kmnist or fashion-mnist-mini (embedded, the default)")
-    data.add_argument("--data-dir", default=None, help="a directory holding the IDX files")
-    p.add_argument("--preset", choices=presets, default=default_preset)
+    p.add_argument("--dataset", default=None,
+                   help="mnist, fashion-mnist, kmnist or fashion-mnist-mini (embedded, the "
+                        "default)")
+    p.add_argument("--data-dir", default=None,
+                   help="a directory holding the dataset's IDX files (with no --dataset: mnist)")
+    p.add_argument("--preset", choices=presets, default=None,
+                   help=f"architecture and defaults (default {default_preset})")
     p.add_argument("--latent", type=_positive_int, default=None, help="dimension of z")
-    p.add_argument("--epochs", type=_non_negative_int, default=10)
-    p.add_argument("--batch-size", type=_positive_int, default=default_batch)
-    p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=_non_negative_int, default=None,
+                   help=f"epochs in total (default {DEFAULT_EPOCHS}; when resuming, the "
+                        "original run's)")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help=f"images per step (default {default_batch})")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="Adam learning rate (with --resume: replaces the checkpoint's)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initialisation, the noise and the data order")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NNSCRATCH_BACKEND or numpy)")
-    p.add_argument("--out", default=None, help="output directory (default runs/<model>)")
+    p.add_argument("--out", default=None,
+                   help="output directory (default runs/<model>; when resuming, the "
+                        "checkpoint's directory)")
     p.add_argument("--resume", metavar="CKPT", default=None,
-                   help="continue from a checkpoint.npz (same model, same data order)")
+                   help="continue from a checkpoint.npz exactly where it stopped (the model, "
+                        "data, batch size and epochs come from the checkpoint)")
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="use only the first N training images (quick runs)")
+    p.add_argument("--test-limit", type=_positive_int, default=None,
+                   help="evaluate on the first N test images only (quick runs)")
+    p.add_argument("--eval-every", type=_positive_int, default=1,
+                   help="evaluate on the test split every N epochs (and after the last)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(default_preset=default_preset, default_batch=default_batch)
 
 
 def build_parser():
     parser = _Parser(prog="nnscratch", description="GANs and VAEs from scratch in NumPy.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    train = sub.add_parser("train", help="train a model")
+    train = sub.add_parser("train", help="train a model",
+                           description="Train a model; Ctrl-C saves a checkpoint to resume.")
     models = train.add_subparsers(dest="model", required=True, parser_class=_Parser)
-    vae = models.add_parser("vae", help="variational autoencoder")
+    vae = models.add_parser("vae", help="variational autoencoder",
+                            description="Train a VAE; writes log, checkpoint and figures to --out.")
     _add_common_train(vae, ["classic", "seed"], "classic", 128)
-    vae.add_argument("--binarize", action="store_true", help="dynamic binarisation of each batch")
-    gan = models.add_parser("gan", help="generative adversarial network")
+    vae.add_argument("--binarize", action="store_true", default=None,
+                     help="dynamic binarisation of each batch")
+    gan = models.add_parser("gan", help="generative adversarial network",
+                            description="Train a GAN; writes log, checkpoint and figures to --out.")
     _add_common_train(gan, ["mlp", "seed"], "mlp", 64)
     gan.add_argument("--pack", type=_positive_int, default=None, help="PacGAN packing degree m")
     gan.add_argument("--k", type=_positive_int, default=None, help="D steps per G step")
 
-    sample = sub.add_parser("sample", help="export generated images as (N, 784) in [0, 1]")
+    sample = sub.add_parser("sample", help="export generated images as (N, 784) in [0, 1]",
+                            description="Generate images from a checkpoint: FILE.npy, an "
+                                        "(N, 784) float32 array in [0, 1], and a FILE.png grid.")
     sample.add_argument("--checkpoint", required=True)
     sample.add_argument("--n", type=_positive_int, default=64)
     sample.add_argument("--out", required=True, help="FILE.npy (a FILE.png grid is written too)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=int, default=0, help="seed of the noise z")
+    sample.add_argument("--backend", choices=["numpy", "cupy"], default=None)
 
-    ev = sub.add_parser("eval", help="evaluate a checkpoint on the test split")
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on the test split",
+                        description="Print the model's metrics on the test split (VAE: "
+                                    "negative ELBO and IWAE bound) and, unless "
+                                    "--no-image-metrics, the Frechet distance and class "
+                                    "coverage of its samples.")
     ev.add_argument("--checkpoint", required=True)
-    data = ev.add_mutually_exclusive_group()
-    data.add_argument("--dataset", default=None, help="default: the one the model was trained on")
-    data.add_argument("--data-dir", default=None)
+    ev.add_argument("--dataset", default=None, help="default: the one the model was trained on")
+    ev.add_argument("--data-dir", default=None)
     ev.add_argument("--limit", type=_positive_int, default=None, help="first N test images only")
     ev.add_argument("--samples", type=_positive_int, default=10000,
                     help="generated images for the Frechet distance and class coverage")
     ev.add_argument("--no-image-metrics", action="store_true",
                     help="skip the classifier-based metrics (they train a classifier once)")
+    ev.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     return parser
 
 
@@ -118,6 +146,8 @@ def _load_data(dataset, data_dir, split, limit=None):
     from . import datasets
     if dataset is not None and dataset not in datasets.names():
         raise UsageError(f"unknown dataset {dataset!r}; choose one of {', '.join(datasets.names())}")
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise UsageError(f"--data-dir {data_dir!r} is not a directory")
     name = dataset or ("mnist" if data_dir else "fashion-mnist-mini")
     data = datasets.load(name, split, data_dir=data_dir)
     if limit:
@@ -125,43 +155,111 @@ def _load_data(dataset, data_dir, split, limit=None):
     return data
 
 
-def _train(args):
-    from .checkpoint import load_checkpoint
-    from .loop import fit
+#: command-line option -> config key, per model (None: not given, use the preset's)
+MODEL_OPTIONS = {"vae": ("preset", "latent", "binarize"), "gan": ("preset", "latent", "pack", "k")}
+
+
+def _new_trainer(args):
     from .trainer import Trainer
+    config = {key: getattr(args, key) for key in MODEL_OPTIONS[args.model]}
+    config["preset"] = config["preset"] or args.default_preset
+    config["lr"] = args.lr
+    return Trainer.registry[args.model](config, backend=_backend(args.backend, args.seed))
+
+
+def _resume(args):
+    """The trainer and loop state of ``--resume``; the run's options default to the
+    checkpoint's, and a model option that contradicts the checkpoint is an error."""
+    from .checkpoint import load_checkpoint
+    run_peek = _peek_run(args.resume)
+    trainer, state = load_checkpoint(
+        args.resume, backend=_backend(args.backend or run_peek.get("backend"), args.seed),
+        kind=args.model)
+    for key in MODEL_OPTIONS[args.model]:
+        given, stored = getattr(args, key), trainer.config.get(key)
+        if given is not None and given != stored:
+            raise UsageError(f"--{key} {given} contradicts the checkpoint ({key} = {stored}); "
+                             f"a resumed run keeps its model (leave --{key} out)")
+    run = state.get("run", {})
+    if args.batch_size is not None and args.batch_size != run.get("batch_size", args.batch_size):
+        raise UsageError(f"--batch-size {args.batch_size} differs from the checkpoint's "
+                         f"{run['batch_size']}; a resumed run keeps its batch size")
+    if args.lr is not None:
+        trainer.set_lr(args.lr)
+    for key in ("dataset", "data_dir", "limit", "test_limit", "batch_size", "epochs"):
+        if getattr(args, key) is None:
+            setattr(args, key, run.get(key))
+    args.out = args.out or os.path.dirname(os.path.abspath(args.resume))
+    return trainer, state
+
+
+def _peek_run(path):
+    """The ``run`` options stored in a checkpoint, read without loading its arrays (empty
+    when unreadable: the real load then gives the error)."""
+    import json
+    import zipfile
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return json.loads(str(f["loop/state"])).get("run", {})
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return {}
+
+
+def _command(argv, checkpoint, *extra):
+    """The command line ``argv`` resuming from ``checkpoint`` (its own ``--resume`` and the
+    options in ``extra`` replaced)."""
+    drop = {"--resume"} | {extra[i] for i in range(0, len(extra), 2)}
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in drop:
+            skip = True
+        elif a.split("=", 1)[0] not in drop:
+            kept.append(a)
+    return "nnscratch " + shlex.join(kept + ["--resume", str(checkpoint), *extra])
+
+
+def _train(args):
     import importlib
+    from .loop import CHECKPOINT, TrainingDiverged, TrainingInterrupted, fit, new_loop_state
     importlib.import_module(f"nnscratch.{args.model}")
-    out = args.out or os.path.join("runs", args.model)
     if args.resume:
-        trainer, state = load_checkpoint(args.resume, backend=_backend(args.backend, args.seed),
-                                         kind=args.model)
-        run = state.get("run", {})
-        args.dataset = args.dataset or run.get("dataset")
-        args.data_dir = args.data_dir or run.get("data_dir")
-        args.limit = args.limit or run.get("limit")
-        args.batch_size = run.get("batch_size", args.batch_size)
-        seed = state["seed"]
+        trainer, state = _resume(args)
     else:
-        config = {"preset": args.preset, "latent": args.latent, "lr": args.lr}
-        if args.model == "vae":
-            config["binarize"] = args.binarize or None
-        else:
-            config.update(pack=args.pack, k=args.k)
-        trainer = Trainer.registry[args.model](config, backend=_backend(args.backend, args.seed))
-        state, seed = None, args.seed
+        trainer, state = _new_trainer(args), new_loop_state(args.seed)
+    args.epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    args.batch_size = args.batch_size or args.default_batch
+    out = args.out or os.path.join("runs", args.model)
     train = _load_data(args.dataset, args.data_dir, "train", args.limit)
-    test = _load_data(args.dataset, args.data_dir, "test")
-    if state is not None:
-        state = {**state}
-    print(f"training {trainer.kind} ({trainer.config.get('preset')}) on {train.name}: "
-          f"{len(train.x)} images, batch {args.batch_size}, {args.epochs} epochs, out {out}",
-          file=sys.stderr)
-    from .loop import new_loop_state
-    state = state or new_loop_state(seed)
+    test = _load_data(args.dataset, args.data_dir, "test", args.test_limit)
     state["run"] = {"dataset": train.name, "data_dir": args.data_dir, "limit": args.limit,
-                    "batch_size": args.batch_size}
-    fit(trainer, train, args.epochs, args.batch_size, out, seed=seed, loop_state=state,
-        test=test, figures=not args.no_figures, progress=not args.quiet)
+                    "test_limit": args.test_limit,
+                    "batch_size": args.batch_size, "epochs": args.epochs,
+                    "backend": trainer.backend.name}
+    if args.resume and state["epoch"] >= args.epochs:
+        print(f"{args.resume} has {state['epoch']} epochs done already; pass --epochs N with "
+              f"N > {state['epoch']} to train more", file=sys.stderr)
+        return 0
+    if not args.resume and os.path.exists(os.path.join(out, CHECKPOINT)):
+        print(f"note: {out} holds an earlier run; its checkpoint and log are replaced "
+              f"(use --resume {os.path.join(out, CHECKPOINT)} to continue it instead)",
+              file=sys.stderr)
+    print(f"training {trainer.kind} ({trainer.config.get('preset')}) on {train.name}: "
+          f"{len(train.x)} images, batch {args.batch_size}, epochs {state['epoch'] + 1}.."
+          f"{args.epochs}, backend {trainer.backend.name}, out {out}", file=sys.stderr)
+    try:
+        fit(trainer, train, args.epochs, args.batch_size, out, seed=args.seed, loop_state=state,
+            test=test, eval_every=args.eval_every, figures=not args.no_figures,
+            progress=not args.quiet, resumed_from=args.resume)
+    except TrainingInterrupted as stop:
+        stop.command = _command(args.argv, stop.path)
+        raise
+    except TrainingDiverged as err:
+        if err.checkpoint is not None:
+            lower = f"{float(trainer.config.get('lr') or 1e-3) / 10:g}"
+            err.command = _command(args.argv, err.checkpoint, "--lr", lower)
+        raise
     print(f"done: log, figures and checkpoint in {out}", file=sys.stderr)
     return 0
 
@@ -170,8 +268,9 @@ def _sample(args):
     from .checkpoint import load_checkpoint
     if not args.out.endswith(".npy"):
         raise UsageError(f"--out must name a .npy file, got {args.out!r}")
-    trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(None, args.seed))
-    images = np.clip(np.asarray(trainer.sample(args.n), dtype=np.float32), 0.0, 1.0)
+    trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
+    images = np.clip(np.asarray(trainer.sample(args.n, seed=args.seed), dtype=np.float32),
+                     0.0, 1.0)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.save(args.out, images)
     png = args.out[:-4] + ".png"
@@ -186,7 +285,7 @@ def _sample(args):
 
 def _eval(args):
     from .checkpoint import load_checkpoint
-    trainer, state = load_checkpoint(args.checkpoint, backend=_backend(None, 0))
+    trainer, state = load_checkpoint(args.checkpoint, backend=_backend(args.backend, 0))
     run = state.get("run", {})
     dataset = args.dataset or (None if args.data_dir else run.get("dataset"))
     test = _load_data(dataset, args.data_dir or run.get("data_dir"), "test", args.limit)
@@ -206,32 +305,41 @@ def _eval(args):
 
 
 def main(argv=None):
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    Set ``NNSCRATCH_DEBUG=1`` to get the traceback of an error instead of its one line.
+    """
     from .backend import BackendError
     from .checkpoint import CheckpointError
     from .loop import TrainingDiverged, TrainingInterrupted
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
     except TrainingInterrupted as stop:
-        print(f"\ninterrupted: checkpoint saved to {stop.path}\n"
-              f"resume with: nnscratch train {_model_of(argv)} --resume {stop.path} "
-              f"--out {os.path.dirname(stop.path) or '.'}", file=sys.stderr)
+        print(f"\ninterrupted: checkpoint saved to {stop.path} ({stop.epoch} epochs and "
+              f"{stop.batch} batches of the next done)\n"
+              f"resume with: {getattr(stop, 'command', '')}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TrainingDiverged as err:
         print(f"nnscratch: {err}", file=sys.stderr)
+        if getattr(err, "command", None):
+            print(f"for example: {err.command}", file=sys.stderr)
         return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        print("\ninterrupted (nothing saved by this Ctrl-C; a run keeps its last checkpoint)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (UsageError, BackendError, CheckpointError, FileNotFoundError, ValueError,
             OSError) as err:
+        if os.environ.get("NNSCRATCH_DEBUG"):
+            raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"nnscratch: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as exit_:       # --help
         return exit_.code if isinstance(exit_.code, int) else 0
-
-
-def _model_of(argv):
-    argv = sys.argv[1:] if argv is None else argv
-    return next((a for a in argv if a in ("vae", "gan")), "vae")
 
 
 if __name__ == "__main__":

@@ -6,16 +6,34 @@ owns the model, its optimizers and the backend's generator. Both generators, the
 in the data and every parameter go into ``checkpoint.npz`` after each epoch (and on
 Ctrl-C), so resuming gives the same parameters, bit for bit on the CPU, as a run that was
 never stopped.
+
+What one epoch does, in order:
+
+1. draw the epoch's permutation with the loop's generator and take one optimisation step
+   per batch (a batch is gathered into a reused host buffer and moved to the backend once);
+   the progress bar shows the first metrics, images per second and the time left;
+2. average the step metrics over the epoch and, every ``eval_every`` epochs and after the
+   last, add ``trainer.evaluate`` on the held-out images;
+3. append the record to ``log.jsonl`` / ``log.csv`` and save ``checkpoint.npz``;
+4. write the figures (``trainer.figures``; the grid of samples is also kept per epoch in
+   ``samples/epoch_<n>.png``).
+
+Ctrl-C (SIGINT) never cuts a step in half: the step that is running finishes, then the loop
+saves a checkpoint that records the position *inside* the epoch (the batch index, the
+epoch's permutation seed and the running sums of its metrics), so a resumed run continues
+with the next batch and ends bit for bit where an uninterrupted run would. A second Ctrl-C
+stops at once without saving. A NaN or infinite loss stops the run before anything is
+saved, so the last checkpoint on disk is the last good state.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import os
+import shutil
 import signal
 import sys
 import time
-import warnings
+import types
 
 import numpy as np
 
@@ -26,20 +44,26 @@ from .progress import ProgressBar
 from .runlog import RunLog
 
 CHECKPOINT = "checkpoint.npz"
-#: kind -> module with ``epoch_figures(trainer, out_dir, data, records)``
-FIGURE_HOOKS = {"vae": "nnscratch.plots.vae", "gan": "nnscratch.plots.gan"}
+#: metrics of a step shown on the progress bar (the first ones the trainer returns)
+BAR_METRICS = 3
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C arrived; a checkpoint was saved at ``path``."""
+    """Ctrl-C arrived; a checkpoint was saved at ``path`` (``epoch`` epochs and ``batch``
+    batches of the next one done)."""
 
-    def __init__(self, path):
+    def __init__(self, path, epoch=None, batch=None):
         super().__init__(path)
-        self.path = path
+        self.path, self.epoch, self.batch = path, epoch, batch
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite; the last good checkpoint was left in place."""
+    """A loss or a parameter became NaN or infinite. Nothing was saved; ``checkpoint`` is
+    the path of the last good checkpoint (None if there is none yet)."""
+
+    def __init__(self, message, epoch=None, step=None, metric=None, checkpoint=None):
+        super().__init__(message)
+        self.epoch, self.step, self.metric, self.checkpoint = epoch, step, metric, checkpoint
 
 
 class _SigintFlag:
@@ -68,126 +92,241 @@ class _SigintFlag:
 
 
 def new_loop_state(seed):
-    """Where a fresh run starts: epoch 0, batch 0, the data generator seeded with ``seed``."""
+    """Where a fresh run starts: epoch 0, batch 0, the data generator seeded with ``seed``.
+
+    Keys: ``seed``; ``epoch`` (epochs done); ``batch`` (batches of the current epoch done,
+    non-zero only in a checkpoint saved on Ctrl-C); ``step`` (optimisation steps in all);
+    ``data_rng`` (the state of the loop's generator at the start of the current epoch);
+    ``sums`` (the current epoch's metric sums so far); ``elapsed`` (its training seconds so
+    far); ``wall`` (seconds of the whole run so far, across resumes).
+    """
     rng = np.random.default_rng(seed)
     return {"seed": seed, "epoch": 0, "batch": 0, "step": 0,
-            "data_rng": rng.bit_generator.state, "sums": {}, "elapsed": 0.0}
+            "data_rng": rng.bit_generator.state, "sums": {}, "elapsed": 0.0, "wall": 0.0}
 
 
 def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, test=None,
-        figures=True, progress=True, stream=None, eval_kwargs=None):
-    """Train ``trainer`` on ``data.x`` for ``epochs`` epochs (in total, counting resumed ones).
+        eval_every=1, figures=True, progress=True, stream=None, eval_kwargs=None,
+        resumed_from=None):
+    """Train ``trainer`` on ``data`` until ``epochs`` epochs are done (counting resumed ones).
 
     Parameters
     ----------
     trainer : Trainer
-    data : Dataset
-        Training images (``.x`` ``(N, 784)`` float32 in [0, 1]).
+    data : Dataset or array
+        Training images, ``.x`` (or the array itself) ``(N, 784)`` float32 in [0, 1].
+        Batches are ``batch_size`` rows of a fresh permutation each epoch; the last
+        ``N mod batch_size`` rows of the permutation are left out (every batch is full).
+    epochs : int
+        The total to reach; a resumed run at epoch ``e`` trains ``epochs - e`` more.
+    out_dir : str or path
+        Gets ``checkpoint.npz``, ``log.jsonl``, ``log.csv`` and the figures.
+    seed : int
+        Seed of the loop's data-order generator (ignored when resuming: it is in the state).
     loop_state : dict, optional
         From :func:`nnscratch.checkpoint.load_checkpoint`, to resume; None starts afresh.
-    test : Dataset, optional
-        Held-out images for ``trainer.evaluate`` after each epoch and for figures.
+    test : Dataset or array, optional
+        Held-out images for ``trainer.evaluate`` and for the figures (default: ``data``).
+    eval_every : int
+        Evaluate on ``test`` after every ``eval_every``-th epoch, and after the last one.
+    figures : bool
+        Write ``trainer.figures`` after every epoch (needs matplotlib; without it one
+        warning is printed and training goes on).
+    progress : bool
+        Show a progress bar per epoch on ``stream`` (default ``sys.stderr``).
+    eval_kwargs : dict, optional
+        Extra keyword arguments of ``trainer.evaluate``.
+    resumed_from : str, optional
+        The checkpoint ``loop_state`` came from, named in the message of a divergence that
+        happens before this run saves its own.
 
     Returns
     -------
     list of dict
-        The per-epoch records (also in ``out_dir/log.jsonl`` and ``log.csv``).
+        The per-epoch records (also in ``out_dir/log.jsonl`` and ``log.csv``): ``epoch``,
+        ``step``, ``train_<metric>`` (the mean over the epoch's steps), ``test_<metric>``,
+        ``time_s`` (training seconds of the epoch), ``img_per_s``, ``eval_s``, ``wall_s``
+        (seconds since the run began, evaluation and figures included).
 
     Raises
     ------
     TrainingInterrupted
         On Ctrl-C, after saving a checkpoint.
     TrainingDiverged
-        On a NaN/Inf loss, without overwriting the checkpoint.
+        On a NaN/Inf loss or parameter, without overwriting the checkpoint.
     """
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"epochs must be >= 0 and batch_size >= 1 (got {epochs}, {batch_size})")
+    data, test = _as_dataset(data), None if test is None else _as_dataset(test)
+    if epochs < 0 or batch_size < 1 or eval_every < 1:
+        raise ValueError(f"epochs must be >= 0, batch_size and eval_every >= 1 "
+                         f"(got {epochs}, {batch_size}, {eval_every})")
     if len(data.x) < batch_size:
         raise ValueError(f"batch size {batch_size} exceeds the {len(data.x)} training images")
     os.makedirs(out_dir, exist_ok=True)
     state = new_loop_state(seed) if loop_state is None else dict(loop_state)
+    state.setdefault("wall", 0.0)
     log = RunLog(out_dir)
-    log.truncate(state["epoch"])
+    records = log.truncate(state["epoch"])
     stream = sys.stderr if stream is None else stream
-    ckpt = os.path.join(out_dir, CHECKPOINT)
-    n_batches = len(data.x) // batch_size
+    run = _Run(trainer, data, batch_size, epochs, out_dir, state, stream, progress,
+               last_good=_last_good(out_dir, loop_state, resumed_from))
     with _SigintFlag() as sigint:
+        run.sigint = sigint
         while state["epoch"] < epochs:
-            _run_epoch(trainer, data, batch_size, n_batches, state, epochs, sigint, ckpt,
-                       progress, stream)
-            record = _end_epoch(trainer, state, n_batches, test, eval_kwargs or {})
-            log.append(record)
-            save_checkpoint(ckpt, trainer, state)
+            run.train_epoch()
+            due = test is not None and (state["epoch"] + 1 == epochs
+                                        or (state["epoch"] + 1) % eval_every == 0)
+            record = run.end_epoch(test if due else None, eval_kwargs or {})
+            records = log.append(record)
+            started = time.perf_counter()
+            save_checkpoint(run.ckpt, trainer, state)
+            run.last_good = run.ckpt
             if figures:
-                _figures(trainer, out_dir, test if test is not None else data, log.read(), stream)
+                run.figures(test if test is not None else data, records)
+            state["wall"] += time.perf_counter() - started
             print(_summary(record, epochs), file=stream)
-    return log.read()
+            if sigint.raised:           # Ctrl-C during evaluation or figures: stop here
+                save_checkpoint(run.ckpt, trainer, state)
+                raise TrainingInterrupted(run.ckpt, state["epoch"], 0)
+    return records
 
 
-def _run_epoch(trainer, data, batch_size, n_batches, state, epochs, sigint, ckpt, progress,
-               stream):
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state["data_rng"]          # the order of this epoch
-    order = list(batches(len(data.x), batch_size, rng))
-    start = time.perf_counter()
-    bar = ProgressBar(total=n_batches * batch_size, desc=f"epoch {state['epoch'] + 1}/{epochs}",
-                      unit="img", stream=stream, disable=not progress)
-    bar.update(state["batch"] * batch_size)
-    try:
-        for i in range(state["batch"], n_batches):
-            metrics = _checked_step(trainer, data.x[order[i]], state, i)
-            for key, value in metrics.items():
-                state["sums"][key] = state["sums"].get(key, 0.0) + value
-            state["batch"], state["step"] = i + 1, state["step"] + 1
-            bar.update(batch_size, **{k: v for k, v in list(metrics.items())[:3]})
-            if sigint.raised:
-                state["elapsed"] += time.perf_counter() - start
-                save_checkpoint(ckpt, trainer, state)
-                raise TrainingInterrupted(ckpt)
-    finally:
-        bar.close()
-    state["elapsed"] += time.perf_counter() - start
-    state["data_rng"] = rng.bit_generator.state           # the next epoch's order follows
+class _Run:
+    """The pieces of :func:`fit` that share its state (kept apart for short functions)."""
+
+    def __init__(self, trainer, data, batch_size, epochs, out_dir, state, stream, progress,
+                 last_good):
+        self.trainer, self.data, self.batch_size, self.epochs = trainer, data, batch_size, epochs
+        self.out_dir, self.state, self.stream, self.progress = out_dir, state, stream, progress
+        self.ckpt = os.path.join(out_dir, CHECKPOINT)
+        self.last_good = last_good
+        self.n_batches = len(data.x) // batch_size
+        # One host buffer for every batch: a gather into it, then one transfer to the backend.
+        self.buffer = np.empty((batch_size,) + tuple(data.x.shape[1:]), dtype=data.x.dtype)
+        self.figures_warned = False
+        self.sigint = None
+
+    def train_epoch(self):
+        state, b = self.state, self.batch_size
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["data_rng"]       # this epoch's permutation
+        order = list(batches(len(self.data.x), b, rng))
+        first = state["batch"]
+        desc = f"epoch {state['epoch'] + 1}/{self.epochs}" + (f" (from batch {first + 1})"
+                                                              if first else "")
+        bar = ProgressBar(total=(self.n_batches - first) * b, desc=desc, unit="img",
+                          stream=self.stream, disable=not self.progress)
+        start = time.perf_counter()
+        try:
+            for i in range(first, self.n_batches):
+                np.take(self.data.x, order[i], axis=0, out=self.buffer)
+                metrics = self._checked_step(self.trainer.backend.asarray(self.buffer), i)
+                for key, value in metrics.items():
+                    state["sums"][key] = state["sums"].get(key, 0.0) + value
+                state["batch"], state["step"] = i + 1, state["step"] + 1
+                bar.update(b, **dict(list(metrics.items())[:BAR_METRICS]))
+                if self.sigint is not None and self.sigint.raised:
+                    self._add_time(time.perf_counter() - start)
+                    save_checkpoint(self.ckpt, self.trainer, state)
+                    raise TrainingInterrupted(self.ckpt, state["epoch"], state["batch"])
+        finally:
+            bar.close()
+        self._add_time(time.perf_counter() - start)
+        state["data_rng"] = rng.bit_generator.state       # the next epoch's order follows
+
+    def _add_time(self, seconds):
+        self.state["elapsed"] += seconds
+        self.state["wall"] += seconds
+
+    def _checked_step(self, x, i):
+        try:
+            metrics = self.trainer.step(x)
+        except NonFiniteError as err:
+            raise self._diverged(i, str(err).split(". Try")[0], "loss") from err
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if bad:
+            raise self._diverged(i, ", ".join(f"{k} = {metrics[k]}" for k in bad), bad[0])
+        return metrics
+
+    def _diverged(self, i, what, metric):
+        state = self.state
+        where = (f"epoch {state['epoch'] + 1}, step {i + 1} of {self.n_batches} "
+                 f"(global step {state['step'] + 1})")
+        return TrainingDiverged(f"training diverged in {where}: {what}.\n{self._advice()}",
+                                epoch=state["epoch"] + 1, step=state["step"] + 1,
+                                metric=metric, checkpoint=self.last_good)
+
+    def _advice(self):
+        if self.last_good is None:
+            return ("No checkpoint was saved before this happened. Try a lower --lr, "
+                    "check the data for NaN or Inf, and start again.")
+        return (f"Try a lower --lr, check the data for NaN or Inf, or resume from the last "
+                f"good checkpoint {self.last_good} (not overwritten by the bad state).")
+
+    def end_epoch(self, test, eval_kwargs):
+        state = self.state
+        record = {"epoch": state["epoch"] + 1, "step": state["step"]}
+        record.update({f"train_{k}": v / self.n_batches for k, v in state["sums"].items()})
+        bad = [name for name, p in self.trainer.parameters()
+               if not bool(self.trainer.backend.xp.all(self.trainer.backend.xp.isfinite(p)))]
+        if bad:
+            raise TrainingDiverged(f"training diverged in epoch {record['epoch']}: the "
+                                   f"parameters {', '.join(bad[:3])} hold NaN or Inf.\n"
+                                   f"{self._advice()}", epoch=record["epoch"],
+                                   step=state["step"], metric=bad[0], checkpoint=self.last_good)
+        t0 = time.perf_counter()
+        if test is not None:
+            record.update({f"test_{k}": v for k, v in
+                           self.trainer.evaluate(test.x, **eval_kwargs).items()
+                           if isinstance(v, (int, float))})
+        eval_s = time.perf_counter() - t0
+        record["time_s"] = round(state["elapsed"], 3)
+        record["img_per_s"] = round(self.n_batches * self.batch_size / max(state["elapsed"], 1e-9), 1)
+        record["eval_s"] = round(eval_s, 3)
+        state["wall"] += eval_s
+        record["wall_s"] = round(state["wall"], 3)
+        state.update(epoch=state["epoch"] + 1, batch=0, sums={}, elapsed=0.0)
+        return record
+
+    def figures(self, data, records):
+        """``trainer.figures``; a failure is reported and training goes on (the checkpoint
+        of the epoch is already saved)."""
+        try:
+            paths = self.trainer.figures(self.out_dir, data, records) or []
+        except ImportError as err:
+            if not self.figures_warned:
+                print(f"nnscratch: warning: no figures ({err}); training goes on",
+                      file=self.stream)
+                self.figures_warned = True
+            return []
+        except Exception as err:       # noqa: BLE001 - a plot must not end a long run
+            print(f"nnscratch: warning: the figures of epoch {records[-1]['epoch']} failed "
+                  f"({type(err).__name__}: {err}); training goes on", file=self.stream)
+            return []
+        for path in paths:
+            if os.path.basename(str(path)) == "samples.png":
+                history = os.path.join(self.out_dir, "samples")
+                os.makedirs(history, exist_ok=True)
+                shutil.copyfile(path, os.path.join(history, f"epoch_{records[-1]['epoch']:03d}.png"))
+        return paths
 
 
-def _checked_step(trainer, x, state, i):
-    where = f"epoch {state['epoch'] + 1}, step {i + 1} of the epoch (global step {state['step'] + 1})"
-    advice = ("Try a lower --lr, check the data for NaN, or resume from the last good "
-              "checkpoint (it was not overwritten).")
-    try:
-        metrics = trainer.step(x)
-    except NonFiniteError as err:
-        raise TrainingDiverged(f"training diverged at {where}: {err}") from err
-    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-    if bad:
-        raise TrainingDiverged(f"training diverged at {where}: {', '.join(bad)} = "
-                               f"{metrics[bad[0]]}. {advice}")
-    return metrics
+def _as_dataset(data):
+    if hasattr(data, "x"):
+        return data
+    x = np.asarray(data)
+    return types.SimpleNamespace(x=x, labels=np.zeros(len(x), np.int64), class_names=None,
+                                 name="array")
 
 
-def _end_epoch(trainer, state, n_batches, test, eval_kwargs):
-    record = {"epoch": state["epoch"] + 1, "step": state["step"]}
-    record.update({f"train_{k}": v / n_batches for k, v in state["sums"].items()})
-    if test is not None:
-        record.update({f"test_{k}": v for k, v in trainer.evaluate(test.x, **eval_kwargs).items()
-                       if isinstance(v, (int, float))})
-    record["time_s"] = round(state["elapsed"], 3)
-    state.update(epoch=state["epoch"] + 1, batch=0, sums={}, elapsed=0.0)
-    return record
-
-
-def _figures(trainer, out_dir, data, records, stream):
-    try:
-        hook = importlib.import_module(FIGURE_HOOKS[trainer.kind]).epoch_figures
-        hook(trainer, out_dir, data, records)
-    except ImportError as err:
-        if not getattr(_figures, "warned", False):
-            warnings.warn(f"no figures written: {err}", stacklevel=2)
-            _figures.warned = True
+def _last_good(out_dir, loop_state, resumed_from):
+    if resumed_from is not None:
+        return str(resumed_from)
+    ckpt = os.path.join(out_dir, CHECKPOINT)
+    return ckpt if loop_state is not None and os.path.exists(ckpt) else None
 
 
 def _summary(record, epochs):
     values = "  ".join(f"{k}={v:.4g}" for k, v in record.items()
-                       if k not in ("epoch", "step") and isinstance(v, float))
-    return f"epoch {record['epoch']}/{epochs}  {values}"
-
+                       if k.startswith(("train_", "test_")) and isinstance(v, float))
+    return (f"epoch {record['epoch']}/{epochs}  {values}  ({record['time_s']:.1f} s, "
+            f"{record['img_per_s']:.0f} img/s)")

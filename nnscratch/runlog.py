@@ -1,16 +1,22 @@
 """The per-epoch metrics log of a run: ``log.jsonl`` (one JSON object a line) and ``log.csv``.
 
-Both are appended to after every epoch, so a resumed run continues the same files and an
-interrupted run keeps every finished epoch.
+Both are rewritten after every epoch (to a temporary file, then renamed over the old one, so
+an interruption never leaves half a log), so a resumed run continues the same files and an
+interrupted run keeps every finished epoch. ``log.jsonl`` is the reference; ``log.csv`` has
+one column per key seen in any record (blank where an epoch has no value, e.g. held-out
+metrics computed every few epochs only).
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 
 
 class RunLog:
+    """The log files ``log.jsonl`` and ``log.csv`` in ``out_dir``."""
+
     def __init__(self, out_dir):
         self.jsonl = os.path.join(out_dir, "log.jsonl")
         self.csv = os.path.join(out_dir, "log.csv")
@@ -27,20 +33,28 @@ class RunLog:
         older than the log drops the epochs that will be run again)."""
         records = [r for r in self.read() if r["epoch"] <= epochs_done]
         self._rewrite(records)
+        return records
 
     def append(self, record):
-        with open(self.jsonl, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        self._rewrite(self.read())
+        """Add one epoch's record; returns every record so far."""
+        records = self.read() + [record]
+        self._rewrite(records)
+        return records
 
     def _rewrite(self, records):
-        with open(self.jsonl, "w") as f:
-            for r in records:
-                f.write(json.dumps(r) + "\n")
+        _write_atomic(self.jsonl, "".join(json.dumps(r) + "\n" for r in records))
         keys = []
         for r in records:
             keys += [k for k in r if k not in keys]
-        with open(self.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(records)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        _write_atomic(self.csv, text.getvalue())
+
+
+def _write_atomic(path, text):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)

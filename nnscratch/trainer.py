@@ -9,10 +9,17 @@ Subclasses set ``kind``, build ``self.networks`` and ``self.optimizers`` (dicts 
 short name to a Module / an Optimizer) in ``__init__`` and implement ``step``, ``sample``
 and ``evaluate``. ``config`` must be JSON-serialisable and enough to rebuild the trainer
 (``Trainer.from_config``), which is how a checkpoint is loaded without pickle.
+
+Optional: ``figures(out_dir, data, records)`` writes the PNGs of an epoch. The default
+looks for ``epoch_figures`` in ``nnscratch/plots/<kind>.py`` and otherwise draws the loss
+curves and a grid of samples from a fixed noise batch (``sample(n, seed=figure_seed)``),
+so that the grids of successive epochs show the same draws of ``z``.
 """
 from __future__ import annotations
 
+import importlib
 import json
+import os
 
 import numpy as np
 
@@ -21,6 +28,8 @@ from .backend import get_backend
 
 class Trainer:
     kind = "base"
+    #: seed of the fixed noise batch behind the sample grids of every epoch
+    figure_seed = 1234
     #: kind -> subclass, filled by ``register`` so that a checkpoint can name its class.
     registry = {}
 
@@ -50,13 +59,55 @@ class Trainer:
         """
         raise NotImplementedError
 
-    def sample(self, n):
-        """``n`` generated images as a host array of shape ``(n, 784)`` with values in [0, 1]."""
+    def sample(self, n, seed=None):
+        """``n`` generated images as a host array of shape ``(n, 784)`` with values in [0, 1].
+
+        ``seed`` None draws the noise from the training generator; an integer draws it from
+        a fresh generator with that seed (the same images on every call: fixed noise).
+        """
         raise NotImplementedError
 
     def evaluate(self, x):
         """Metrics on held-out data ``x`` (host array ``(N, 784)``), as a dict of floats."""
         raise NotImplementedError
+
+    # -- optional hooks, with defaults -------------------------------------------------
+    def figures(self, out_dir, data, records):
+        """Write this epoch's PNG figures into ``out_dir``; return their paths.
+
+        ``data``: a Dataset (``.x``, ``.labels``) of held-out images; ``records``: the log
+        so far (a list of per-epoch dicts, the last one this epoch's). The default uses
+        ``nnscratch.plots.<kind>.epoch_figures`` when that module exists, else writes
+        ``loss.png`` (every ``train_*``/``test_*`` metric) and ``samples.png`` (64 samples
+        from the fixed noise of :attr:`figure_seed`). Raises ImportError without matplotlib.
+        """
+        try:
+            module = importlib.import_module(f"nnscratch.plots.{self.kind}")
+        except ModuleNotFoundError as err:
+            if err.name != f"nnscratch.plots.{self.kind}":
+                raise
+            module = None
+        if module is not None and hasattr(module, "epoch_figures"):
+            return module.epoch_figures(self, out_dir, data, records)
+        from .plots.grid import metric_keys, save_curves, save_image_grid
+        return [save_curves(records, metric_keys(records), os.path.join(out_dir, "loss.png"),
+                            title=self.kind),
+                save_image_grid(self.sample(64, seed=self.figure_seed),
+                                os.path.join(out_dir, "samples.png"), nrow=8,
+                                title=f"samples, fixed noise, epoch {records[-1]['epoch']}")]
+
+    def set_lr(self, lr):
+        """Give every optimizer the learning rate ``lr`` (and record it in ``config``), e.g.
+        to resume a diverged run from its last checkpoint with a smaller step."""
+        for opt in self.optimizers.values():
+            opt.lr = float(lr)
+        self.config["lr"] = float(lr)
+
+    def parameters(self):
+        """``(name, live array)`` for every parameter of every network, ``"<net>/<param>"``."""
+        for key, net in self.networks.items():
+            for name, p in net.params.items():
+                yield f"{key}/{name}", p
 
     # -- moving and saving, the same for every model --------------------------------
     def to(self, backend):

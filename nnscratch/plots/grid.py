@@ -32,7 +32,8 @@ def image_grid(images, nrow=None, side=28, pad=2):
 
 
 def save_image_grid(images, path, nrow=None, title=None):
-    """Save a grid of images ``(N, 784)`` in [0, 1] as a PNG; returns ``path``."""
+    """Save a grid of images ``(N, 784)`` in [0, 1] as a PNG, ``nrow`` per row (default: a
+    square); returns ``path``."""
     plt = pyplot()
     grid = image_grid(images, nrow)
     fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
@@ -45,14 +46,25 @@ def save_image_grid(images, path, nrow=None, title=None):
     return path
 
 
+def metric_keys(records):
+    """The ``train_*`` and ``test_*`` keys of the per-epoch log ``records``, in log order."""
+    keys = []
+    for r in records:
+        keys += [k for k in r if k.startswith(("train_", "test_")) and k not in keys]
+    return keys
+
+
 def save_curves(records, keys, path, title=None, ylabel=None):
-    """Plot ``keys`` of the per-epoch log ``records`` against the epoch; returns ``path``."""
+    """Plot ``keys`` of the per-epoch log ``records`` against the epoch; returns ``path``.
+
+    An epoch without a value for a key (held-out metrics computed every few epochs only) is
+    left out of that key's line rather than drawn as a gap."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    epochs = [r["epoch"] for r in records]
     for key in keys:
-        values = [r.get(key) for r in records]
-        if any(v is not None for v in values):
+        points = [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
+        if points:
+            epochs, values = zip(*points)
             ax.plot(epochs, values, marker="o", ms=3, label=key)
     ax.set_xlabel("epoch")
     if ylabel:
