@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -28,15 +28,21 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path, trainer, loop_state):
-    """Write ``trainer`` and the loop's ``loop_state`` (a JSON-able dict) to ``path`` atomically."""
+    """Write ``trainer`` and the loop's ``loop_state`` (a JSON-able dict) to ``path`` atomically.
+
+    The temporary file sits in the same directory (so the rename never crosses file
+    systems), is created with the permissions of any new file (the umask applies) and
+    is removed if anything, Ctrl-C included, interrupts the write.
+    """
     state = dict(trainer.state_dict())
     state["loop/state"] = np.asarray(json.dumps(loop_state))
     state["loop/format"] = np.asarray(FORMAT_VERSION)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz.tmp", dir=directory)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
+                                  f"{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             np.savez(f, **state)
             f.flush()
             os.fsync(f.fileno())
@@ -45,7 +51,22 @@ def save_checkpoint(path, trainer, loop_state):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_directory(directory)
     return path
+
+
+def _fsync_directory(directory):
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_checkpoint(path):

@@ -92,6 +92,9 @@ def test_the_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     save_checkpoint(path, trained(2), loop_state())
     assert synced and os.listdir(tmp_path) == ["checkpoint.npz"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask     # like any new file
 
     def savez_that_dies(f, **arrays):
         f.write(b"PK\x03\x04 half a zip")
