@@ -10,73 +10,191 @@
 # %% [markdown]
 # # 01 A dense layer, forward and backward
 #
-# A dense layer computes $y = xW + b$ (eq. dense-1 in `docs/dense.md`) for a batch of row
-# vectors $x$ of shape `(B, n_in)`. Given the upstream gradient $\delta = \partial L/\partial y$
-# the chain rule gives (dense-2) to (dense-4):
+# A dense layer maps a batch of row vectors $x$, shape `(B, n_in)`, to
 #
-# $$\frac{\partial L}{\partial W} = x^\top\delta,\qquad \frac{\partial L}{\partial b} = \sum_n \delta_{n,:},\qquad \frac{\partial L}{\partial x} = \delta W^\top.$$
+# $$ y = xW + b \qquad \text{(dense-1)} $$
+#
+# with $W$ of shape `(n_in, n_out)` and $b$ of shape `(n_out,)`. Given the upstream gradient
+# $\delta = \partial L/\partial y$ (shape `(B, n_out)`), the chain rule gives (dense-2) to
+# (dense-4), derived in `docs/dense.md`:
+#
+# $$\frac{\partial L}{\partial W} = x^\top\delta,\qquad
+#   \frac{\partial L}{\partial b} = \sum_n \delta_{n,:},\qquad
+#   \frac{\partial L}{\partial x} = \delta W^\top.$$
 #
 # The code is `nnscratch/dense.py`: `Dense.forward` and `Dense.backward`, a few lines each.
+# This chapter derives the backward entry by entry, checks it against finite differences,
+# and then breaks it on purpose to see the check fail.
 
 # %%
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
 
 import nnscratch as nn
-from _common import FAST  # noqa: F401  (every chapter reads the mode)
+from nnscratch.gradcheck import TOLERANCE, numerical_gradient, relative_error
+from _common import FAST, savefig  # noqa: F401  (every chapter reads the mode)
 
-b = nn.Backend("numpy", dtype="float64", seed=0)
+b = nn.Backend("numpy", dtype="float64", seed=0)     # float64: finite differences need it
 layer = nn.Dense(4, 3, backend=b)
 x = b.normal((5, 4))
 y = layer.forward(x)
-print("x", x.shape, "W", layer.params["W"].shape, "y", y.shape)
+print("x", x.shape, " W", layer.params["W"].shape, " b", layer.params["b"].shape,
+      " y", y.shape)
+
+# %% [markdown]
+# Row $n$ of $y$ depends on row $n$ of $x$ only: the examples of a batch do not interact.
+
+# %%
+print("y[2] from x[2] alone equals y[2]:",
+      np.allclose(layer.forward(x[2:3])[0], y[2]))
+y = layer.forward(x)           # forward again on the whole batch: backward reads this cache
 
 # %% [markdown]
 # ## The backward by hand, entry by entry
-# $y_{nj} = \sum_i x_{ni}W_{ij} + b_j$, so $\partial L/\partial W_{ij} = \sum_n \delta_{nj} x_{ni}$.
-# Written as loops it is obviously the chain rule; as a matrix product it is $x^\top\delta$.
+# $y_{nj} = \sum_i x_{ni}W_{ij} + b_j$. So $W_{ij}$ reaches every example's $y_{nj}$, and
+# $\partial L/\partial W_{ij} = \sum_n \delta_{nj} x_{ni}$; $b_j$ reaches them with weight
+# 1, $\partial L/\partial b_j = \sum_n \delta_{nj}$; and $x_{ni}$ reaches the outputs of its
+# own example, $\partial L/\partial x_{ni} = \sum_j \delta_{nj} W_{ij}$. Written as loops
+# these are plainly the chain rule; as matrix products they are (dense-2) to (dense-4).
 
 # %%
 delta = b.normal(y.shape)
 dx = layer.backward(delta)
-dW_loops = np.zeros((4, 3))
-for i in range(4):
-    for j in range(3):
-        dW_loops[i, j] = sum(delta[n, j] * x[n, i] for n in range(5))
-print("max |x^T delta - loops| =", np.abs(layer.grads["W"] - dW_loops).max())
+W = layer.params["W"]
+B, n_in, n_out = 5, 4, 3
+dW_loops = np.zeros((n_in, n_out))
+db_loops = np.zeros(n_out)
+dx_loops = np.zeros((B, n_in))
+for n in range(B):
+    for i in range(n_in):
+        for j in range(n_out):
+            dW_loops[i, j] += delta[n, j] * x[n, i]
+            dx_loops[n, i] += delta[n, j] * W[i, j]
+    db_loops += delta[n]
+print("max |x^T delta   - loops| =", np.abs(layer.grads["W"] - dW_loops).max())
+print("max |sum_n delta - loops| =", np.abs(layer.grads["b"] - db_loops).max())
+print("max |delta W^T   - loops| =", np.abs(dx - dx_loops).max())
 
 # %% [markdown]
 # ## A gradient check
-# Central differences (eq. gradcheck-1) against the manual backward, with a random upstream
-# gradient (eq. gradcheck-2). In float64 the errors are around $10^{-10}$.
+# `nn.gradcheck` reduces the layer's output to a scalar with a fixed random upstream
+# gradient, $f = \sum \delta \odot y$ (gradcheck-2), and compares every analytic gradient
+# with central differences (gradcheck-1); the error per array is (gradcheck-3), its worst
+# entry relative to its largest gradient. In float64 a correct backward gives about
+# $10^{-10}$; the threshold is $10^{-7}$.
 
 # %%
 report = nn.gradcheck(layer, x)
 print(nn.format_report(report))
-assert max(report.values()) < 1e-7
+assert max(report.values()) < TOLERANCE
 
 # %% [markdown]
-# ## Break it on purpose and watch the check fail
-# Forget the transpose in $\partial L/\partial x$... or, here, scale $\partial L/\partial W$
-# by 1.01: a one-percent mistake gives an error of $10^{-2}$, far above $10^{-7}$.
+# ## Why $10^{-7}$: the error as a function of the step $h$
+# The central difference has a truncation error $\approx h^2 |f'''|/6$ and a rounding error
+# $\approx \epsilon_{mach} |f| / h$. Their sum is smallest near $h \approx \epsilon^{1/3}$:
+# about $10^{-5}$ in float64, where both are near $10^{-10}$. In float32
+# ($\epsilon \approx 10^{-7}$) the best one can get is about $10^{-4}$, at a step chosen
+# with care, and at gradcheck's $h = 10^{-6}$ the error is of order $10^{-1}$: a check in
+# float32 cannot tell a correct backward from a one-percent mistake. Every check runs in
+# float64.
 
 # %%
+net = nn.Sequential(nn.Dense(4, 6, backend=b), nn.Tanh(backend=b), nn.Dense(6, 2, backend=b))
+xs = b.normal((3, 4))
+up = b.normal((3, 2))
+net.forward(xs)
+net.backward(up)
+W0 = net.params["0.W"]
+analytic = net.grads["0.W"].copy()
+hs = np.logspace(-12, -1, 23)
+errors = {}
+for dtype in ("float64", "float32"):
+    theta = W0.astype(dtype)
+    def f(theta=theta, dtype=dtype):
+        # the same network evaluated in `dtype`: W0 replaced by theta
+        h1 = np.tanh(xs.astype(dtype) @ theta + net.params["0.b"].astype(dtype))
+        out = h1 @ net.params["2.W"].astype(dtype) + net.params["2.b"].astype(dtype)
+        return np.sum(up.astype(dtype) * out)
+    errors[dtype] = [relative_error(analytic, numerical_gradient(f, theta, h)) for h in hs]
+fig, ax = plt.subplots(figsize=(6, 3.2))
+for dtype, e in errors.items():
+    ax.loglog(hs, e, "o-", ms=3, label=dtype)
+ax.axhline(TOLERANCE, color="k", lw=0.8, ls="--", label="threshold 1e-7")
+ax.axvline(1e-6, color="gray", lw=0.8, ls=":", label="h used by gradcheck")
+ax.set_xlabel("step h"); ax.set_ylabel("relative error (gradcheck-3)")
+ax.legend(fontsize=8); ax.grid(alpha=0.3)
+print(savefig(fig, "01_error_vs_h.png"))
+i6 = np.argmin(np.abs(hs - 1e-6))
+for dtype, e in errors.items():
+    print(f"{dtype}: best {min(e):.1e} (h = {hs[np.argmin(e)]:.0e}), at h = 1e-6 {e[i6]:.1e}")
+
+# %% [markdown]
+# (The cell above writes the tiny network out with NumPy only to evaluate it in float32
+# too; everywhere else the library's own forward is used.)
+#
+# ## Break it on purpose and watch the check fail
+# Each of these is a mistake people make when they write a backward by hand. Change `BUGS`
+# (or write your own in `BrokenDense.backward`) and rerun: every one is caught, by orders of
+# magnitude, even a one-percent error.
+
+# %%
+BUGS = {
+    "dW off by 1%": lambda g: {**g, "W": g["W"] * 1.01},
+    "db: mean over the batch instead of sum": lambda g: {**g, "b": g["b"] / B},
+    "dW = x^T delta forgotten for one row": lambda g: {**g, "W": np.concatenate(
+        [g["W"][:1] * 0, g["W"][1:]])},
+}
+
+
 class BrokenDense(nn.Dense):
+    bug = None
+
     def backward(self, dy, param_grads=True, input_grad=True):
         dx = super().backward(dy, param_grads, input_grad)
-        self._grads["W"] = self._grads["W"] * 1.01      # the bug
+        self._grads = BUGS[self.bug](self._grads)
         return dx
 
 
-broken = nn.gradcheck(BrokenDense(4, 3, backend=b), x)
-print(nn.format_report(broken))
-assert broken["W"] > 1e-3
+for bug in BUGS:
+    broken = BrokenDense(4, 3, backend=nn.Backend("numpy", dtype="float64", seed=0))
+    broken.bug = bug
+    r = nn.gradcheck(broken, x)
+    print(f"--- {bug}\n{nn.format_report(r)}")
+    assert max(r.values()) > 1e-4
 
 # %% [markdown]
-# ## A network is layers in a row
-# `Sequential` applies the chain rule layer by layer in reverse; the whole network passes the
-# same check.
+# ## Why the upstream gradient is random
+# Checking with $f = \sum_i y_i$ (that is, $\delta = 1$) is a common shortcut, and it can
+# pass a wrong backward. The softmax is the classic case: its outputs always sum to 1, so the
+# gradient of their sum is exactly zero, and a backward that returns zeros "passes". A random
+# $\delta$ exposes it.
 
 # %%
-net = nn.Sequential(nn.Dense(4, 8, backend=b), nn.LeakyReLU(0.2, backend=b),
-                    nn.Dense(8, 2, backend=b))
+s = b.normal((3, 5))
+softmax = lambda: np.exp(nn.log_softmax(s))          # eq. (softmax-1), exponentiated
+wrong = np.zeros_like(s)                             # a backward that returns zeros
+delta_r = b.normal((3, 5))
+p = softmax()
+right = p * (delta_r - np.sum(delta_r * p, axis=1, keepdims=True))
+for name, f, claimed in [("sum of outputs,  wrong backward  ", lambda: np.sum(softmax()), wrong),
+                         ("random upstream, wrong backward  ", lambda: np.sum(delta_r * softmax()), wrong),
+                         ("random upstream, correct backward", lambda: np.sum(delta_r * softmax()), right)]:
+    numeric = numerical_gradient(f, s)
+    print(f"{name}: max |numerical| = {np.abs(numeric).max():.1e}, "
+          f"max |claimed - numerical| = {np.abs(claimed - numeric).max():.1e}")
+
+# %% [markdown]
+# With $\delta = 1$ the true gradient is zero (up to rounding, $10^{-10}$), so the zeros of
+# the wrong backward agree with it to $10^{-10}$: the check cannot see the bug. With a random
+# $\delta$ the true gradient is of order one and the wrong backward misses it entirely.
+#
+# ## A network is layers in a row
+# `Sequential` applies the chain rule layer by layer in reverse, each layer's backward
+# reading only its own cache; the whole network passes the same check.
+
+# %%
+net = nn.Sequential(nn.Dense(4, 8, alpha=0.2, backend=b), nn.LeakyReLU(0.2, backend=b),
+                    nn.Dense(8, 2, init="glorot", backend=b), nn.Sigmoid(backend=b))
 print(nn.format_report(nn.gradcheck(net, x)))

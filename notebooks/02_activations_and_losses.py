@@ -10,61 +10,163 @@
 # %% [markdown]
 # # 02 Activations and losses
 #
-# Leaky ReLU (lrelu-1, lrelu-2) and the sigmoid (sigmoid-1, sigmoid-2) with their derivatives,
-# then why binary cross-entropy is computed from logits (bce-1, bce-2).
+# The leaky ReLU (lrelu-1, lrelu-2), the sigmoid (sigmoid-1, sigmoid-2) and tanh (tanh-1,
+# tanh-2) with their derivatives; then the losses, and above all why binary cross-entropy is
+# computed from logits (bce-1, bce-2) rather than from probabilities. Derivations:
+# `docs/activations.md`, `docs/losses.md`; code: `nnscratch/activations.py`,
+# `nnscratch/losses.py`.
 
 # %%
+import warnings
+
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
 import nnscratch as nn
-from _common import savefig
+from _common import FAST, savefig  # noqa: F401
 
-b = nn.Backend("numpy", dtype="float64")
+b = nn.Backend("numpy", dtype="float64", seed=0)
+b32 = nn.Backend("numpy", dtype="float32", seed=0)
+
+# %% [markdown]
+# ## Activations and their derivatives
+# An activation's backward multiplies the upstream gradient by $f'(x)$ entry by entry, so a
+# backward with $\delta = 1$ returns the derivative itself. The leaky ReLU keeps a slope
+# $\alpha = 0.2$ for $x < 0$; the sigmoid's derivative $y(1-y)$ is at most $1/4$, and tanh's
+# $1 - y^2$ at most 1.
+
+# %%
 z = np.linspace(-5, 5, 401)[None, :]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
 for layer, name in [(nn.LeakyReLU(0.2, backend=b), "leaky ReLU (0.2)"),
-                    (nn.Sigmoid(backend=b), "sigmoid")]:
+                    (nn.Sigmoid(backend=b), "sigmoid"), (nn.Tanh(backend=b), "tanh")]:
     y = layer.forward(z)
     dydz = layer.backward(np.ones_like(z))       # delta = 1 gives f'(z) itself
     axes[0].plot(z[0], y[0], label=name)
     axes[1].plot(z[0], dydz[0], label=name)
-axes[0].set_title("f(z)"); axes[1].set_title("f'(z)")
+axes[0].set_title("f(z)"); axes[1].set_title("f'(z), from backward with delta = 1")
+axes[0].set_ylim(-1.5, 3)
 for ax in axes:
-    ax.legend(); ax.grid(alpha=0.3)
+    ax.legend(fontsize=8); ax.grid(alpha=0.3)
 print(savefig(fig, "02_activations.png"))
 
 # %% [markdown]
-# The sigmoid's derivative is $y(1-y)$, at most 1/4: stacking sigmoids shrinks gradients.
-#
-# ## BCE, the naive way and the stable way
-# Naively $\ell = -x\log\sigma(s) - (1-x)\log(1-\sigma(s))$. In float32, $\sigma(s)$ rounds to
-# exactly 1 for $s \gtrsim 17$, and $\log(1 - 1) = -\infty$:
+# Each passes a gradient check (inputs kept 0.1 away from the leaky ReLU's kink at 0, where
+# the derivative jumps and central differences straddle it):
 
 # %%
-b32 = nn.Backend("numpy", dtype="float32")
-s = np.array([[1.0, 10.0, 20.0, 50.0, 100.0]], dtype=np.float32)
-x = np.zeros_like(s)                   # the target is 0: the true loss is about s
-with np.errstate(divide="ignore", invalid="ignore"):
-    p = 1 / (1 + np.exp(-s))
-    naive = -(x * np.log(p) + (1 - x) * np.log(1 - p))
-stable = np.maximum(s, 0) - s * x + np.log1p(np.exp(-np.abs(s)))     # eq. (bce-1)
-print("logit      ", s[0])
-print("naive BCE  ", naive[0])
-print("stable BCE ", stable[0])
-L, ds = nn.bce_with_logits(b32.asarray(s), b32.asarray(x))
-print("nnscratch  ", float(L), "(summed over the 5 entries)  gradient", ds[0])
+xk = b.normal((4, 6))
+xk = xk + 0.1 * np.sign(xk)
+for layer in (nn.LeakyReLU(0.2, backend=b), nn.Sigmoid(backend=b), nn.Tanh(backend=b)):
+    print(f"{layer.describe():16s} {nn.gradcheck(layer, xk)['x']:.1e}")
 
 # %% [markdown]
-# The gradient of the stable form is simply $\sigma(s) - x$ (bce-2): the sigmoid's derivative
-# cancels the logarithm's. It stays finite and correct for any logit.
+# ## The sigmoid, naive and stable
+# $1/(1 + e^{-z})$ computes $e^{100}$ for $z = -100$, which overflows float32 (its largest
+# number is $3.4 \times 10^{38} \approx e^{88.7}$). The result, $1/\infty = 0$, happens to be
+# right, but NumPy warns, and the test suite turns that warning into an error. `nn.sigmoid`
+# (sigmoid-1) uses $1/(1+e^{-z})$ for $z \ge 0$ and $e^{z}/(1+e^{z})$ for $z < 0$, both
+# written with $e^{-|z|} \le 1$: nothing can overflow.
 
 # %%
-for name, fn, kwargs in [("bce_with_logits", nn.bce_with_logits, {}), ("mse", nn.mse, {})]:
-    sv = b.normal((3, 4)) * 3
-    t = b.uniform((3, 4))
-    _, g = fn(sv, t)
-    num = nn.check_gradients(lambda: fn(sv, t)[0], {"s": sv}, {"s": g})
-    print(f"{name:16s} gradient check: {num['s']:.1e}")
+zs = np.array([[-100.0, -20.0, 0.0, 20.0, 100.0]], dtype=np.float32)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    naive = 1 / (1 + np.exp(-zs))
+print("naive  ", naive[0], " warnings:", [str(w.message) for w in caught])
+print("stable ", nn.sigmoid(zs)[0])
+
+# %% [markdown]
+# ## Binary cross-entropy: why from logits
+# For a target $x \in [0, 1]$ and $p = \sigma(s)$,
+# $\ell = -x\log p - (1-x)\log(1-p)$. Computed that way, in float32, $\sigma(s)$ rounds to
+# exactly 1 as soon as $s > 17$ (the gap between 1 and the float below it is $6 \times
+# 10^{-8} \approx e^{-16.6}$), and then $\log(1 - p) = \log 0 = -\infty$. Rewritten with
+# logits (bce-1),
+#
+# $$\ell = \max(s, 0) - sx + \log\left(1 + e^{-|s|}\right),$$
+#
+# nothing is exponentiated but $e^{-|s|} \le 1$, and the loss is exact for any $s$. For a
+# target $x = 0$ the true loss is $\log(1 + e^{s}) \approx s$ for large $s$:
+
+# %%
+s = np.array([[1.0, 10.0, 17.0, 20.0, 50.0, 100.0]], dtype=np.float32)
+x = np.zeros_like(s)
+with np.errstate(divide="ignore", invalid="ignore"):
+    p = nn.sigmoid(s)
+    naive = -(x * np.log(p) + (1 - x) * np.log(1 - p))
+stable = [float(nn.bce_with_logits(b32.asarray(s[:, [i]]), b32.asarray(x[:, [i]]))[0])
+          for i in range(s.shape[1])]                      # one entry per call: the entry's loss
+print(f"{'logit s':>10} {'sigma(s)':>12} {'naive loss':>12} {'from logits':>12}")
+for si, pi, ni, st in zip(s[0], p[0], naive[0], stable):
+    print(f"{si:10.0f} {pi:12.8f} {ni:12.4f} {st:12.4f}")
+
+# %% [markdown]
+# The gradient tells the same story. Through the sigmoid, the chain rule is
+# $\partial\ell/\partial p \cdot \sigma'(s) = \frac{p - x}{p(1-p)} \cdot p(1-p)$: a ratio of
+# two numbers that both underflow to 0 when the unit saturates, so $0/0$. Simplified first,
+# it is just $\sigma(s) - x$ (bce-2), which `bce_with_logits` returns, divided by the batch
+# size.
+
+# %%
+with np.errstate(divide="ignore", invalid="ignore"):
+    naive_grad = (p - x) / (p * (1 - p)) * (p * (1 - p))
+_, ds = nn.bce_with_logits(b32.asarray(s), b32.asarray(x))
+print("naive gradient      ", naive_grad[0])
+print("from logits (bce-2) ", ds[0])
+
+# %% [markdown]
+# ## When only probabilities are at hand: the clipped BCE
+# The networks of the article this project started from end in a sigmoid, so their loss
+# sees $p$, not $s$. Then $p$ must be clipped to $[\epsilon, 1-\epsilon]$ (bce-3) with
+# $\epsilon = 10^{-7}$: the loss stays finite, but each entry is capped at about
+# $-\log\epsilon \approx 16$ nats (15.9 in float32, where $1 - 10^{-7}$ rounds down), and where the clip is active the gradient (bce-4) is
+# zero, so a confidently wrong unit receives no signal at all. From logits, the gradient
+# pushes hardest exactly there.
+
+# %%
+x1 = np.zeros_like(s)
+Lc, dp = nn.bce(nn.sigmoid(s), x1)
+ds_through_sigmoid = dp * p * (1 - p)                  # the sigmoid layer's backward, (sigmoid-2)
+for i, si in enumerate(s[0]):
+    Li = float(nn.bce(nn.sigmoid(s[:, [i]]), x1[:, [i]])[0])
+    print(f"s = {si:5.0f}: clipped loss {Li:7.3f}   gradient via sigmoid {ds_through_sigmoid[0, i]:.3f}"
+          f"   from logits {ds[0, i]:.3f}")
+
+# %% [markdown]
+# ## The reduction convention
+# Every loss sums over the features of an example and averages over the batch (see
+# `docs/notation.md`), so a batch's loss is the mean of the per-example losses, and every
+# gradient carries a factor $1/B$:
+
+# %%
+sb, xb = b.normal((8, 5)) * 3, b.uniform((8, 5))
+L_batch = float(nn.bce_with_logits(sb, xb)[0])
+L_rows = [float(nn.bce_with_logits(sb[[n]], xb[[n]])[0]) for n in range(8)]
+print(f"batch loss {L_batch:.6f} = mean of the 8 per-example losses {np.mean(L_rows):.6f}")
+
+# %% [markdown]
+# ## Every loss passes a gradient check
+
+# %%
+t = b.uniform((3, 4))
+sv = b.normal((3, 4)) * 3
+pv = nn.sigmoid(sv)
+mu, logvar = b.normal((3, 2)), b.normal((3, 2))
+labels = np.array([0, 3, 1])
+checks = {   # name: (f recomputing the loss, arrays it reads, the loss's own gradients)
+    "bce_with_logits": (lambda: nn.bce_with_logits(sv, t)[0], {"s": sv},
+                        {"s": nn.bce_with_logits(sv, t)[1]}),
+    "bce (clipped)": (lambda: nn.bce(pv, t)[0], {"p": pv}, {"p": nn.bce(pv, t)[1]}),
+    "mse": (lambda: nn.mse(sv, t)[0], {"y": sv}, {"y": nn.mse(sv, t)[1]}),
+    "kl_normal": (lambda: nn.kl_normal(mu, logvar)[0], {"mu": mu, "logvar": logvar},
+                  dict(zip(("mu", "logvar"), nn.kl_normal(mu, logvar)[1]))),
+    "softmax_cross_entropy": (lambda: nn.softmax_cross_entropy(sv, labels)[0], {"s": sv},
+                              {"s": nn.softmax_cross_entropy(sv, labels)[1]}),
+}
+for name, (f, arrays, analytic) in checks.items():
+    report = nn.check_gradients(f, arrays, analytic)
+    print(f"{name:22s}", "  ".join(f"{k} {v:.1e}" for k, v in report.items()))
+    assert max(report.values()) < 1e-7

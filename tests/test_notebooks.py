@@ -3,6 +3,10 @@
 The notebooks are stored as jupytext percent-format scripts (``notebooks/NN_*.py``): they
 diff like code and run as plain Python, which is what this test does. ``make notebooks``
 turns them into ``.ipynb`` files with outputs, in full mode.
+
+BLAS and nnscratch's optimizer pool are held to one thread: the problems of fast mode are
+tiny, and on a loaded 2-core machine several BLAS threads per process spin against each
+other and make a 3-second notebook take a minute.
 """
 import os
 import pathlib
@@ -12,16 +16,32 @@ import sys
 import pytest
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.py"))
+ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                               "NNSCRATCH_THREADS")}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_fast_mode(path, tmp_path):
     env = dict(os.environ, NNSCRATCH_FAST="1", NNSCRATCH_FIGURES=str(tmp_path),
-               MPLBACKEND="Agg", NNSCRATCH_CACHE=str(tmp_path / "cache"))
+               MPLBACKEND="Agg", NNSCRATCH_CACHE=str(tmp_path / "cache"), **ONE_THREAD)
+    env.pop("NNSCRATCH_BACKEND", None)
     result = subprocess.run([sys.executable, path.name], cwd=path.parent, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_a_jupytext_notebook_that_imports_the_library(path):
+    jupytext = pytest.importorskip("jupytext")
+    nb = jupytext.read(path)
+    kinds = [cell.cell_type for cell in nb.cells]
+    assert kinds[0] == "markdown" and nb.cells[0].source.startswith(f"# {path.stem[:2]} "), \
+        "a chapter opens with a markdown cell titled '# NN Title'"
+    assert kinds.count("code") >= 2 and kinds.count("markdown") >= 3
+    assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
+    assert "import nnscratch" in path.read_text()
+
+
 def test_notebooks_exist():
-    assert len(NOTEBOOKS) >= 3
+    assert [p.stem[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)]
+    assert len(NOTEBOOKS) >= 7
