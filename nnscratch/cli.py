@@ -1,12 +1,21 @@
 """The ``nnscratch`` command: train, sample, eval.
 
     nnscratch train vae [--preset classic|seed] [--latent N] [--epochs N] ... [--out DIR]
-    nnscratch train gan [--preset seed|mlp] [--pack M] [--epochs N] ... [--out DIR]
+    nnscratch train gan [--preset mlp|seed] [--pack M] [--k K] [--epochs N] ... [--out DIR]
+    nnscratch train vae --resume runs/vae/checkpoint.npz [--epochs N] [--lr X]
     nnscratch sample --checkpoint CKPT --n N --out FILE.npy
     nnscratch eval --checkpoint CKPT
 
-Bad arguments and known failures end with one line ``nnscratch: error: ...`` and exit
-status 2; a diverged run exits with 1; Ctrl-C saves a checkpoint and exits with 130.
+``--resume`` takes the model, the data, the batch size, the total of epochs and the output
+directory from the checkpoint (an option that contradicts the model is an error; ``--lr``
+replaces the learning rate, e.g. after a divergence). Progress and messages go to stderr,
+the results of ``eval`` to stdout.
+
+Exit status: 0 done; 2 a bad argument or a known failure (missing or corrupt checkpoint,
+unknown dataset, CuPy without a GPU...), reported in one line ``nnscratch: error: ...``
+(``NNSCRATCH_DEBUG=1`` shows the traceback instead); 1 the run diverged (NaN or Inf; the
+last good checkpoint is kept and the message says how to resume from it); 130 Ctrl-C (a
+checkpoint is saved and the exact command that resumes it is printed).
 """
 from __future__ import annotations
 
@@ -230,6 +239,10 @@ def _train(args):
         trainer, state = _new_trainer(args), new_loop_state(args.seed)
     args.epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
     args.batch_size = args.batch_size or args.default_batch
+    pack = int(trainer.config.get("pack") or 1)
+    if args.batch_size % pack:
+        raise UsageError(f"--batch-size {args.batch_size} is not a multiple of the pack "
+                         f"size {pack}")
     out = args.out or os.path.join("runs", args.model)
     train = _load_data(args.dataset, args.data_dir, "train", args.limit)
     test = _load_data(args.dataset, args.data_dir, "test", args.test_limit)

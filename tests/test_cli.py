@@ -113,6 +113,7 @@ def test_resume_refuses_options_that_contradict_the_checkpoint(tmp_path, capsys)
     (["train", "vae", "--data-dir", "/nonexistent"], "is not a directory"),
     (["train", "vae", "--backend", "cupy"], "(?i)cupy"),
     (["train", "vae", "--resume", "nope.npz"], "does not exist"),
+    (["train", "gan", "--pack", "3"], "not a multiple of the pack size 3"),
     (["train"], "required: model"),
     (["sample", "--checkpoint", "nope.npz", "--out", "x.npy"], "does not exist"),
     (["sample", "--checkpoint", "nope.npz", "--out", "x.png"], "must name a .npy file"),
