@@ -98,7 +98,8 @@ def new_loop_state(seed):
     non-zero only in a checkpoint saved on Ctrl-C); ``step`` (optimisation steps in all);
     ``data_rng`` (the state of the loop's generator at the start of the current epoch);
     ``sums`` (the current epoch's metric sums so far); ``elapsed`` (its training seconds so
-    far); ``wall`` (seconds of the whole run so far, across resumes).
+    far); ``wall`` (seconds of the whole run so far, across resumes). :func:`fit` adds
+    ``n_train`` and ``batch_size``: a state saved mid-epoch resumes only with the same.
     """
     rng = np.random.default_rng(seed)
     return {"seed": seed, "epoch": 0, "batch": 0, "step": 0,
@@ -164,6 +165,13 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
     os.makedirs(out_dir, exist_ok=True)
     state = new_loop_state(seed) if loop_state is None else dict(loop_state)
     state.setdefault("wall", 0.0)
+    shape = {"n_train": len(data.x), "batch_size": batch_size}
+    changed = {k: (state[k], v) for k, v in shape.items() if state.get(k, v) != v}
+    if changed and state["batch"]:
+        raise ValueError("a checkpoint saved in the middle of an epoch resumes only on the "
+                         "same data and batch size; changed: "
+                         + ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items()))
+    state.update(shape)
     log = RunLog(out_dir)
     records = log.truncate(state["epoch"])
     stream = sys.stderr if stream is None else stream

@@ -215,6 +215,8 @@ def test_ctrl_c_mid_epoch_saves_the_position_and_resumes_exactly(tmp_path, data,
     assert (stop.value.epoch, stop.value.batch) == (1, 3)
     trainer, state = load_checkpoint(stop.value.path)
     assert (state["epoch"], state["batch"], state["step"]) == (1, 3, 9)
+    with pytest.raises(ValueError, match="batch_size 16 -> 32"):
+        fit(trainer, data, 2, 2 * B, tmp_path / "b", loop_state=state, **quiet())
     records = fit(trainer, data, 2, B, tmp_path / "b", loop_state=state, test=test_data,
                   **quiet())
     assert_same_params(straight, trainer)
