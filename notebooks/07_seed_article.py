@@ -10,81 +10,154 @@
 # %% [markdown]
 # # 07 The article this project started from
 #
-# A Chinese-language blog post with two TensorFlow 1 listings (`shared/seed/`, described in
-# `docs/seed_article.md`). Here its listings are translated faithfully to nnscratch, their
-# gaps and errors shown, then completed and corrected next to the `seed` presets.
+# nnscratch began from a Chinese-language blog post that introduces GANs and VAEs side by
+# side and gives one TensorFlow 1 listing for each (`docs/seed_article.md` describes it).
+# The listings fix the layer sizes and activations, and stop there: the GAN's training
+# function is an ellipsis, and the VAE is not a VAE and its loss does not run.
+#
+# This chapter translates both listings line for line into nnscratch, runs them to show
+# what is missing or wrong, completes and corrects them, and puts the result next to the
+# `seed` presets of `nnscratch.gan` and `nnscratch.vae`, which are those corrections.
+# Fast mode (CI) takes a couple of steps of each; full mode trains long enough to see the
+# difference in samples.
 
 # %%
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
 
 import nnscratch as nn
 from nnscratch import datasets
+from nnscratch.gan import GANTrainer
+from nnscratch.loop import fit
+from nnscratch.plots.grid import image_grid
 from nnscratch.vae import VAETrainer
-from _common import FAST
+from _common import FAST, FIGURES, savefig
 
 b = nn.Backend("numpy", seed=0)
+train = datasets.load("fashion-mnist-mini", "train")
+n_train = 16 if FAST else len(train.x)
+x_train = train.x[:n_train]
+batch = 8 if FAST else 64
+x_real = b.asarray(x_train[:batch])
 
 
-def dense_stack(sizes, out):
-    """tf.layers.dense(..., activation=tf.nn.leaky_relu) repeated, then the output layer."""
+def tf_dense_stack(sizes, last_activation):
+    """``tf.layers.dense(h, n, activation=tf.nn.leaky_relu)`` for every hidden width, then
+    the output layer. TF1's defaults: Glorot-uniform weights, zero biases, slope 0.2."""
     layers = []
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
-        layers += [nn.Dense(n_in, n_out, alpha=0.2, backend=b), nn.LeakyReLU(0.2, backend=b)]
+        layers += [nn.Dense(n_in, n_out, init="glorot", backend=b), nn.LeakyReLU(0.2, backend=b)]
     layers.append(nn.Dense(sizes[-2], sizes[-1], init="glorot", backend=b))
-    if out is not None:
-        layers.append(out)
+    if last_activation is not None:
+        layers.append(last_activation)
     return nn.Sequential(*layers)
 
 
 # %% [markdown]
 # ## The GAN listing, translated
-# Widths `4*4*256`, `4*4*128`, `4*4*64` = 4096, 2048, 1024; sigmoid outputs.
+# The widths are written `4*4*256`, `4*4*128`, `4*4*64`, the reshape sizes of a
+# convolutional DCGAN with the convolutions taken out: 4096, 2048 and 1024 units of a plain
+# dense layer. Both networks end in a sigmoid. The listing never says how large $z$ is.
 
 # %%
-z_dim = 100                                  # the listing never says
-generator = dense_stack([z_dim, 4096, 2048, 1024, 784], nn.Sigmoid(backend=b))
-discriminator = dense_stack([784, 1024, 2048, 4096, 1], nn.Sigmoid(backend=b))
-z = b.normal((8, z_dim))
-generated = generator.forward(z)
-d_out = discriminator.forward(generated)
-print("generated", generated.shape, "D(G(z))", d_out.shape, "in (0, 1):", float(d_out.min()) > 0)
+z_dim = 100                                   # the listing leaves z undefined; 100 is usual
+generator = tf_dense_stack([z_dim, 4096, 2048, 1024, 784], nn.Sigmoid(backend=b))
+discriminator = tf_dense_stack([784, 1024, 2048, 4096, 1], nn.Sigmoid(backend=b))
+print(f"generator {generator.n_params():,} parameters, discriminator "
+      f"{discriminator.n_params():,}")
+
+
+def train_as_listed(z):
+    generated_samples = generator.forward(z)
+    discriminator_output = discriminator.forward(generated_samples)
+    # "adjust the parameters of the generator and the discriminator"
+    ...
+
+
+before = {k: p.copy() for k, p in generator.params.items()}
+train_as_listed(b.normal((batch, z_dim)))
+moved = sum(float(np.abs(p - before[k]).max()) for k, p in generator.params.items())
+print("parameters changed by the listed train():", moved)
 
 # %% [markdown]
-# Its `train(z)` stops here with `...`: no losses, no optimizer, no update, and the
-# discriminator never sees a real image. Completed (what `nnscratch.gan.GANTrainer` does
-# with the `seed` preset): real and fake batches through D, the losses (gan-1), (gan-3)
-# from the logits, Adam with beta1 = 0.5, and the generator's gradient through D (gan-7).
-# With the sigmoid kept in the network, the loss must be the clipped BCE on probabilities
-# (bce-3):
+# Nothing trains. What `...` stands for:
+#
+# 1. a discriminator loss, which needs $D$ on **real** images as well as on fakes (the listing
+#    never feeds $D$ a real image), eq. (gan-1);
+# 2. a generator loss, eq. (gan-3) (the non-saturating one; the minimax (gan-5) stalls
+#    early, see chapter 04);
+# 3. two optimizers and an alternating loop: a $D$ step, then a $G$ step whose gradient
+#    flows *through* $D$ without changing it, eq. (gan-7);
+# 4. in TF1, `tf.variable_scope(..., reuse=True)` around the second call of
+#    `discriminator`, or the real and the fake batch go through two different networks.
+#
+# Completed in the listing's own terms (sigmoid outputs), the loss must be the BCE on
+# probabilities, clipped (bce-3), because a float32 sigmoid reaches exactly 0 or 1:
 
 # %%
-x_real = b.asarray(datasets.load("fashion-mnist-mini", "train").x[:8])
 opt_D = nn.Adam(discriminator, lr=2e-4, betas=(0.5, 0.999))
 opt_G = nn.Adam(generator, lr=2e-4, betas=(0.5, 0.999))
-ones, zeros = b.asarray(np.ones((8, 1))), b.asarray(np.zeros((8, 1)))
-for step in range(1 if FAST else 3):
-    fake = generator.forward(b.normal((8, z_dim)))
+ones, zeros = b.asarray(np.ones((batch, 1))), b.asarray(np.zeros((batch, 1)))
+for step in range(2 if FAST else 3):
+    fake = generator.forward(b.normal((batch, z_dim)))
     L_real, dp_real = nn.bce(discriminator.forward(x_real), ones)
-    discriminator.backward(dp_real)
+    discriminator.backward(dp_real, input_grad=False)
     grads_real = {k: g.copy() for k, g in discriminator.grads.items()}
     L_fake, dp_fake = nn.bce(discriminator.forward(fake), zeros)
-    discriminator.backward(dp_fake)
-    for k in discriminator.grads:                 # L_D = L_real + L_fake
-        discriminator.grads[k] += grads_real[k]
+    discriminator.backward(dp_fake, input_grad=False)
+    for k, g in discriminator.grads.items():      # L_D = L_real + L_fake: gradients add
+        g += grads_real[k]                         # (in place: the layer's own array)
     opt_D.step()
-    L_G, dp = nn.bce(discriminator.forward(generator.forward(b.normal((8, z_dim)))), ones)
+    L_G, dp = nn.bce(discriminator.forward(generator.forward(b.normal((batch, z_dim)))), ones)
     generator.backward(discriminator.backward(dp, param_grads=False), input_grad=False)
     opt_G.step()
     print(f"step {step}: L_D = {float(L_real + L_fake):.3f}  L_G = {float(L_G):.3f}")
+moved = sum(float(np.abs(p - before[k]).max()) for k, p in generator.params.items())
+print("now the generator's parameters move:", moved > 0)
+
+# %% [markdown]
+# That works, but the clip has a cost (chapter 02): where $D$ is confident, the clipped loss
+# is flat and the gradient is exactly zero. The correction keeps the model and moves the
+# sigmoid of $D$ into the loss: $D$ returns its logit $s$, and the losses are the stable BCE
+# from logits (bce-1), whose gradient $\sigma(s) - x$ (bce-2) never vanishes for a wrong
+# answer.
+#
+# ## Corrected: the `seed` preset of the GAN, side by side
+#
+# | | the listing | `GANTrainer({"preset": "seed"})` |
+# |---|---|---|
+# | generator | z-4096-2048-1024-784, leaky ReLU 0.2, sigmoid | the same |
+# | discriminator | 784-1024-2048-4096-1, leaky ReLU 0.2, **sigmoid** | the same, returning the **logit** |
+# | $z$ | undefined | 100-dimensional, $\mathcal N(0, I)$ |
+# | losses | `...` | (gan-1), (gan-3) from logits, stable |
+# | real data | never seen | every $D$ step |
+# | optimizer | `...` | Adam, lr $2 \times 10^{-4}$, $\beta_1 = 0.5$ |
+# | loop | `...` | $k$ $D$ steps per $G$ step, gradient through $D$ (gan-7) |
+# | initialisation | TF default (Glorot) | He's gain for slope 0.2, Glorot on output layers |
+
+# %%
+del generator, discriminator, opt_D, opt_G
+gan = GANTrainer({"preset": "seed"}, backend=nn.Backend("numpy", seed=0))
+print(f"G {gan.gan.G.n_params():,} + D {gan.gan.D.n_params():,} parameters")
+gan_records = fit(gan, x_train, 1 if FAST else 2, batch, f"{FIGURES}/07_gan_run",
+                  figures=False, progress=False)
+print({k: round(v, 3) for k, v in gan_records[-1].items() if k.startswith("train_")})
 
 # %% [markdown]
 # ## The VAE listing, translated, and its error
-# One code, no sampling, no KL, and a squared error summed over axes [1, 2, 3] of a
-# `(batch, 784)` array:
+# The encoder outputs one code, the decoder is applied to that code directly, and the loss
+# is a squared error summed over axes `[1, 2, 3]`, as if the images were `(batch, 28, 28,
+# 1)` tensors. They are flat `(batch, 784)` vectors (the first layer is a dense layer on
+# 784 inputs), so the reduction fails: TensorFlow raises an error for axes 2 and 3, and so
+# does NumPy. `z_dim` is left as `...`; 20 here.
 
 # %%
-encoder = dense_stack([784, 4096, 2048, 20], None)
-decoder = dense_stack([20, 2048, 4096, 784], nn.Sigmoid(backend=b))
+del gan
+z_dim = 20
+encoder = tf_dense_stack([784, 4096, 2048, z_dim], None)          # one code, linear
+decoder = tf_dense_stack([z_dim, 2048, 4096, 784], nn.Sigmoid(backend=b))
 decoded = decoder.forward(encoder.forward(x_real))
 try:
     np.sum(np.square(x_real - decoded), axis=(1, 2, 3))
@@ -93,11 +166,58 @@ except np.exceptions.AxisError as err:
 print("what it meant, per example:", np.sum(np.square(x_real - decoded), axis=1)[:3])
 
 # %% [markdown]
-# ## Corrected: the `seed` preset of the VAE
-# Two heads (mu, logvar), the reparameterisation, the KL, logits with the stable BCE.
+# With the axis fixed, the listing trains, and what it trains is a plain autoencoder: no
+# $\mu$ and $\log\sigma^2$, no sampling, no KL term. Its codes go wherever reconstruction
+# wants them, so decoding draws from the prior $\mathcal N(0, I)$, which is how a VAE
+# generates, decodes codes the decoder has never seen. Here the listing is trained with the
+# squared error it meant (`nn.mse`: summed over pixels, averaged over the batch) and Adam:
 
 # %%
-trainer = VAETrainer({"preset": "seed"}, backend=nn.Backend("numpy", seed=0))
-print(trainer.vae.describe(), f"{trainer.vae.n_params():,} parameters")
-for step in range(1 if FAST else 5):
-    print(trainer.step(x_real))
+steps = 2 if FAST else 3 * (n_train // batch)
+ae = nn.Sequential(encoder, decoder)
+opt = nn.Adam(ae, lr=1e-3)
+rng = np.random.default_rng(0)
+for step in range(steps):
+    xb = b.asarray(x_train[rng.integers(0, n_train, batch)])
+    L, dy = nn.mse(ae.forward(xb), xb)
+    ae.backward(dy, input_grad=False)
+    opt.step()
+codes = nn.to_numpy(encoder.forward(b.asarray(x_train[:512])))
+print(f"after {steps} steps: squared error {float(L):.1f} per image; its codes have mean "
+      f"{codes.mean():+.2f} and std {codes.std():.2f} per unit (the prior: 0 and 1)")
+ae_samples = nn.to_numpy(decoder.forward(b.normal((16, z_dim))))
+
+# %% [markdown]
+# ## Corrected: the `seed` preset of the VAE, side by side
+#
+# | the listing | `VAETrainer({"preset": "seed"})` |
+# |---|---|
+# | `encoded = encoder(x)` (one code) | `mu, logvar = encode(x)`: two linear heads (vae-1) |
+# | `decoded = decoder(encoded)` | `z = mu + exp(logvar / 2) * eps`, then `s = decoder(z)` (vae-2), (vae-3) |
+# | `reduce_sum(square(x - decoded), axis=[1, 2, 3])` (fails) | `bce_with_logits(s, x)`, summed over the 784 pixels (bce-1) |
+# | no KL term | `+ kl_normal(mu, logvar)` (kl-1): the loss is the negative ELBO (vae-4) |
+# | sigmoid output | logits; the sigmoid lives in the stable BCE |
+# | `z_dim = ...` | $k = 20$ |
+# | no optimizer, no loop | Adam lr $10^{-3}$, the shared training loop |
+
+# %%
+del encoder, decoder, ae, opt
+vae = VAETrainer({"preset": "seed"}, backend=nn.Backend("numpy", seed=0))
+print(vae.vae.describe(), f"{vae.vae.n_params():,} parameters")
+vae_records = fit(vae, x_train, 1 if FAST else 3, batch, f"{FIGURES}/07_vae_run",
+                  figures=False, progress=False)
+print({k: round(v, 1) for k, v in vae_records[-1].items() if k.startswith("train_")})
+vae_samples = vae.sample(16, seed=0)
+
+# %% [markdown]
+# Both decoders, fed $z \sim \mathcal N(0, I)$. In full mode (the same images, the same
+# number of steps) the autoencoder of the listing produces smudges, because nothing made its
+# codes look like the prior; the VAE produces garments. In fast mode both are untrained.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(8, 4.3))
+for ax, images, title in [(axes[0], ae_samples, "the listing (an autoencoder)"),
+                          (axes[1], vae_samples, "seed preset (a VAE)")]:
+    ax.imshow(image_grid(images, nrow=4), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title(f"{title}\ndecoding z ~ N(0, I)", fontsize=9); ax.axis("off")
+print(savefig(fig, "07_prior_samples.png"))
