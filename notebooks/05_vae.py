@@ -23,7 +23,7 @@ import numpy as np
 import nnscratch as nn
 from nnscratch import datasets
 from nnscratch.loop import fit
-from nnscratch.plots.vae import save_latent_scatter, save_manifold
+from nnscratch.plots.vae import save_latent_scatter, save_manifold, save_reconstructions
 from nnscratch.vae import VAE, VAETrainer
 from _common import FAST, FIGURES, savefig
 
@@ -40,7 +40,19 @@ z = mu + np.exp(logvar / 2) * eps
 log_q = -0.5 * np.sum(eps ** 2 + logvar + np.log(2 * np.pi), axis=1)
 log_p = -0.5 * np.sum(z ** 2 + np.log(2 * np.pi), axis=1)
 b64 = nn.Backend("numpy", "float64")
-print("Monte Carlo", np.mean(log_q - log_p), " closed form", float(nn.kl_normal(mu, logvar)[0]))
+print(f"closed form (kl-1)                     {float(nn.kl_normal(mu, logvar)[0]):.4f}")
+print(f"Monte Carlo, z = mu + exp(logvar/2) eps {np.mean(log_q - log_p):.4f}")
+
+# %% [markdown]
+# Two well-known from-scratch libraries sample with the *variance* where the standard
+# deviation belongs, $z = \mu + e^{\mathrm{logvar}}\epsilon$, while their KL term assumes
+# the standard deviation. Then the samples do not come from the $q$ the KL is computed for:
+# here their spread is wrong by a factor $e^{\mathrm{logvar}/2}$ per unit.
+
+# %%
+z_wrong = mu + np.exp(logvar) * eps
+print("std of z per unit: intended", np.round(np.exp(logvar[0] / 2), 3),
+      " sampled with the variance", np.round(z_wrong.std(axis=0), 3))
 
 # %% [markdown]
 # ## The whole VAE passes a gradient check through the sampling (eps held fixed)
@@ -64,12 +76,14 @@ train = datasets.load("fashion-mnist-mini", "train")
 test = datasets.load("fashion-mnist-mini", "test")
 if FAST:
     train.x, train.labels = train.x[:1024], train.labels[:1024]
+    test.x, test.labels = test.x[:200], test.labels[:200]
 trainer = VAETrainer({"preset": "classic", "latent": 2}, backend=nn.Backend("numpy", seed=0))
 records = fit(trainer, train, 2 if FAST else 30, 128, f"{FIGURES}/05_run", test=test,
-              figures=False, progress=False)
-print(records[-1])
+              figures=False, progress=False, eval_kwargs={"iw_samples": 5 if FAST else 50})
+print({k: round(v, 2) for k, v in records[-1].items() if k.startswith(("train_", "test_"))})
 print(save_latent_scatter(trainer, test, f"{FIGURES}/05_latent.png"))
 print(save_manifold(trainer, f"{FIGURES}/05_manifold.png"))
+print(save_reconstructions(trainer, test.x, f"{FIGURES}/05_reconstructions.png"))
 
 # %% [markdown]
 # ## Interpolation between two test images, through the latent space
@@ -88,4 +102,5 @@ print(savefig(fig, "05_interpolation.png"))
 
 # %%
 for K in (1, 5, 20) if FAST else (1, 5, 20, 100, 500):
-    print(K, trainer.evaluate(test.x[:200], iw_samples=K))
+    metrics = trainer.evaluate(test.x[:200], iw_samples=K)
+    print(f"K = {K:3d}: " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
