@@ -162,16 +162,8 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
                          f"(got {epochs}, {batch_size}, {eval_every})")
     if len(data.x) < batch_size:
         raise ValueError(f"batch size {batch_size} exceeds the {len(data.x)} training images")
+    state = _start_state(seed, loop_state, len(data.x), batch_size)
     os.makedirs(out_dir, exist_ok=True)
-    state = new_loop_state(seed) if loop_state is None else dict(loop_state)
-    state.setdefault("wall", 0.0)
-    shape = {"n_train": len(data.x), "batch_size": batch_size}
-    changed = {k: (state[k], v) for k, v in shape.items() if state.get(k, v) != v}
-    if changed and state["batch"]:
-        raise ValueError("a checkpoint saved in the middle of an epoch resumes only on the "
-                         "same data and batch size; changed: "
-                         + ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items()))
-    state.update(shape)
     log = RunLog(out_dir)
     records = log.truncate(state["epoch"])
     stream = sys.stderr if stream is None else stream
@@ -196,6 +188,19 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
                 save_checkpoint(run.ckpt, trainer, state)
                 raise TrainingInterrupted(run.ckpt, state["epoch"], 0)
     return records
+
+
+def _start_state(seed, loop_state, n_train, batch_size):
+    state = new_loop_state(seed) if loop_state is None else dict(loop_state)
+    state.setdefault("wall", 0.0)
+    shape = {"n_train": n_train, "batch_size": batch_size}
+    changed = {k: (state[k], v) for k, v in shape.items() if state.get(k, v) != v}
+    if changed and state["batch"]:
+        raise ValueError("a checkpoint saved in the middle of an epoch resumes only on the "
+                         "same data and batch size; changed: "
+                         + ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items()))
+    state.update(shape)
+    return state
 
 
 class _Run:
