@@ -26,7 +26,7 @@ alternating too). Real batches from the training set.
 
 Usage (torch is needed only here: ``.venv/bin/pip install -r benchmarks/requirements.txt``)::
 
-    .venv/bin/python benchmarks/gan_parity.py            # 3 epochs: ~15 min on 2 loaded cores
+    .venv/bin/python benchmarks/gan_parity.py   # 3 epochs: ~15 min on 2 cores at load 10, ~4 min at load 2
     .venv/bin/python benchmarks/gan_parity.py --epochs 1 --limit 6400 --samples 2000 \
         --seed-steps 4 --seed-round 2 --no-figures      # smoke run, ~1-2 min
 
@@ -34,6 +34,9 @@ Usage (torch is needed only here: ``.venv/bin/pip install -r benchmarks/requirem
 imported), nnscratch's update thread pool (``NNSCRATCH_THREADS``) and torch to N threads.
 One thread each is the default because on a machine shared with other jobs (more runnable
 threads than cores) multithreaded BLAS can collapse, threads spin-waiting for each other.
+
+Training is deterministic on the CPU with one thread (both frameworks): a second run with
+the same ``--seed`` trains the same weights bit for bit; only the timings change.
 
 Targets: nnscratch's final Frechet distance at most 10 % above PyTorch's; nnscratch's steps
 per second (median over epochs, and for ``seed`` the median step) no lower than PyTorch's.
@@ -78,7 +81,8 @@ import torch  # noqa: E402
 
 import nnscratch as nn  # noqa: E402
 from nnscratch import datasets  # noqa: E402
-from nnscratch.classifier import get_classifier  # noqa: E402
+from nnscratch import frechet  # noqa: E402
+from nnscratch.classifier import cache_path, get_classifier  # noqa: E402
 from nnscratch.frechet import image_metrics  # noqa: E402
 from nnscratch.gan import GANTrainer  # noqa: E402
 from torch_ref import gan as torch_gan  # noqa: E402
@@ -232,7 +236,10 @@ def main(argv=None):
 
     start = time.perf_counter()
     classifier = get_classifier("fashion-mnist", progress=False)
+    # Frechet distances are comparable only between runs with the same classifier file.
     clf_info = {"arch": classifier.arch, "load_or_train_s": time.perf_counter() - start,
+                "file": cache_path("fashion-mnist").name,
+                "coverage_min_fraction": frechet.MIN_FRACTION,
                 **{k: classifier.info.get(k) for k in ("test_accuracy", "epochs", "seed")}}
 
     trainers, n_params = make_trainers("mlp", args.seed)
