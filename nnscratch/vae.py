@@ -97,7 +97,7 @@ def reparameterize(mu, logvar, eps):
     Shapes: ``mu``, ``logvar`` ``(batch, k)``; ``eps`` ``(batch, k)`` or ``(K, batch, k)``
     (broadcast). Returns ``(z, std)``.
     """
-    xp = _xp(mu)
+    xp = namespace(mu)
     std = xp.exp(0.5 * logvar)
     return mu + std * eps, std
 
@@ -106,13 +106,13 @@ def log_bernoulli(x, s):
     r"""Per-example Bernoulli log-likelihood from logits, the negative of eq. (bce-1)
     summed over pixels: :math:`\log p(x \mid z) = -\sum_i [\max(s_i, 0) - s_i x_i
     + \log(1 + e^{-|s_i|})]`. Shapes ``(..., d)`` -> ``(...)``."""
-    xp = _xp(s)
+    xp = namespace(s)
     return -xp.sum(xp.maximum(s, 0.0) - s * x + xp.log1p(xp.exp(-xp.abs(s))), axis=-1)
 
 
 def log_normal_prior(z):
     r""":math:`\log \mathcal N(z; 0, I) = -\frac12 \sum_j (z_j^2 + \log 2\pi)`, ``(..., k) -> (...)``."""
-    xp = _xp(z)
+    xp = namespace(z)
     return -0.5 * xp.sum(z * z + LOG_2PI, axis=-1)
 
 
@@ -120,12 +120,8 @@ def log_normal_posterior(eps, logvar):
     r""":math:`\log \mathcal N(z; \mu, \mathrm{diag}(e^{\mathrm{logvar}}))` at
     :math:`z = \mu + e^{\mathrm{logvar}/2}\epsilon`, where :math:`(z - \mu)^2 / \sigma^2 =
     \epsilon^2`: :math:`-\frac12 \sum_j (\epsilon_j^2 + \mathrm{logvar}_j + \log 2\pi)`."""
-    xp = _xp(eps)
+    xp = namespace(eps)
     return -0.5 * xp.sum(eps * eps + logvar + LOG_2PI, axis=-1)
-
-
-def _xp(a):
-    return namespace(a)
 
 
 def dense_stack(sizes, alpha, init, backend, last_linear):
@@ -273,7 +269,7 @@ class VAE(Module):
 
 def logmeanexp(a, axis=0):
     """Eq. (vae-8): :math:`\\log \\frac1K \\sum_k e^{a_k}`, shifted by the max so nothing overflows."""
-    xp = _xp(a)
+    xp = namespace(a)
     m = xp.max(a, axis=axis, keepdims=True)
     out = m + xp.log(xp.mean(xp.exp(a - m), axis=axis, keepdims=True))
     return xp.squeeze(out, axis=axis)
