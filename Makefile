@@ -22,11 +22,14 @@ test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pytest -q
 
+# The documentation, warnings as errors: docs/_build/html/index.html
 docs: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[docs]'
-	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
-# Notebooks with outputs, in full mode (the real figures): notebooks/*.ipynb
+# The notebooks with their outputs (full mode; NNSCRATCH_FAST=1 make notebooks for the quick
+# one): notebooks/NN_*.ipynb and notebooks/figures/, built from the jupytext sources
+# notebooks/NN_*.py (the versioned files).
 notebooks: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
 	cd notebooks && for f in [0-9]*.py; do \

@@ -3,18 +3,20 @@ import os
 import sys
 
 sys.path.insert(0, os.path.abspath(".."))
+sys.path.insert(0, os.path.abspath("_ext"))
 
 project = "nnscratch"
 author = "the nnscratch developers"
 copyright = "2026, the nnscratch developers"
-extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax"]
+extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax",
+              "nnscratch_docs"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 math_numfig = True
 numfig = True
 math_eqref_format = "({number})"
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_ext"]
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True}
 autodoc_mock_imports = ["cupy"]

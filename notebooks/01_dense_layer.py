@@ -27,8 +27,6 @@
 # and then breaks it on purpose to see the check fail.
 
 # %%
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -125,7 +123,7 @@ ax.axhline(TOLERANCE, color="k", lw=0.8, ls="--", label="threshold 1e-7")
 ax.axvline(1e-6, color="gray", lw=0.8, ls=":", label="h used by gradcheck")
 ax.set_xlabel("step h"); ax.set_ylabel("relative error (gradcheck-3)")
 ax.legend(fontsize=8); ax.grid(alpha=0.3)
-print(savefig(fig, "01_error_vs_h.png"))
+savefig(fig, "01_error_vs_h.png")
 i6 = np.argmin(np.abs(hs - 1e-6))
 for dtype, e in errors.items():
     print(f"{dtype}: best {min(e):.1e} (h = {hs[np.argmin(e)]:.0e}), at h = 1e-6 {e[i6]:.1e}")

@@ -19,8 +19,6 @@
 # %%
 import warnings
 
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -50,7 +48,7 @@ axes[0].set_title("f(z)"); axes[1].set_title("f'(z), from backward with delta = 
 axes[0].set_ylim(-1.5, 3)
 for ax in axes:
     ax.legend(fontsize=8); ax.grid(alpha=0.3)
-print(savefig(fig, "02_activations.png"))
+savefig(fig, "02_activations.png")
 
 # %% [markdown]
 # Each passes a gradient check (inputs kept 0.1 away from the leaky ReLU's kink at 0, where

@@ -22,8 +22,6 @@
 # parameters, reading `module.params` and `module.grads`.
 
 # %%
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -106,7 +104,7 @@ axes[1].semilogx(t, np.array(uncorrected) / opt.lr, label="without bias correcti
 axes[1].set_title("step size / alpha")
 for ax in axes:
     ax.set_xlabel("step t"); ax.legend(fontsize=8); ax.grid(alpha=0.3)
-print(savefig(fig, "03_bias_correction.png"))
+savefig(fig, "03_bias_correction.png")
 print(f"first step / alpha: corrected {moved[0] / opt.lr:.4f}, "
       f"uncorrected {uncorrected[0] / opt.lr:.4f}")
 
@@ -161,7 +159,7 @@ axes[0].set_title("paths from (-4, 1)"); axes[1].set_title("f(theta)")
 axes[1].set_xlabel("step")
 for ax in axes:
     ax.legend(fontsize=7); ax.grid(alpha=0.3)
-print(savefig(fig, "03_valley.png"))
+savefig(fig, "03_valley.png")
 for name, path in paths.items():
     print(f"{name:30s} f after {n_valley} steps: {0.5 * (path[-1, 0] ** 2 + 100 * path[-1, 1] ** 2):.2e}")
 
@@ -201,7 +199,7 @@ fig, ax = plt.subplots(figsize=(6, 3))
 for name, losses in curves.items():
     ax.semilogy(losses, label=name, lw=0.8)
 ax.set_xlabel("step"); ax.set_ylabel("MSE per example"); ax.legend(); ax.grid(alpha=0.3)
-print(savefig(fig, "03_adam_vs_sgd.png"))
+savefig(fig, "03_adam_vs_sgd.png")
 print({k: round(float(np.mean(v[-20:])), 4) for k, v in curves.items()})
 
 # %% [markdown]

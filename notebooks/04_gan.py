@@ -16,8 +16,6 @@
 # `nnscratch/toy2d.py`.
 
 # %%
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -27,7 +25,7 @@ from nnscratch.gan import GAN, GANTrainer, generator_loss
 from nnscratch.loop import fit
 from nnscratch.plots.gan import save_samples
 from nnscratch.plots.toy2d import discriminator_map, samples_over_training
-from _common import FAST, FIGURES, savefig
+from _common import FAST, FIGURES, savefig, show
 
 # %% [markdown]
 # ## Saturating against non-saturating
@@ -45,7 +43,7 @@ for loss in ("minimax", "non-saturating"):
 ax.set_xlabel("discriminator logit s on a fake"); ax.set_ylabel("dL_G/ds")
 ax.axvspan(-8, -2, alpha=0.1, color="gray"); ax.text(-7.5, -0.5, "D rejects the fakes")
 ax.legend(); ax.grid(alpha=0.3)
-print(savefig(fig, "04_generator_gradients.png"))
+savefig(fig, "04_generator_gradients.png")
 
 # %% [markdown]
 # ## The generator's gradient passes through D, and D is left untouched
@@ -76,8 +74,10 @@ for label, cfg in [("GAN", {}), ("PacGAN2", {"pack": 2})]:
     rows[label] = log["snapshots"]
     print(label, log["metrics"]["modes"], "modes,", f"{100 * log['metrics']['high_quality']:.1f}% high quality,",
           f"{log['seconds']:.1f} s")
-print(samples_over_training(rows, "ring", path=f"{FIGURES}/04_ring_over_training.png"))
-print(discriminator_map(trainer, "ring", samples=log["samples"], path=f"{FIGURES}/04_ring_D.png"))
+plt.close(samples_over_training(rows, "ring", path=f"{FIGURES}/04_ring_over_training.png"))
+show(f"{FIGURES}/04_ring_over_training.png")
+plt.close(discriminator_map(trainer, "ring", samples=log["samples"], path=f"{FIGURES}/04_ring_D.png"))
+show(f"{FIGURES}/04_ring_D.png")
 
 # %% [markdown]
 # ## Images
@@ -93,4 +93,4 @@ trainer = GANTrainer({"preset": "mlp"}, backend=nn.Backend("numpy", seed=0))
 records = fit(trainer, train, 1 if FAST else 50, 64, f"{FIGURES}/04_run", figures=False,
               progress=False)
 print(records[-1])
-print(save_samples(trainer, f"{FIGURES}/04_samples.png"))
+show(save_samples(trainer, f"{FIGURES}/04_samples.png"))

@@ -15,8 +15,6 @@
 # gradient pass through the sampling (vae-5, vae-6). Code: `nnscratch/vae.py`.
 
 # %%
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -25,7 +23,7 @@ from nnscratch import datasets
 from nnscratch.loop import fit
 from nnscratch.plots.vae import save_latent_scatter, save_manifold, save_reconstructions
 from nnscratch.vae import VAE, VAETrainer
-from _common import FAST, FIGURES, savefig
+from _common import FAST, FIGURES, savefig, show
 
 # %% [markdown]
 # ## The KL in closed form against Monte Carlo
@@ -81,9 +79,9 @@ trainer = VAETrainer({"preset": "classic", "latent": 2}, backend=nn.Backend("num
 records = fit(trainer, train, 2 if FAST else 30, 128, f"{FIGURES}/05_run", test=test,
               figures=False, progress=False, eval_kwargs={"iw_samples": 5 if FAST else 50})
 print({k: round(v, 2) for k, v in records[-1].items() if k.startswith(("train_", "test_"))})
-print(save_latent_scatter(trainer, test, f"{FIGURES}/05_latent.png"))
-print(save_manifold(trainer, f"{FIGURES}/05_manifold.png"))
-print(save_reconstructions(trainer, test.x, f"{FIGURES}/05_reconstructions.png"))
+show(save_latent_scatter(trainer, test, f"{FIGURES}/05_latent.png"))
+show(save_manifold(trainer, f"{FIGURES}/05_manifold.png"))
+show(save_reconstructions(trainer, test.x, f"{FIGURES}/05_reconstructions.png"))
 
 # %% [markdown]
 # ## Interpolation between two test images, through the latent space
@@ -95,7 +93,7 @@ images = trainer.decode((1 - ts) * mu_ab[0] + ts * mu_ab[1])
 fig, axes = plt.subplots(1, 10, figsize=(10, 1.2))
 for ax, img in zip(axes, images):
     ax.imshow(img.reshape(28, 28), cmap="gray"); ax.axis("off")
-print(savefig(fig, "05_interpolation.png"))
+savefig(fig, "05_interpolation.png")
 
 # %% [markdown]
 # ## The IWAE estimate tightens with K (vae-7, vae-8)

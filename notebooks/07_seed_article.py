@@ -22,8 +22,6 @@
 # difference in samples.
 
 # %%
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -220,4 +218,4 @@ for ax, images, title in [(axes[0], ae_samples, "the listing (an autoencoder)"),
                           (axes[1], vae_samples, "seed preset (a VAE)")]:
     ax.imshow(image_grid(images, nrow=4), cmap="gray_r", vmin=0, vmax=1)
     ax.set_title(f"{title}\ndecoding z ~ N(0, I)", fontsize=9); ax.axis("off")
-print(savefig(fig, "07_prior_samples.png"))
+savefig(fig, "07_prior_samples.png")

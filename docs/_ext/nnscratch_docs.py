@@ -1,0 +1,82 @@
+"""Directives that take their content from the code, so these pages cannot go stale.
+
+``{cli-help} train vae``
+    The ``--help`` text of that ``nnscratch`` subcommand, from ``nnscratch.cli.build_parser``.
+``{dataset-table}``
+    The named datasets of ``nnscratch.datasets.registry``: title, licence, mirrors.
+"""
+from __future__ import annotations
+
+import os
+
+from docutils import nodes
+from docutils.parsers.rst import Directive
+
+HELP_WIDTH = "90"
+
+
+def _subparser(parser, words):
+    for word in words:
+        actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+        if not actions or word not in actions[0].choices:
+            raise ValueError(f"cli-help: no subcommand {' '.join(words)!r}")
+        parser = actions[0].choices[word]
+    return parser
+
+
+class CliHelp(Directive):
+    optional_arguments = 5
+    has_content = False
+
+    def run(self):
+        from nnscratch.cli import build_parser
+        old = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = HELP_WIDTH          # argparse wraps to the terminal's width
+        try:
+            parser = build_parser()
+            parser.prog = "nnscratch"
+            text = _subparser(parser, self.arguments).format_help()
+        except ValueError as err:
+            raise self.error(str(err))
+        finally:
+            if old is None:
+                del os.environ["COLUMNS"]
+            else:
+                os.environ["COLUMNS"] = old
+        block = nodes.literal_block(text, text)
+        block["language"] = "text"
+        return [block]
+
+
+class DatasetTable(Directive):
+    has_content = False
+
+    def run(self):
+        from nnscratch.datasets.registry import EMBEDDED, REGISTRY
+        rows = [(name, info.title, info.license, ", ".join(info.mirrors))
+                for name, info in REGISTRY.items()]
+        rows.append((EMBEDDED, "6,000 + 1,000 Fashion-MNIST images shipped in the package",
+                     "MIT (Fashion-MNIST)", "none needed"))
+        table = nodes.table()
+        group = nodes.tgroup(cols=4)
+        table += group
+        for width in (14, 30, 20, 36):
+            group += nodes.colspec(colwidth=width)
+        head, body = nodes.thead(), nodes.tbody()
+        group += head
+        group += body
+        for target, cells in ((head, ("name", "dataset", "licence", "mirrors, in order")),
+                              *((body, row) for row in rows)):
+            row = nodes.row()
+            for text in cells:
+                entry = nodes.entry()
+                entry += nodes.paragraph(text=text)
+                row += entry
+            target += row
+        return [table]
+
+
+def setup(app):
+    app.add_directive("cli-help", CliHelp)
+    app.add_directive("dataset-table", DatasetTable)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
