@@ -4,10 +4,15 @@
     The ``--help`` text of that ``nnscratch`` subcommand, from ``nnscratch.cli.build_parser``.
 ``{dataset-table}``
     The named datasets of ``nnscratch.datasets.registry``: title, licence, mirrors.
+``{gradcheck-table}``
+    The worst float64 gradient-check error of each component, measured while the page is
+    built, with the checks of ``scripts/gradcheck_report.py`` (about half a second).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
+import pathlib
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
@@ -48,6 +53,48 @@ class CliHelp(Directive):
         return [block]
 
 
+def _table(header, rows, widths):
+    table = nodes.table()
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for width in widths:
+        group += nodes.colspec(colwidth=width)
+    head, body = nodes.thead(), nodes.tbody()
+    group += head
+    group += body
+    for target, cells in ((head, header), *((body, row) for row in rows)):
+        row = nodes.row()
+        for text in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph(text=text)
+            row += entry
+        target += row
+    return table
+
+
+class GradcheckTable(Directive):
+    has_content = False
+
+    def run(self):
+        import nnscratch as nn
+        from nnscratch.gradcheck import TOLERANCE
+        script = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "gradcheck_report.py"
+        spec = importlib.util.spec_from_file_location("gradcheck_report", script)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+            reports = list(module.components(nn.Backend("numpy", "float64", seed=0)))
+        except (OSError, AttributeError) as err:
+            raise self.error(f"gradcheck-table: cannot run {script}: {err}")
+        rows = []
+        for name, report in reports:
+            worst = max(report, key=report.get)
+            rows.append((name, f"{report[worst]:.1e}", worst,
+                         "pass" if report[worst] <= TOLERANCE else "FAIL"))
+        return [_table(("component", "worst relative error", "in", f"<= {TOLERANCE:g}"),
+                       rows, (30, 18, 10, 10))]
+
+
 class DatasetTable(Directive):
     has_content = False
 
@@ -57,26 +104,12 @@ class DatasetTable(Directive):
                 for name, info in REGISTRY.items()]
         rows.append((EMBEDDED, "6,000 + 1,000 Fashion-MNIST images shipped in the package",
                      "MIT (Fashion-MNIST)", "none needed"))
-        table = nodes.table()
-        group = nodes.tgroup(cols=4)
-        table += group
-        for width in (14, 30, 20, 36):
-            group += nodes.colspec(colwidth=width)
-        head, body = nodes.thead(), nodes.tbody()
-        group += head
-        group += body
-        for target, cells in ((head, ("name", "dataset", "licence", "mirrors, in order")),
-                              *((body, row) for row in rows)):
-            row = nodes.row()
-            for text in cells:
-                entry = nodes.entry()
-                entry += nodes.paragraph(text=text)
-                row += entry
-            target += row
-        return [table]
+        return [_table(("name", "dataset", "licence", "mirrors, in order"), rows,
+                       (14, 30, 20, 36))]
 
 
 def setup(app):
     app.add_directive("cli-help", CliHelp)
     app.add_directive("dataset-table", DatasetTable)
+    app.add_directive("gradcheck-table", GradcheckTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
