@@ -236,8 +236,11 @@ class VAE(Module):
         return rec + kl, rec, kl, (ds, dmu, dlogvar)
 
     def backward(self, dy, param_grads=True, input_grad=False):
-        """``dy = (ds, dmu, dlogvar)``: dL/d(outputs of forward). Returns dL/dx through the
-        encoder when ``input_grad`` (off by default: the input is data), else None."""
+        """Backward through the decoder, the sampling (eqs. (vae-5), (vae-6)) and the encoder.
+
+        ``dy = (ds, dmu, dlogvar)``: dL/d(outputs of forward), the KL's own gradients
+        entering as ``dmu`` and ``dlogvar``. Returns dL/dx through the encoder when
+        ``input_grad`` (off by default: the input is data), else None."""
         ds, dmu, dlogvar = dy
         eps, std = self._cached()
         dz = self.dec.backward(ds, param_grads=param_grads)

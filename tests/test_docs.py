@@ -33,10 +33,7 @@ CITED = re.compile(r"\((" + LABEL + r")\)|\b[Ee]qs?\.\s+(" + LABEL + r")\b")
 
 # Docstrings that do not cite their equation yet (the source does, in comments). Strict:
 # once a docstring is fixed this xpasses and fails, so the entry must be removed.
-DOCSTRING_MISSING = {
-    ("vae-5", "nnscratch.vae.VAE.backward"),
-    ("vae-6", "nnscratch.vae.VAE.backward"),
-}
+DOCSTRING_MISSING = set()
 
 
 def expand_ranges(text):
