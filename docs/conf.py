@@ -12,8 +12,8 @@ extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphin
               "nnscratch_docs"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
-math_numfig = True
-numfig = True
+# Equations are numbered by their labels, "(dense-1)", not 1, 2, 3 (docs/_ext/nnscratch_docs.py)
+math_numfig = False
 math_eqref_format = "({number})"
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build", "_ext"]

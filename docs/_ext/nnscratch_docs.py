@@ -1,4 +1,9 @@
-"""Directives that take their content from the code, so these pages cannot go stale.
+"""Equation numbers that are the labels the code cites, and directives that take their
+content from the code, so these pages cannot go stale.
+
+Equations: ``$$ y = x W + b $$ (dense-1)`` is shown as "(dense-1)", and ``{eq}`dense-1```
+renders as "(dense-1)", the same text a reader finds in the docstring and in the comment
+on the line that computes it (Sphinx alone would number equations 1, 2, 3 per page).
 
 ``{cli-help} train vae``
     The ``--help`` text of that ``nnscratch`` subcommand, from ``nnscratch.cli.build_parser``.
@@ -108,7 +113,21 @@ class DatasetTable(Directive):
                        (14, 30, 20, 36))]
 
 
+def _label_as_number(app, doctree):
+    for node in doctree.findall(nodes.math_block):
+        if node.get("label"):
+            node["number"] = node["label"]
+
+
+def _label_as_reference_number(app, env):
+    equations = env.get_domain("math").equations
+    for label, (docname, _) in list(equations.items()):
+        equations[label] = (docname, label)
+
+
 def setup(app):
+    app.connect("doctree-read", _label_as_number)
+    app.connect("env-check-consistency", _label_as_reference_number)
     app.add_directive("cli-help", CliHelp)
     app.add_directive("dataset-table", DatasetTable)
     app.add_directive("gradcheck-table", GradcheckTable)
