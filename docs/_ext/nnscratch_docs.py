@@ -3,7 +3,8 @@ content from the code, so these pages cannot go stale.
 
 Equations: ``$$ y = x W + b $$ (dense-1)`` is shown as "(dense-1)", and ``{eq}`dense-1```
 renders as "(dense-1)", the same text a reader finds in the docstring and in the comment
-on the line that computes it (Sphinx alone would number equations 1, 2, 3 per page).
+on the line that computes it (Sphinx alone would number equations 1, 2, 3 per page). In the
+API reference, every "(dense-1)" a docstring cites becomes a link to the derivation.
 
 ``{cli-help} train vae``
     The ``--help`` text of that ``nnscratch`` subcommand, from ``nnscratch.cli.build_parser``.
@@ -15,9 +16,11 @@ on the line that computes it (Sphinx alone would number equations 1, 2, 3 per pa
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import pathlib
+import re
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
@@ -113,6 +116,37 @@ class DatasetTable(Directive):
                        (14, 30, 20, 36))]
 
 
+DOCS = pathlib.Path(__file__).resolve().parents[1]
+DEFINED = re.compile(r"\$\$[^$]+\$\$[ \t]*\(([a-z][a-z0-9]*-\d+)\)")
+# a citation "(dense-1)", or a literal / inline math span, which is left alone
+TOKEN = re.compile(r"``.*?``|:math:`[^`]*`|\((?P<label>[a-z][a-z0-9]*-\d+)\)")
+
+
+@functools.lru_cache(maxsize=None)
+def _labels():
+    return {label for page in DOCS.glob("*.md") for label in DEFINED.findall(page.read_text())}
+
+
+def _link_citations(app, what, name, obj, options, lines):
+    """``(dense-1)`` in a docstring -> :eq:`dense-1`, outside literals and math."""
+    labels = _labels()
+    in_math, math_indent = False, 0
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if in_math and line.strip() and indent <= math_indent:
+            in_math = False
+        if line.lstrip().startswith(".. math::"):
+            in_math, math_indent = True, indent
+            continue
+        if not in_math:
+            lines[i] = TOKEN.sub(lambda m: _link(m, labels), line)
+
+
+def _link(match, labels):
+    label = match.group("label")
+    return f":eq:`{label}`" if label and label in labels else match.group(0)
+
+
 def _label_as_number(app, doctree):
     for node in doctree.findall(nodes.math_block):
         if node.get("label"):
@@ -126,6 +160,7 @@ def _label_as_reference_number(app, env):
 
 
 def setup(app):
+    app.connect("autodoc-process-docstring", _link_citations)
     app.connect("doctree-read", _label_as_number)
     app.connect("env-check-consistency", _label_as_reference_number)
     app.add_directive("cli-help", CliHelp)
