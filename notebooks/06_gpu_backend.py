@@ -25,6 +25,7 @@
 # without a GPU it says so, and what to do.
 
 # %%
+import os
 import time
 
 import numpy as np
@@ -97,6 +98,8 @@ for preset in presets:
             loss = trainer.step(xb)["loss"]      # float(): waits for the device to finish
         ms = (time.perf_counter() - t0) / steps * 1e3
         rows.append((preset, name, ms, 128 / ms * 1e3, loss))
+threads = {k: os.environ.get(k, "default") for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+print(f"{steps} steps each after one warm-up; CPU threads: {threads}, cores: {os.cpu_count()}")
 print("| preset | backend | ms per step | images/s | loss after the steps |")
 print("|---|---|---|---|---|")
 for preset, name, ms, ips, loss in rows:
