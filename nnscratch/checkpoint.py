@@ -37,13 +37,24 @@ def save_checkpoint(path, trainer, loop_state):
     state = dict(trainer.state_dict())
     state["loop/state"] = np.asarray(json.dumps(loop_state))
     state["loop/format"] = np.asarray(FORMAT_VERSION)
+    return save_npz_atomic(path, state)
+
+
+def save_npz_atomic(path, arrays):
+    """Write the dict of host ``arrays`` to the ``.npz`` file ``path`` atomically.
+
+    Why: an interrupted ``np.savez`` leaves a truncated zip. The arrays go to a temporary
+    file in the same directory (so the rename never crosses file systems), created with the
+    permissions of any new file (the umask applies), flushed and fsync'ed, then renamed over
+    ``path``; the temporary file is removed if anything, Ctrl-C included, interrupts.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
                                   f"{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as f:
-            np.savez(f, **state)
+            np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

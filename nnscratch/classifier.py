@@ -30,7 +30,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -199,20 +198,8 @@ class Classifier(Module):
         meta = {"format": FORMAT_VERSION, "hidden": list(self.hidden), "n_in": self.n_in,
                 "n_classes": self.n_classes, "arch": self.arch, **self.info}
         state["meta"] = np.asarray(json.dumps(meta))
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".classifier-", suffix=".npz.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **state)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        return path
+        from .checkpoint import save_npz_atomic
+        return save_npz_atomic(path, state)
 
     @classmethod
     def load(cls, path, backend=None):
