@@ -21,9 +21,9 @@ data, builds the model and trains for ``--memory-steps`` steps. With CuPy and a 
 device present, the timings are repeated on the GPU (``torch`` on ``cuda``); otherwise that
 part is skipped with a note.
 
-The nnscratch side uses the library's trainers (``VAETrainer``, ``GANTrainer``) when they
-exist; until ``nnscratch/gan.py`` lands, the GAN step is written out here with the same
-networks and the same sequence of operations (see :class:`SequentialGAN`).
+The nnscratch side is the library's trainers, ``VAETrainer`` (preset ``classic``) and
+``GANTrainer`` (presets ``mlp`` and ``seed``); the PyTorch side is ``torch_ref/nets.py``,
+the same networks, losses and sequence of steps.
 """
 from __future__ import annotations
 
@@ -54,10 +54,6 @@ MODELS = {
     "mlp": {"batch": 64, "what": "GAN G 100-256-512-1024-784, D 784-1024-512-256-1, lrelu 0.2"},
     "seed": {"batch": 64, "what": "GAN G 100-4096-2048-1024-784, D 784-1024-2048-4096-1"},
 }
-GAN_SIZES = {
-    "mlp": {"G": (100, 256, 512, 1024, 784), "D": (784, 1024, 512, 256, 1)},
-    "seed": {"G": (100, 4096, 2048, 1024, 784), "D": (784, 1024, 2048, 4096, 1)},
-}
 GAN_ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}
 IMPLS = ("nnscratch", "torch", "gemm")
 
@@ -70,60 +66,12 @@ def n_cores():
 
 
 # -- the nnscratch side -------------------------------------------------------------------
-class SequentialGAN:
-    """The GAN step written with nn.Sequential, the same operations as torch_ref.GANStep.
-
-    Used until ``nnscratch.gan.GANTrainer`` exists. Discriminator step on ``[x; G(z)]`` with
-    targets ``[1; 0]`` (D's input gradient skipped), then generator step on a fresh ``z``
-    with the non-saturating target 1, back-propagating through D without touching its
-    gradients (``param_grads=False``).
-    """
-
-    def __init__(self, preset, backend):
-        b = self.backend = backend
-        sizes = GAN_SIZES[preset]
-        self.nz = sizes["G"][0]
-        self.G = self._mlp(sizes["G"], b, nn.Sigmoid(backend=b))
-        self.D = self._mlp(sizes["D"], b, None)
-        self.networks = {"G": self.G, "D": self.D}
-        self.optimizers = {"G": nn.Adam(self.G, **GAN_ADAM), "D": nn.Adam(self.D, **GAN_ADAM)}
-
-    @staticmethod
-    def _mlp(sizes, b, out):
-        layers = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(nn.Dense(n_in, n_out, init="pytorch", backend=b))
-            if i < len(sizes) - 2:
-                layers.append(nn.LeakyReLU(0.2, backend=b))
-        if out is not None:
-            layers.append(out)
-        return nn.Sequential(*layers, backend=b)
-
-    def step(self, x):
-        b, xp = self.backend, self.backend.xp
-        B = x.shape[0]
-        ones = xp.ones((B, 1), dtype=b.dtype)
-        fake = self.G.forward(b.normal((B, self.nz)))
-        s = self.D.forward(xp.concat([x, fake]))
-        L_D, ds = nn.bce_with_logits(s, xp.concat([ones, xp.zeros((B, 1), dtype=b.dtype)]))
-        self.D.backward(ds, input_grad=False)
-        self.optimizers["D"].step()
-        s = self.D.forward(self.G.forward(b.normal((B, self.nz))))
-        L_G, ds = nn.bce_with_logits(s, ones)
-        self.G.backward(self.D.backward(ds, param_grads=False), input_grad=False)
-        self.optimizers["G"].step()
-        return {"loss_D": float(L_D), "loss_G": float(L_G)}
-
-
 def nnscratch_trainer(model, backend):
-    """The object whose ``step(x)`` is one training step of ``model``."""
+    """The library's trainer for ``model``; its ``step(x)`` is one training step."""
     if model == "vae":
         from nnscratch.vae import VAETrainer
         return VAETrainer({"preset": "classic"}, backend=backend)
-    try:
-        from nnscratch.gan import GANTrainer
-    except ImportError:
-        return SequentialGAN(model, backend)
+    from nnscratch.gan import GANTrainer
     return GANTrainer({"preset": model, "lr": GAN_ADAM["lr"], "betas": list(GAN_ADAM["betas"])},
                       backend=backend)
 
