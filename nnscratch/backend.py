@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -164,21 +163,6 @@ class Backend:
         step = max(1, size // max(row, 1))
         return [(slice(i, min(i + step, n)), ...) for i in range(0, n, step)]
 
-    def map(self, fn, items):
-        """``fn(*item)`` for every item, on a pool of ``threads()`` threads on the CPU backends.
-
-        NumPy releases the GIL inside its elementwise loops, so independent blocks of an
-        update run on all cores at once. On CuPy they run one after the other (the device
-        is parallel already). ``fn`` must not depend on the order.
-        """
-        n = threads() if self.name != "cupy" else 1
-        if n == 1 or len(items) < 2:
-            for item in items:
-                fn(*item)
-            return
-        for _ in _pool(n).map(lambda item: fn(*item), items):
-            pass
-
 
 def to_numpy(a):
     """A host (NumPy) copy of an array of any backend; NumPy arrays are returned as they are."""
@@ -205,29 +189,6 @@ def namespace(*arrays):
             return array_api_strict
     return np
 
-
-def threads():
-    """Threads for blockwise updates: ``$NNSCRATCH_THREADS``, else the cores this process may use."""
-    env = os.environ.get("NNSCRATCH_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:     # not on Linux
-        return os.cpu_count() or 1
-
-
-_pools = {}
-
-
-def _pool(n):
-    if n not in _pools:
-        _pools[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="nnscratch")
-    return _pools[n]
-
-
-if hasattr(os, "register_at_fork"):    # a forked child has none of the parent's threads
-    os.register_at_fork(after_in_child=_pools.clear)
 
 _current = None
 

@@ -34,8 +34,8 @@ class Optimizer:
         ``_update`` runs on blocks of about ``block_size`` elements (consecutive rows), on
         views that it changes in place. Why blocks: every line of an update rule is a pass
         over its arrays; on a whole 8-million-entry matrix each pass streams it from main
-        memory again, on a block the later passes find it in the cache. The blocks are
-        independent, so the backend spreads them over the CPU cores.
+        memory again, on a block the later passes find it in the cache. (Spreading the
+        blocks over a thread pool was measured too: no faster on a 2-core machine, so no.)
         """
         params, grads = self.module.params, self.module.grads
         missing = [name for name in params if name not in grads]
@@ -44,15 +44,13 @@ class Optimizer:
                                "call backward (with param_grads=True) before step")
         self.t += 1
         backend = self.module.backend
-        blocks = []
         for name, p in params.items():
             state = self.state.get(id(p))
             if state is None:
                 state = self.state[id(p)] = self._init_state(p)
             g = grads[name]
             for rows in backend.row_blocks(p.shape, self.block_size):
-                blocks.append((p[rows], g[rows], {k: a[rows] for k, a in state.items()}))
-        backend.map(self._update, blocks)
+                self._update(p[rows], g[rows], {k: a[rows] for k, a in state.items()})
 
     def _init_state(self, p):
         return {}
