@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))        # the nnscratch checkout
+# the nnscratch checkout; a worker timing another tree (--before) is started with this set
+sys.path.insert(0, os.environ.get("BENCH_NNSCRATCH_TREE", str(HERE.parent)))
 sys.path.insert(0, str(HERE))               # torch_ref
 
 import nnscratch as nn  # noqa: E402
@@ -56,9 +57,14 @@ MODELS = {
 }
 GAN_ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}
 IMPLS = ("nnscratch", "torch", "gemm")
+BEFORE = "nnscratch-before"     # another nnscratch tree (--before), e.g. the code before a change
 
 
 def n_cores():
+    """Threads for both libraries: ``--threads`` (passed to the workers as
+    BENCH_THREADS), else the cores this process may use."""
+    if os.environ.get("BENCH_THREADS"):
+        return int(os.environ["BENCH_THREADS"])
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -225,7 +231,7 @@ def library_config(impl):
                 "mkl": torch.backends.mkl.is_available(),
                 "mkldnn": torch.backends.mkldnn.is_available(),
                 "torch_parallel": torch.__config__.parallel_info().splitlines()[-1].strip()}
-    return {"numpy": np.__version__, **numpy_blas()}
+    return {"numpy": np.__version__, "nnscratch": str(Path(nn.__file__).parent), **numpy_blas()}
 
 
 def numpy_blas():
@@ -301,17 +307,20 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024    # KiB on Linux
 
 
-def measure_memory(impl, model, steps):
+def measure_memory(impl, model, steps, before_tree=None):
     import subprocess
+    env = dict(os.environ)
+    if impl == BEFORE:
+        env["BENCH_NNSCRATCH_TREE"] = before_tree
     out = subprocess.run([sys.executable, __file__, "--memory-child", impl, model,
-                          "--memory-steps", str(steps)], capture_output=True, text=True)
+                          "--memory-steps", str(steps)], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # -- the parent: interleaved timing -------------------------------------------------------
-def time_interleaved(models, impls, device, rounds, steps, log):
+def time_interleaved(models, impls, device, rounds, steps, log, before_tree=None):
     """Per (model, impl): a list of step times gathered round by round, interleaved."""
     ctx = mp.get_context("spawn")
     procs, config = {}, {}
@@ -319,7 +328,14 @@ def time_interleaved(models, impls, device, rounds, steps, log):
         for impl in impls:
             parent, child = ctx.Pipe()
             p = ctx.Process(target=worker, args=(child, impl, model, device), daemon=True)
+            saved = os.environ.get("BENCH_NNSCRATCH_TREE")
+            if impl == BEFORE:
+                os.environ["BENCH_NNSCRATCH_TREE"] = before_tree
             p.start()
+            if impl == BEFORE:
+                os.environ.pop("BENCH_NNSCRATCH_TREE")
+                if saved is not None:
+                    os.environ["BENCH_NNSCRATCH_TREE"] = saved
             status, info = parent.recv()
             if status == "error":
                 log(f"  {impl} {model} on {device}: {info} (skipped)")
@@ -392,6 +408,25 @@ def table(results, models, device):
     return "\n".join(rows)
 
 
+def before_table(results, models):
+    """nnscratch before (--before) and now, from the same interleaved rounds."""
+    rows = ["| model | before ms | now ms | speed-up | before / PyTorch | before / GEMM | "
+            "peak RSS before MiB | now MiB |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for model in models:
+        r = results.get(model, {})
+        b, n = r.get(BEFORE, {}).get("median_ms"), r.get("nnscratch", {}).get("median_ms")
+        t, g = r.get("torch", {}).get("median_ms"), r.get("gemm", {}).get("median_ms")
+        mem = r.get("memory", {})
+        mb = mem.get(BEFORE, {}).get("peak_rss_mib")
+        mn = mem.get("nnscratch", {}).get("peak_rss_mib")
+        f = lambda v, d=1: f"{v:.{d}f}" if v else "-"  # noqa: E731
+        q = lambda a, c: f"{a / c:.2f}" if a and c else "-"  # noqa: E731
+        rows.append(f"| {model} | {f(b)} | {f(n)} | {q(b, n)} | {q(b, t)} | {q(b, g)} | "
+                    f"{f(mb, 0)} | {f(mn, 0)} |")
+    return "\n".join(rows)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="vae,mlp,seed")
@@ -404,6 +439,12 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--quick", action="store_true", help="3 rounds, 5 memory steps")
     ap.add_argument("--json", default=str(HERE / "results" / "bench_steps.json"))
+    ap.add_argument("--threads", type=int, default=0,
+                    help="threads of OpenBLAS and of torch (default: the number of cores); "
+                         "1 is robust when other jobs share the cores")
+    ap.add_argument("--before", metavar="DIR",
+                    help="also time the nnscratch package in DIR (e.g. a checkout of an older "
+                         "commit), interleaved with the others, as 'nnscratch-before'")
     ap.add_argument("--memory-child", nargs=2, metavar=("IMPL", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
@@ -411,12 +452,19 @@ def main(argv=None):
         return
     if args.quick:
         args.rounds, args.memory_steps = 3, 5
+    if args.threads:
+        # read by OpenBLAS when a worker imports NumPy, and by n_cores() for torch
+        for var in ("BENCH_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     impls = [i for i in IMPLS if not (args.no_torch and i == "torch")]
+    if args.before:
+        args.before = str(Path(args.before).resolve())
+        impls.append(BEFORE)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     env = {"python": platform.python_version(), "machine": platform.machine(),
-           "cpu": _cpu_name(), "cores": n_cores(), "load_average_start": os.getloadavg(),
+           "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": n_cores(), "load_average_start": os.getloadavg(),
            "env_threads": {k: os.environ.get(k) for k in
                            ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
     results = {"env": env, "cpu": {}, "gpu": {},
@@ -433,9 +481,11 @@ def main(argv=None):
         for model in models:
             steps = args.steps or default_steps.get(model, 3)
             log(f"{device}: timing {model} ({args.rounds} rounds x {steps} steps)")
-            times, config = time_interleaved([model], impls, device, args.rounds, steps, log)
-            for info in config.values():
-                env.setdefault("libraries", {}).update(info)
+            times, config = time_interleaved([model], impls, device, args.rounds, steps, log,
+                                             args.before)
+            for impl, info in config.items():
+                if impl != BEFORE:
+                    env.setdefault("libraries", {}).update(info)
             results[device][model] = {impl: summarise(times[model, impl])
                                       for impl in impls if (model, impl) in times}
             results[device][model]["raw_ms"] = {impl: [round(1e3 * t, 3) for t in
@@ -445,12 +495,16 @@ def main(argv=None):
         for model in models:
             log(f"memory: {model} ({args.memory_steps} training steps per process)")
             results["cpu"][model]["memory"] = {
-                impl: measure_memory(impl, model, args.memory_steps)
-                for impl in ("nnscratch", "torch") if impl in impls}
+                impl: measure_memory(impl, model, args.memory_steps, args.before)
+                for impl in ("nnscratch", "torch", BEFORE) if impl in impls}
     env["load_average_end"] = os.getloadavg()
 
-    print(f"\n## Training step, CPU float32 ({env['cpu']}, {env['cores']} cores)\n")
+    print(f"\n## Training step, CPU float32 ({env['cpu']}, {env['cores']} cores, "
+          f"{env['threads']} threads)\n")
     print(table(results["cpu"], models, "cpu"))
+    if args.before:
+        print(f"\n## nnscratch before ({args.before}) and now, same rounds\n")
+        print(before_table(results["cpu"], models))
     if results["gpu"] and "skipped" not in results["gpu"]:
         print("\n## Training step, GPU float32\n")
         print(table(results["gpu"], models, "gpu"))
