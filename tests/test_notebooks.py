@@ -4,9 +4,9 @@ The notebooks are stored as jupytext percent-format scripts (``notebooks/NN_*.py
 diff like code and run as plain Python, which is what this test does. ``make notebooks``
 turns them into ``.ipynb`` files with outputs, in full mode.
 
-BLAS and nnscratch's optimizer pool are held to one thread: the problems of fast mode are
-tiny, and on a loaded 2-core machine several BLAS threads per process spin against each
-other and make a 3-second notebook take a minute.
+BLAS is held to one thread: the problems of fast mode are tiny, and on a loaded 2-core
+machine several BLAS threads per process spin against each other and make a 3-second
+notebook take a minute.
 """
 import os
 import pathlib
@@ -16,8 +16,7 @@ import sys
 import pytest
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.py"))
-ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                               "NNSCRATCH_THREADS")}
+ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
