@@ -40,7 +40,7 @@ from nnscratch import toy2d                            # noqa: E402
 #: ``scale * x`` (modes in [-1, 1]^2). ``pack`` is the PacGAN's m (the benchmark also runs
 #: pack 1, the plain GAN, with everything else the same).
 SETTINGS = {
-    "ring": {"steps": 20000, "batch": 256, "lr_final": 1e-5, "decay_start": 0.5, "scale": 1.0,
+    "ring": {"steps": 40000, "batch": 256, "lr_final": 1e-5, "decay_start": 0.5, "scale": 1.0,
              "pack": 2, "config": {"preset": "toy"}},
     "grid": {"steps": 48000, "batch": 256, "lr_final": 1e-5, "decay_start": 0.5, "scale": 0.25,
              "pack": 4, "config": {"preset": "toy"}},

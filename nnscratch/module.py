@@ -11,6 +11,7 @@
 ``param_grads=False`` computes dL/dx only and leaves ``grads`` untouched (the GAN's generator
 step back-propagates through the discriminator without disturbing it), and
 ``input_grad=False`` skips dL/dx (the first layer of a network, whose input is data).
+``module.clear_grads()`` frees the gradients once the optimizer has used them.
 """
 from __future__ import annotations
 
@@ -41,6 +42,14 @@ class Module:
     def grads(self):
         """Name -> gradient of the last backward (empty before the first one)."""
         return self._grads
+
+    def clear_grads(self):
+        """Free the gradients (``grads`` becomes empty) once the optimizer has used them.
+
+        A training loop that updates several networks in turn calls this after each update,
+        so that one network's gradients are not held in memory through the others' steps.
+        """
+        self._grads.clear()
 
     def __call__(self, x):
         return self.forward(x)
@@ -146,6 +155,10 @@ class Sequential(Module):
             dy = self.layers[i].backward(dy, param_grads=param_grads,
                                          input_grad=input_grad or i > 0)
         return dy
+
+    def clear_grads(self):
+        for m in self.layers:
+            m.clear_grads()
 
     def to(self, backend):
         for m in self.layers:

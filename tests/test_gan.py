@@ -129,8 +129,10 @@ def test_pack_layout_and_inverse(b64):
 # -- the generator step and the trainer ---------------------------------------------------------
 def test_generator_step_leaves_the_discriminator_bit_identical(b32):
     trainer = tiny_trainer(b32, pack=2)
-    trainer.step(host_batch(8))                           # D has gradients from a D step
+    trainer.step(host_batch(8))                           # Adam has state for both networks
     D, G = trainer.networks["D"], trainer.networks["G"]
+    x = b32.asarray(host_batch(8, seed=1))
+    trainer.gan.d_backward(trainer.gan.d_loss(x, trainer.gan.noise(8))[1])   # D has gradients
     D_params = {k: nn.to_numpy(v).copy() for k, v in D.params.items()}
     D_grads = {k: nn.to_numpy(v).copy() for k, v in D.grads.items()}
     G_before = {k: nn.to_numpy(v).copy() for k, v in G.params.items()}
@@ -172,9 +174,21 @@ def test_k_discriminator_steps_per_generator_step(b32):
     assert trainer.optimizers["G"].t == 2 and trainer.optimizers["D"].t == 6
 
 
+def test_a_step_frees_each_networks_gradients_after_its_update(b32):
+    trainer = tiny_trainer(b32, k=2)
+    trainer.step(host_batch(8))                           # a D step only
+    assert trainer.networks["D"].grads == {} and trainer.networks["G"].grads == {}
+    trainer.step(host_batch(8, seed=1))                   # D step, then G step
+    assert trainer.networks["D"].grads == {} and trainer.networks["G"].grads == {}
+    assert trainer.optimizers["G"].t == 1 and trainer.optimizers["D"].t == 2
+
+
 def test_float32_everywhere(b32):
     trainer = tiny_trainer(b32, pack=2, label_smoothing=0.1)
     trainer.step(host_batch(8))
+    gan = trainer.gan                   # the step freed its gradients: compute them again
+    gan.d_backward(gan.d_loss(b32.asarray(host_batch(8)), gan.noise(8), 0.1)[1])
+    gan.g_backward(gan.g_loss(gan.noise(8))[1])
     for net in trainer.networks.values():
         for a in list(net.params.values()) + list(net.grads.values()):
             assert "float32" in str(a.dtype)
