@@ -101,3 +101,33 @@ def test_figures(tmp_path):
     discriminator_map(trainer, "grid", log["samples"], str(tmp_path / "d.png"), resolution=20,
                       scale=0.25)
     assert (tmp_path / "over.png").stat().st_size > 0 and (tmp_path / "d.png").stat().st_size > 0
+
+
+# -- the benchmark script's bookkeeping -------------------------------------------------------
+def test_benchmark_combine_pools_the_seeds_of_split_runs(tmp_path, capsys):
+    """benchmarks/toy2d.py --combine: seeds 0-1 and 2-3 of one (mixture, pack), run in two
+    processes, give one row over the four seeds (mean and standard error recomputed)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "toy2d.py"
+    spec = importlib.util.spec_from_file_location("toy2d_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def part(seeds, modes, out):
+        rows = [{"seed": s, "modes": m, "high_quality": 0.9, "seconds": 1.0, "counts": []}
+                for s, m in zip(seeds, modes)]
+        (tmp_path / out).write_text(json.dumps({"summaries": [bench.summarize("ring", 2, rows)],
+                                                "total_seconds": 2.0}))
+        return str(tmp_path / out)
+
+    paths = [part([0, 1], [8, 6], "a.json"), part([2, 3], [8, 6], "b.json")]
+    bench.combine(paths, str(tmp_path / "all.json"))
+    merged = json.loads((tmp_path / "all.json").read_text())
+    [row] = merged["summaries"]
+    assert [r["seed"] for r in row["runs"]] == [0, 1, 2, 3]
+    assert row["modes_mean"] == 7.0
+    assert row["modes_se"] == pytest.approx(np.std([8, 6, 8, 6], ddof=1) / 2)
+    assert merged["total_seconds"] == 4.0
+    assert "7.0 ± 0.6" in capsys.readouterr().out
