@@ -31,7 +31,7 @@ Usage (torch is needed only here: ``.venv/bin/pip install -r benchmarks/requirem
         --seed-steps 4 --seed-round 2 --no-figures      # smoke run, ~1-2 min
 
 ``--threads N`` (default 1) sets NumPy's BLAS (``OPENBLAS_NUM_THREADS``, read when NumPy is
-imported), nnscratch's update thread pool (``NNSCRATCH_THREADS``) and torch to N threads.
+imported) and torch to N threads.
 One thread each is the default because on a machine shared with other jobs (more runnable
 threads than cores) multithreaded BLAS can collapse, threads spin-waiting for each other.
 
@@ -57,7 +57,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)                 # run from a checkout without installing
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NNSCRATCH_THREADS")
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 DEFAULT_THREADS = 1
 
 

@@ -5,9 +5,10 @@ Usage::
     .venv/bin/python benchmarks/optimizer_share.py            # vae, mlp, seed
     .venv/bin/python benchmarks/optimizer_share.py seed
 
-Times ``trainer.step`` (the classic VAE at batch 128, the GAN presets at batch 64, on the
-embedded Fashion-MNIST subset) and, inside it, the optimizers' ``step`` calls, by wrapping
-them; prints the median step time and the optimizer's part of it.
+The same trainers and batches as ``bench_steps.py`` (the classic VAE at batch 128, the GAN
+presets at batch 64, real images of the embedded Fashion-MNIST subset). Times
+``trainer.step`` and, inside it, the optimizers' ``step`` calls, by wrapping them; prints
+the median step time and the median time of its optimizer steps.
 """
 from __future__ import annotations
 
@@ -16,18 +17,13 @@ import sys
 import time
 
 import nnscratch as nn
-from nnscratch import datasets
-from nnscratch.gan import GANTrainer
-from nnscratch.vae import VAETrainer
+from bench_steps import MODELS, nnscratch_trainer, sample_batch
 
 
 def measure(model, steps=None):
-    data = datasets.load("fashion-mnist-mini", download=False)
     backend = nn.Backend("numpy", "float32", seed=0)
-    if model == "vae":
-        trainer, x = VAETrainer({"preset": "classic"}, backend=backend), data.x[:128]
-    else:
-        trainer, x = GANTrainer({"preset": model}, backend=backend), data.x[:64]
+    trainer = nnscratch_trainer(model, backend)
+    x = backend.asarray(sample_batch(MODELS[model]["batch"]))
     spent = []
     for opt in trainer.optimizers.values():
         def timed(step=opt.step):
@@ -37,18 +33,18 @@ def measure(model, steps=None):
         opt.step = timed
     steps = steps or (10 if model == "seed" else 50)
     trainer.step(x)                                   # untimed: Adam allocates its state here
-    totals, shares = [], []
+    totals, optimizer = [], []
     for _ in range(steps):
         spent.clear()
         t0 = time.perf_counter()
         trainer.step(x)
         totals.append(time.perf_counter() - t0)
-        shares.append(sum(spent))
-    return statistics.median(totals), statistics.median(shares)
+        optimizer.append(sum(spent))
+    return statistics.median(totals), statistics.median(optimizer)
 
 
 def main(argv=None):
-    models = (argv if argv is not None else sys.argv[1:]) or ["vae", "mlp", "seed"]
+    models = (argv if argv is not None else sys.argv[1:]) or list(MODELS)
     print("| model | step ms | optimizer ms | optimizer share |\n|---|---:|---:|---:|")
     for model in models:
         total, opt = measure(model)

@@ -12,14 +12,14 @@ captured and the fraction of high-quality samples. Prints a markdown table (mean
 error over the seeds, seconds per run) and writes the per-seed numbers to
 ``benchmarks/results/toy2d.json``.
 
-Runs are single-threaded (``OPENBLAS_NUM_THREADS=1``, ``NNSCRATCH_THREADS=1``, set below
+Runs are single-threaded (``OPENBLAS_NUM_THREADS=1`` and its OpenMP/MKL peers, set below
 before NumPy is imported): the networks are small, and threads only add overhead.
 """
 from __future__ import annotations
 
 import os
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NNSCRATCH_THREADS"):
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse                                        # noqa: E402

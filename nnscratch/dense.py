@@ -57,7 +57,7 @@ class Dense(Module):
         self._check_dy(dy, (x.shape[0], self.n_out))
         xp = self.backend.xp
         if param_grads:
-            self._grads.clear()       # free the last dW first: the peak holds one dW, not two
+            self.clear_grads()        # free the last dW first: the peak holds one dW, not two
             self._grads["W"] = x.T @ dy                            # eq. (dense-2)
             self._grads["b"] = xp.sum(dy, axis=0)                  # eq. (dense-3)
         if input_grad:

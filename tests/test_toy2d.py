@@ -109,11 +109,14 @@ def test_benchmark_combine_pools_the_seeds_of_split_runs(tmp_path, capsys):
     processes, give one row over the four seeds (mean and standard error recomputed)."""
     import importlib.util
     import json
+    import os
     from pathlib import Path
+    from unittest import mock
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "toy2d.py"
     spec = importlib.util.spec_from_file_location("toy2d_benchmark", path)
     bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    with mock.patch.dict(os.environ):        # the script sets BLAS thread variables on import
+        spec.loader.exec_module(bench)
 
     def part(seeds, modes, out):
         rows = [{"seed": s, "modes": m, "high_quality": 0.9, "seconds": 1.0, "counts": []}
