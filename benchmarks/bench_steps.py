@@ -75,9 +75,9 @@ def n_cores():
 def nnscratch_trainer(model, backend):
     """The library's trainer for ``model``; its ``step(x)`` is one training step."""
     if model == "vae":
-        from nnscratch.vae import VAETrainer
+        from nnscratch.models.vae import VAETrainer
         return VAETrainer({"preset": "classic"}, backend=backend)
-    from nnscratch.gan import GANTrainer
+    from nnscratch.models.gan import GANTrainer
     return GANTrainer({"preset": model, "lr": GAN_ADAM["lr"], "betas": list(GAN_ADAM["betas"])},
                       backend=backend)
 

@@ -38,8 +38,8 @@ def main():
         os.environ["NNSCRATCH_CACHE"] = args.cache
 
     from nnscratch import datasets
-    from nnscratch.classifier import cache_path, get_classifier
-    from nnscratch.frechet import image_metrics
+    from nnscratch.metrics.classifier import cache_path, get_classifier
+    from nnscratch.metrics.frechet import image_metrics
 
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     t0, c0 = time.perf_counter(), time.process_time()

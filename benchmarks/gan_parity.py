@@ -12,7 +12,7 @@ backend's generator, PyTorch from ``torch.manual_seed(seed)``), so the two runs 
 samples of the same training procedure, not the same trajectory. The frameworks are
 interleaved epoch by epoch, and which one goes first alternates, so a change in the
 machine's load hits both. Per epoch: wall time of the training steps only, steps per
-second, mean losses and D outputs, and the image metrics of :func:`nnscratch.frechet.
+second, mean losses and D outputs, and the image metrics of :func:`nnscratch.metrics.frechet.
 image_metrics` on ``--samples`` generated images (Frechet distance to the test split in the
 features of nnscratch's cached Fashion-MNIST classifier: the SAME classifier for both
 frameworks; classes covered). The floor ``frechet_train`` is the distance of as many real
@@ -81,10 +81,10 @@ import torch  # noqa: E402
 
 import nnscratch as nn  # noqa: E402
 from nnscratch import datasets  # noqa: E402
-from nnscratch import frechet  # noqa: E402
-from nnscratch.classifier import cache_path, get_classifier  # noqa: E402
-from nnscratch.frechet import image_metrics  # noqa: E402
-from nnscratch.gan import GANTrainer  # noqa: E402
+from nnscratch.metrics import frechet  # noqa: E402
+from nnscratch.metrics.classifier import cache_path, get_classifier  # noqa: E402
+from nnscratch.metrics.frechet import image_metrics  # noqa: E402
+from nnscratch.models.gan import GANTrainer  # noqa: E402
 from torch_ref import gan as torch_gan  # noqa: E402
 
 FRAMEWORKS = ("nnscratch", "torch")

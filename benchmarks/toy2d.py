@@ -6,7 +6,7 @@ Usage::
     python benchmarks/toy2d.py --mixtures ring --seeds 3 --packs 2
     python benchmarks/toy2d.py --figures docs/figures    # also the figures of seed 0
 
-Each run trains from scratch with the tight loop of :func:`nnscratch.toy2d.train` (fresh
+Each run trains from scratch with the tight loop of :func:`nnscratch.models.toy2d.train` (fresh
 samples of the mixture at every step) and measures eq. (toy-1) on 2,500 samples: modes
 captured and the fraction of high-quality samples. Prints a markdown table (mean +- standard
 error over the seeds, seconds per run) and writes the per-seed numbers to
@@ -31,9 +31,9 @@ import time                                            # noqa: E402
 
 import numpy as np                                     # noqa: E402
 
-from nnscratch import toy2d                            # noqa: E402
+from nnscratch.models import toy2d  # noqa: E402
 
-#: The settings: the ``toy`` preset of :mod:`nnscratch.gan` (ReLU MLPs, G 2-64-64-64-2,
+#: The settings: the ``toy`` preset of :mod:`nnscratch.models.gan` (ReLU MLPs, G 2-64-64-64-2,
 #: D 2m-128-128-128-1, PyTorch initialisation, Adam lr 1e-3, betas (0.5, 0.999), k = 1,
 #: non-saturating loss), batch 256, the learning rate constant for the first half of the run
 #: and then decayed geometrically to ``lr_final``; the grid is trained in units of

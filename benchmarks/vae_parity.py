@@ -60,7 +60,7 @@ import torch  # noqa: E402
 
 import nnscratch as nn  # noqa: E402
 from nnscratch import datasets  # noqa: E402
-from nnscratch.vae import VAETrainer  # noqa: E402
+from nnscratch.models.vae import VAETrainer  # noqa: E402
 from torch_ref import vae as torch_vae  # noqa: E402
 
 

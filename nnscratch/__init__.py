@@ -11,6 +11,9 @@ from .losses import (NonFiniteError, bce, bce_with_logits, kl_normal, log_softma
                      softmax_cross_entropy)
 from .optim import SGD, Adam, Optimizer
 from .gradcheck import check_gradients, format_report, gradcheck
+from .training.trainer import Trainer
+from .models.vae import VAE, VAETrainer
+from .models.gan import GAN, GANTrainer
 
 __version__ = "0.1.0"
 
@@ -21,4 +24,5 @@ __all__ = [
     "NonFiniteError", "bce", "bce_with_logits", "kl_normal", "log_softmax", "mse",
     "softmax_cross_entropy", "SGD", "Adam", "Optimizer",
     "check_gradients", "format_report", "gradcheck",
+    "Trainer", "VAE", "VAETrainer", "GAN", "GANTrainer",
 ]

@@ -169,7 +169,7 @@ MODEL_OPTIONS = {"vae": ("preset", "latent", "binarize"), "gan": ("preset", "lat
 
 
 def _new_trainer(args):
-    from .trainer import Trainer
+    from .training.trainer import Trainer
     config = {key: getattr(args, key) for key in MODEL_OPTIONS[args.model]}
     config["preset"] = config["preset"] or args.default_preset
     config["lr"] = args.lr
@@ -179,7 +179,7 @@ def _new_trainer(args):
 def _resume(args):
     """The trainer and loop state of ``--resume``; the run's options default to the
     checkpoint's, and a model option that contradicts the checkpoint is an error."""
-    from .checkpoint import load_checkpoint
+    from .training.checkpoint import load_checkpoint
     run_peek = _peek_run(args.resume)
     trainer, state = load_checkpoint(
         args.resume, backend=_backend(args.backend or run_peek.get("backend"), args.seed),
@@ -231,8 +231,8 @@ def _command(argv, checkpoint, *extra):
 
 def _train(args):
     import importlib
-    from .loop import CHECKPOINT, TrainingDiverged, TrainingInterrupted, fit, new_loop_state
-    importlib.import_module(f"nnscratch.{args.model}")
+    from .training.loop import CHECKPOINT, TrainingDiverged, TrainingInterrupted, fit, new_loop_state
+    importlib.import_module(f"nnscratch.models.{args.model}")
     if args.resume:
         trainer, state = _resume(args)
     else:
@@ -278,7 +278,7 @@ def _train(args):
 
 
 def _sample(args):
-    from .checkpoint import load_checkpoint
+    from .training.checkpoint import load_checkpoint
     if not args.out.endswith(".npy"):
         raise UsageError(f"--out must name a .npy file, got {args.out!r}")
     trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
@@ -297,14 +297,14 @@ def _sample(args):
 
 
 def _eval(args):
-    from .checkpoint import load_checkpoint
+    from .training.checkpoint import load_checkpoint
     trainer, state = load_checkpoint(args.checkpoint, backend=_backend(args.backend, 0))
     run = state.get("run", {})
     dataset = args.dataset or (None if args.data_dir else run.get("dataset"))
     test = _load_data(dataset, args.data_dir or run.get("data_dir"), "test", args.limit)
     metrics = dict(trainer.evaluate(test.x))
     if not args.no_image_metrics:
-        from .frechet import image_metrics
+        from .metrics.frechet import image_metrics
         data_dir = args.data_dir or run.get("data_dir")
         images = image_metrics(trainer.sample(args.samples, seed=0), test.name,
                                data_dir=data_dir)
@@ -323,8 +323,8 @@ def main(argv=None):
     Set ``NNSCRATCH_DEBUG=1`` to get the traceback of an error instead of its one line.
     """
     from .backend import BackendError
-    from .checkpoint import CheckpointError
-    from .loop import TrainingDiverged, TrainingInterrupted
+    from .training.checkpoint import CheckpointError
+    from .training.loop import TrainingDiverged, TrainingInterrupted
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)

@@ -12,17 +12,18 @@
 #
 # The minimax game, saturating against non-saturating generator losses (gan-3 to gan-6), the
 # generator's gradient through the discriminator by hand (gan-7), mode collapse on the 2-D
-# ring and grid and packing as its remedy (gan-8, toy-1), then images. Code: `nnscratch/gan.py`,
-# `nnscratch/toy2d.py`.
+# ring and grid and packing as its remedy (gan-8, toy-1), then images. Code: `nnscratch/models/gan.py`,
+# `nnscratch/models/toy2d.py`.
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 
 import nnscratch as nn
-from nnscratch import datasets, toy2d
-from nnscratch.gan import GAN, GANTrainer, generator_loss
-from nnscratch.loop import fit
+from nnscratch import datasets
+from nnscratch.models import toy2d
+from nnscratch.models.gan import GAN, GANTrainer, generator_loss
+from nnscratch.training.loop import fit
 from nnscratch.plots.gan import save_samples
 from nnscratch.plots.toy2d import discriminator_map, samples_over_training
 from _common import FAST, FIGURES, savefig, show

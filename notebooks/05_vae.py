@@ -12,7 +12,7 @@
 #
 # The negative ELBO (vae-4) = reconstruction BCE from logits (bce-1) + the KL in closed form
 # (kl-1); the reparameterisation $z = \mu + e^{\mathrm{logvar}/2}\epsilon$ (vae-2) lets the
-# gradient pass through the sampling (vae-5, vae-6). Code: `nnscratch/vae.py`.
+# gradient pass through the sampling (vae-5, vae-6). Code: `nnscratch/models/vae.py`.
 
 # %%
 import matplotlib.pyplot as plt
@@ -20,9 +20,9 @@ import numpy as np
 
 import nnscratch as nn
 from nnscratch import datasets
-from nnscratch.loop import fit
+from nnscratch.training.loop import fit
 from nnscratch.plots.vae import save_latent_scatter, save_manifold, save_reconstructions
-from nnscratch.vae import VAE, VAETrainer
+from nnscratch.models.vae import VAE, VAETrainer
 from _common import FAST, FIGURES, savefig, show
 
 # %% [markdown]

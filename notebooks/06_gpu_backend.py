@@ -32,7 +32,7 @@ import numpy as np
 
 import nnscratch as nn
 from nnscratch import datasets
-from nnscratch.vae import VAETrainer
+from nnscratch.models.vae import VAETrainer
 from _common import FAST
 
 available = ["numpy"]

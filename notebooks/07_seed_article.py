@@ -17,7 +17,7 @@
 #
 # This chapter translates both listings line for line into nnscratch, runs them to show
 # what is missing or wrong, completes and corrects them, and puts the result next to the
-# `seed` presets of `nnscratch.gan` and `nnscratch.vae`, which are those corrections.
+# `seed` presets of `nnscratch.models.gan` and `nnscratch.models.vae`, which are those corrections.
 # Fast mode (CI) takes a couple of steps of each; full mode trains long enough to see the
 # difference in samples.
 
@@ -27,10 +27,10 @@ import numpy as np
 
 import nnscratch as nn
 from nnscratch import datasets
-from nnscratch.gan import GANTrainer
-from nnscratch.loop import fit
+from nnscratch.models.gan import GANTrainer
+from nnscratch.training.loop import fit
 from nnscratch.plots.grid import image_grid
-from nnscratch.vae import VAETrainer
+from nnscratch.models.vae import VAETrainer
 from _common import FAST, FIGURES, savefig
 
 b = nn.Backend("numpy", seed=0)

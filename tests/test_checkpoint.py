@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch import checkpoint
-from nnscratch.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint,
+from nnscratch.training import checkpoint
+from nnscratch.training.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint,
                                   read_checkpoint, save_checkpoint)
-from nnscratch.loop import new_loop_state
+from nnscratch.training.loop import new_loop_state
 from test_loop import ToyAE, toy
 
 
@@ -69,8 +69,8 @@ def test_load_onto_a_given_backend(tmp_path):
 
 
 def test_the_real_models_round_trip(tmp_path):
-    from nnscratch.gan import GANTrainer
-    from nnscratch.vae import VAETrainer
+    from nnscratch.models.gan import GANTrainer
+    from nnscratch.models.vae import VAETrainer
     b = nn.Backend("numpy", seed=0)
     for trainer in (VAETrainer({"preset": "classic", "latent": 2}, backend=b),
                     GANTrainer({"preset": "toy", "k": 2}, backend=b)):

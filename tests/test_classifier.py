@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch import classifier as clf_module
+from nnscratch.metrics import classifier as clf_module
 from nnscratch import datasets
-from nnscratch.classifier import Classifier, cache_path, cache_root, clear_memory, get_classifier
+from nnscratch.metrics.classifier import Classifier, cache_path, cache_root, clear_memory, get_classifier
 from nnscratch.gradcheck import TOLERANCE
 
 MINI = "fashion-mnist-mini"

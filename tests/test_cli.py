@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from nnscratch.checkpoint import read_checkpoint
+from nnscratch.training.checkpoint import read_checkpoint
 from nnscratch.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -139,7 +139,7 @@ def test_help_for_every_command(argv, capsys):
 
 
 def test_divergence_exits_1_with_the_command_to_resume(tmp_path, capsys, monkeypatch):
-    from nnscratch.vae import VAETrainer
+    from nnscratch.models.vae import VAETrainer
     out = tmp_path / "run"
     assert train(out, "--epochs", "1") == 0
     before = (out / "checkpoint.npz").read_bytes()

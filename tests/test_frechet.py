@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from nnscratch import datasets
-from nnscratch.classifier import clear_memory, get_classifier
-from nnscratch.frechet import (class_metrics, feature_stats, frechet_distance,
+from nnscratch.metrics.classifier import clear_memory, get_classifier
+from nnscratch.metrics.frechet import (class_metrics, feature_stats, frechet_distance,
                                frechet_distance_of, image_metrics, reference_stats, sqrtm_psd,
                                trace_sqrt_product)
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.gan import (GAN, PRESETS, GANTrainer, discriminator_loss, generator_loss, pack,
+from nnscratch.models.gan import (GAN, PRESETS, GANTrainer, discriminator_loss, generator_loss, pack,
                            unpack)
 from nnscratch.gradcheck import TOLERANCE
-from nnscratch.trainer import Trainer
+from nnscratch.training.trainer import Trainer
 
 
 def tiny_gan(b, m=1, output="linear", G_alpha=0.2, D_alpha=0.2):

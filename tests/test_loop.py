@@ -1,4 +1,4 @@
-"""The shared training loop (nnscratch.loop.fit), driven by a tiny autoencoder trainer that
+"""The shared training loop (nnscratch.training.loop.fit), driven by a tiny autoencoder trainer that
 draws noise from the backend's generator, so that an exact resume must restore it too.
 
 Everything runs on a few hundred random 784-pixel rows: the file takes seconds."""
@@ -11,9 +11,9 @@ import pytest
 
 import nnscratch as nn
 from nnscratch import datasets
-from nnscratch.checkpoint import load_checkpoint, read_checkpoint
-from nnscratch.loop import TrainingDiverged, TrainingInterrupted, fit
-from nnscratch.trainer import Trainer
+from nnscratch.training.checkpoint import load_checkpoint, read_checkpoint
+from nnscratch.training.loop import TrainingDiverged, TrainingInterrupted, fit
+from nnscratch.training.trainer import Trainer
 
 
 @Trainer.register

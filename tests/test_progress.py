@@ -1,11 +1,11 @@
-"""Tests of nnscratch.progress.ProgressBar, with fake clocks and in-memory streams."""
+"""Tests of nnscratch.training.progress.ProgressBar, with fake clocks and in-memory streams."""
 
 import io
 
 import numpy as np
 import pytest
 
-from nnscratch.progress import ProgressBar
+from nnscratch.training.progress import ProgressBar
 
 
 class FakeClock:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from nnscratch import toy2d
+from nnscratch.models import toy2d
 
 
 def test_ring_modes_are_eight_points_on_the_unit_circle():

@@ -12,8 +12,8 @@ import pytest
 
 import nnscratch as nn
 from nnscratch.gradcheck import TOLERANCE
-from nnscratch.trainer import Trainer
-from nnscratch.vae import (PRESETS, VAE, VAETrainer, log_normal_posterior, log_normal_prior,
+from nnscratch.training.trainer import Trainer
+from nnscratch.models.vae import (PRESETS, VAE, VAETrainer, log_normal_posterior, log_normal_prior,
                            logmeanexp, reparameterize)
 
 
@@ -291,5 +291,5 @@ def test_figures_write_pngs(tmp_path):
 def test_import_nnscratch_vae_does_not_import_matplotlib():
     import subprocess
     import sys
-    code = "import sys, nnscratch, nnscratch.vae; assert 'matplotlib' not in sys.modules"
+    code = "import sys, nnscratch, nnscratch.models.vae; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,7 @@
 """The dense GANs of nnscratch (presets ``mlp`` and ``seed``) in PyTorch, for
 ``benchmarks/gan_parity.py`` only (never imported by the library or its tests).
 
-Same model as :class:`nnscratch.gan.GANTrainer`:
+Same model as :class:`nnscratch.models.gan.GANTrainer`:
 
 * generator ``G``: ``100 -> 256 -> 512 -> 1024 -> 784`` (``mlp``) or
   ``100 -> 4096 -> 2048 -> 1024 -> 784`` (``seed``), leaky ReLU (slope 0.2) after every

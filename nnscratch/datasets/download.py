@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO, Sequence, TextIO
 
-from ..progress import ProgressBar
+from ..training.progress import ProgressBar
 
 __all__ = ["DownloadError", "download_file", "sha256_of"]
 
@@ -65,7 +65,7 @@ def download_file(
         dest: where the verified file ends up (its directory is created if needed).
         sha256: expected hex digest. ``None`` refuses to download: unverified data could be
             anything, and a silent wrong dataset is worse than a clear error.
-        progress: show a :class:`~nnscratch.progress.ProgressBar` (bytes) per attempt.
+        progress: show a :class:`~nnscratch.training.progress.ProgressBar` (bytes) per attempt.
         timeout: seconds to wait for the server to connect or send data.
         stream: where the progress bar writes (default ``sys.stderr``).
 

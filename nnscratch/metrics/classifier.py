@@ -1,5 +1,5 @@
 r"""A dense image classifier whose penultimate layer is the feature space of the Frechet
-distance (:mod:`nnscratch.frechet`): this project's stand-in for the Inception network of
+distance (:mod:`nnscratch.metrics.frechet`): this project's stand-in for the Inception network of
 the FID (Heusel et al., 2017), built and trained with nnscratch itself.
 
 Model, eq. (clf-1), for images ``x`` ``(batch, 784)`` in [0, 1]:
@@ -36,12 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .activations import ReLU
-from .backend import Backend, get_backend, to_numpy
-from .dense import Dense
-from .losses import softmax_cross_entropy
-from .module import Module, Sequential, ShapeError
-from .optim import Adam
+from ..activations import ReLU
+from ..backend import Backend, get_backend, to_numpy
+from ..dense import Dense
+from ..losses import softmax_cross_entropy
+from ..module import Module, Sequential, ShapeError
+from ..optim import Adam
 
 FORMAT_VERSION = 1
 N_IN = 784
@@ -161,8 +161,8 @@ class Classifier(Module):
         the next; annealed, the last epoch is also the best. Returns the mean loss of each
         epoch.
         """
-        from .datasets import batches
-        from .progress import ProgressBar
+        from ..datasets import batches
+        from ..training.progress import ProgressBar
         x = np.asarray(x, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64)
         xp = self.backend.xp
@@ -198,7 +198,7 @@ class Classifier(Module):
         meta = {"format": FORMAT_VERSION, "hidden": list(self.hidden), "n_in": self.n_in,
                 "n_classes": self.n_classes, "arch": self.arch, **self.info}
         state["meta"] = np.asarray(json.dumps(meta))
-        from .checkpoint import save_npz_atomic
+        from ..training.checkpoint import save_npz_atomic
         return save_npz_atomic(path, state)
 
     @classmethod
@@ -246,7 +246,7 @@ def train_classifier(dataset_name, data_dir=None, seed=0, hidden=DEFAULTS["hidde
     """Train a :class:`Classifier` on the train split of ``dataset_name`` and measure its
     accuracy on the test split. ``info`` records the dataset, seed, epochs, test accuracy
     and training time. Initialisation and batch order depend only on ``seed``."""
-    from .datasets import load
+    from ..datasets import load
     backend = Backend(_default_backend_name(), "float32", seed) if backend is None else backend
     train = load(dataset_name, "train", data_dir=data_dir)
     test = load(dataset_name, "test", data_dir=data_dir)

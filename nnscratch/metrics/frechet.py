@@ -1,5 +1,5 @@
 r"""Image quality without Inception: the Frechet distance in the features of a classifier
-trained with nnscratch itself (:mod:`nnscratch.classifier`), and the class histogram of
+trained with nnscratch itself (:mod:`nnscratch.metrics.classifier`), and the class histogram of
 generated images (mode coverage).
 
 The FID of Heusel et al. (2017) with this project's classifier in place of Inception: fit a
@@ -156,7 +156,7 @@ def reference_stats(classifier, dataset_name, split="test", n=10000, data_dir=No
     memo = _reference.setdefault(classifier, {})
     key = (dataset_name, split, n, seed, None if data_dir is None else str(data_dir))
     if key not in memo:
-        from .datasets import load
+        from ..datasets import load
         x = load(dataset_name, split, data_dir=data_dir).x
         if seed is None:
             x = x[:n]
@@ -170,7 +170,7 @@ def image_metrics(samples, dataset_name="fashion-mnist", n_test=10000, data_dir=
                   classifier=None, min_fraction=MIN_FRACTION, reference=True, progress=True):
     """Quality and coverage of generated images ``samples`` ``(N, 784)`` in [0, 1], N >= 2.
 
-    The classifier is :func:`nnscratch.classifier.get_classifier` ``(dataset_name,
+    The classifier is :func:`nnscratch.metrics.classifier.get_classifier` ``(dataset_name,
     data_dir)`` (trained on the first call, cached on disk) unless one is given. Returns a
     dict:
 

@@ -74,7 +74,7 @@ Presets (:data:`PRESETS`):
     784-1024-512-256-1, leaky ReLU 0.2, PyTorch's ``nn.Linear`` initialisation, Adam lr 2e-4,
     betas (0.5, 0.999), batch 64.
 ``"toy"``
-    Points of the plane for the mode-coverage benchmark of :mod:`nnscratch.toy2d`:
+    Points of the plane for the mode-coverage benchmark of :mod:`nnscratch.models.toy2d`:
     generator 2-64-64-64-2 (linear output), discriminator ``2m``-128-128-128-1, both with
     **ReLU** and PyTorch's initialisation, Adam lr 1e-3, batch 256. In the spirit of the
     PacGAN code (ReLU generator on a 2-D noise, a wider discriminator), without its batch
@@ -89,13 +89,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import Identity, LeakyReLU, ReLU, Sigmoid, sigmoid
-from .backend import Backend, get_backend, namespace, to_numpy
-from .dense import Dense
-from .losses import bce_with_logits
-from .module import Sequential, ShapeError
-from .optim import Adam
-from .trainer import Trainer
+from ..activations import Identity, LeakyReLU, ReLU, Sigmoid, sigmoid
+from ..backend import Backend, get_backend, namespace, to_numpy
+from ..dense import Dense
+from ..losses import bce_with_logits
+from ..module import Sequential, ShapeError
+from ..optim import Adam
+from ..training.trainer import Trainer
 
 LOSSES = ("non-saturating", "minimax")
 

@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from .backend import Backend
+from ..backend import Backend
 from .gan import GANTrainer
 
 N_EVAL = 2500
@@ -109,7 +109,7 @@ def train(name, steps, config=None, batch=None, seed=0, lr_final=None, decay_sta
     steps : int
         Discriminator steps (each on a fresh real batch); ``k`` of them per generator step.
     config : dict, optional
-        :class:`~nnscratch.gan.GANTrainer` config; the ``"toy"`` preset by default.
+        :class:`~nnscratch.models.gan.GANTrainer` config; the ``"toy"`` preset by default.
     batch : int, optional
         Samples per step (real and fake each); the preset's ``batch_size`` by default. Must be
         a multiple of ``pack``.

@@ -72,13 +72,13 @@ import math
 
 import numpy as np
 
-from .activations import LeakyReLU, ReLU, sigmoid
-from .backend import Backend, namespace, to_numpy
-from .dense import Dense
-from .losses import bce_with_logits, kl_normal
-from .module import Module, Sequential, ShapeError
-from .optim import Adam
-from .trainer import Trainer
+from ..activations import LeakyReLU, ReLU, sigmoid
+from ..backend import Backend, namespace, to_numpy
+from ..dense import Dense
+from ..losses import bce_with_logits, kl_normal
+from ..module import Module, Sequential, ShapeError
+from ..optim import Adam
+from ..training.trainer import Trainer
 
 LOG_2PI = math.log(2.0 * math.pi)
 

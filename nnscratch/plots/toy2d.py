@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..toy2d import mixture
+from ..models.toy2d import mixture
 from .grid import pyplot
 
 
@@ -72,7 +72,7 @@ def discriminator_map(trainer, name, samples=None, path=None, resolution=200, ti
 
     With pack ``m`` > 1, D judges ``m`` points at once; the map shows D on ``m`` copies of
     the same point (what D says about a fully collapsed pack at ``x``). ``scale``: the
-    factor the networks were trained with (:func:`nnscratch.toy2d.train`); D is evaluated
+    factor the networks were trained with (:func:`nnscratch.models.toy2d.train`); D is evaluated
     at ``scale * x``.
     """
     plt = pyplot()

@@ -1,7 +1,7 @@
 """Figures of a VAE: prior samples, reconstructions, and for a 2-D latent the scatter of the
 test codes coloured by class and the decoded manifold (Kingma & Welling, 2014, fig. 4).
 
-Every function takes a :class:`nnscratch.vae.VAETrainer`, writes one PNG and returns its
+Every function takes a :class:`nnscratch.models.vae.VAETrainer`, writes one PNG and returns its
 path. matplotlib is imported inside the functions (through :func:`.grid.pyplot`) only.
 """
 from __future__ import annotations

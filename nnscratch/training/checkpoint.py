@@ -132,7 +132,7 @@ def load_checkpoint(path, backend=None, kind=None):
 def _import_models():
     """Importing the model modules registers their trainers with :class:`Trainer`."""
     import importlib
-    for name in ("nnscratch.vae", "nnscratch.gan"):
+    for name in ("nnscratch.models.vae", "nnscratch.models.gan"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as err:

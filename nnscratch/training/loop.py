@@ -38,8 +38,8 @@ import types
 import numpy as np
 
 from .checkpoint import save_checkpoint
-from .datasets import batches
-from .losses import NonFiniteError
+from ..datasets import batches
+from ..losses import NonFiniteError
 from .progress import ProgressBar
 from .runlog import RunLog
 
@@ -125,7 +125,7 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
     seed : int
         Seed of the loop's data-order generator (ignored when resuming: it is in the state).
     loop_state : dict, optional
-        From :func:`nnscratch.checkpoint.load_checkpoint`, to resume; None starts afresh.
+        From :func:`nnscratch.training.checkpoint.load_checkpoint`, to resume; None starts afresh.
     test : Dataset or array, optional
         Held-out images for ``trainer.evaluate`` and for the figures (default: ``data``).
     eval_every : int

@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from .backend import get_backend
+from ..backend import get_backend
 
 
 class Trainer:
@@ -89,7 +89,7 @@ class Trainer:
             module = None
         if module is not None and hasattr(module, "epoch_figures"):
             return module.epoch_figures(self, out_dir, data, records)
-        from .plots.grid import metric_keys, save_curves, save_image_grid
+        from ..plots.grid import metric_keys, save_curves, save_image_grid
         return [save_curves(records, metric_keys(records), os.path.join(out_dir, "loss.png"),
                             title=self.kind),
                 save_image_grid(self.sample(64, seed=self.figure_seed),
