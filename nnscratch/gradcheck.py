@@ -5,13 +5,15 @@ For a scalar function :math:`f` of an array :math:`\theta`, eq. (gradcheck-1):
 .. math:: \frac{\partial f}{\partial \theta_i} \approx
           \frac{f(\theta + h e_i) - f(\theta - h e_i)}{2h}
 
-whose truncation error is :math:`O(h^2)` and whose rounding error is about
+whose truncation error is :math:`h^2 |f^{(3)}| / 6` and whose rounding error is about
 :math:`\epsilon_{mach} |f| / h`. In float64 (:math:`\epsilon_{mach} \approx 2.2\times10^{-16}`)
-with :math:`h = 10^{-6}` both are near :math:`10^{-10}` relative to the size of the
-gradient, which is why a smooth function passes with errors far below the threshold of
-:math:`10^{-7}` that the tests use, while any real mistake in a backward (a missing
-factor, a transpose, a sign) gives errors of order 1. Always check in float64: in float32
-the rounding error alone is about :math:`10^{-2}`.
+with :math:`h = 10^{-6}` the truncation error is about :math:`10^{-13}` and the rounding
+error, which dominates, about :math:`2\times10^{-10}` (relative to the size of the gradient,
+for :math:`f` and its derivatives of order one). So a smooth function passes with errors
+far below the threshold of :math:`10^{-7}` that the tests use, while any real mistake in a
+backward (a missing factor, a transpose, a sign) gives errors of order 1. Always check in
+float64: in float32 (:math:`\epsilon_{mach} \approx 1.2\times10^{-7}`) the rounding error
+alone is about :math:`10^{-1}` at this :math:`h` (``docs/gradcheck.md`` derives both).
 
 A layer's output is a whole array, so it is reduced to a scalar with a *random* upstream
 gradient, eq. (gradcheck-2): :math:`f = \sum_i \delta_i y_i` with
@@ -40,10 +42,14 @@ def numerical_gradient(f, theta, h=1e-6):
 
     ``theta`` is perturbed in place, one entry at a time, and restored exactly.
     Returns a NumPy array of the shape of ``theta``.
+
+    The entry is read as a Python float before it is perturbed: on CuPy, ``theta[index]``
+    with a full tuple of integers is a 0-d *view* into ``theta`` (NumPy returns a copy), so
+    keeping that view as "the original" would see every perturbation.
     """
     grad = np.zeros(tuple(theta.shape))
     for index in np.ndindex(*theta.shape):
-        original = theta[index]
+        original = float(theta[index])
         theta[index] = original + h
         f_plus = float(f())
         theta[index] = original - h
