@@ -120,7 +120,8 @@ def test_resume_refuses_options_that_contradict_the_checkpoint(tmp_path, capsys)
     (["eval", "--checkpoint", "nope.npz"], "does not exist"),
     (["frobnicate"], "invalid choice"),
 ])
-def test_bad_arguments_give_one_line_and_status_2(argv, message, capsys):
+def test_bad_arguments_give_one_line_and_status_2(argv, message, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)   # CuPy missing, even where a GPU is
     assert main(argv) == 2
     assert re.search(message, one_error_line(capsys))
 

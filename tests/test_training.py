@@ -144,7 +144,8 @@ def test_cli_train_sample_eval(tmp_path, capsys):
     (["train", "vae", "--backend", "cupy", "--epochs", "1"], "cupy|CuPy"),
     (["frobnicate"], "invalid choice"),
 ])
-def test_cli_bad_arguments_give_one_line(argv, message, capsys):
+def test_cli_bad_arguments_give_one_line(argv, message, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)   # CuPy missing, even where a GPU is
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nnscratch: error:")
