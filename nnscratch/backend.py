@@ -66,7 +66,7 @@ class Backend:
     dtype : {"float32", "float64"}
         float32 for training; float64 for gradient checks.
     seed : int or None
-        Seed of the random generator (initialisation, sampling, dropout of noise).
+        Seed of the random generator (initialisation, noise, dropout masks).
     """
 
     def __init__(self, name="numpy", dtype="float32", seed=None):
@@ -123,6 +123,12 @@ class Backend:
 
     def set_rng_state(self, state):
         self.rng.bit_generator.state = json.loads(state)
+
+    def seeded(self, seed):
+        """A backend of the same kind whose generator is seeded with ``seed`` (``self`` when
+        ``seed`` is None): fixed noise for figures and evaluation, drawn without touching
+        the training generator."""
+        return self if seed is None else Backend(self.name, self.dtype_name, seed=seed)
 
     # -- creating and moving arrays -------------------------------------------------
     def asarray(self, a, dtype=None):

@@ -85,10 +85,19 @@ def bce_with_logits(s, x):
     xp = namespace(s, x)
     B = s.shape[0]
     e = xp.exp(-xp.abs(s))
-    L = xp.sum(xp.maximum(s, 0.0) - s * x + log1p(e)) / B                         # eq. (bce-1)
+    L = xp.sum(bce_terms(s, x, e)) / B                                            # eq. (bce-1)
     _ensure_finite("bce_with_logits", L, s=s, x=x)
     ds = (sigmoid_from_exp(s, e) - x) / B                                         # eq. (bce-2)
     return L, ds
+
+
+def bce_terms(s, x, e=None):
+    r"""The entries :math:`\ell` of eq. (bce-1), unreduced: any shape, ``s`` and ``x``
+    broadcast. ``e`` is :math:`e^{-|s|}` when the caller already has it (the gradient
+    reuses it). The VAE's importance weights sum them over pixels, per example."""
+    xp = namespace(s, x)
+    e = xp.exp(-xp.abs(s)) if e is None else e
+    return xp.maximum(s, 0.0) - s * x + log1p(e)
 
 
 def bce(p, x, eps=1e-7):
@@ -160,11 +169,20 @@ def kl_normal(mu, logvar):
     xp = namespace(mu, logvar)
     B = mu.shape[0]
     var = xp.exp(logvar)
-    L = 0.5 * xp.sum(var + mu * mu - 1.0 - logvar) / B                            # eq. (kl-1)
+    L = xp.sum(kl_terms(mu, logvar, var)) / B                                     # eq. (kl-1)
     _ensure_finite("kl_normal", L, mu=mu, logvar=logvar)
     dmu = mu / B                                                                  # eq. (kl-2)
     dlogvar = 0.5 * (var - 1.0) / B                                               # eq. (kl-3)
     return L, (dmu, dlogvar)
+
+
+def kl_terms(mu, logvar, var=None):
+    r"""The per-example KL of eq. (kl-1), unreduced over the batch: ``(..., k) -> (...)``,
+    :math:`\tfrac12 \sum_j (e^{\mathrm{logvar}_j} + \mu_j^2 - 1 - \mathrm{logvar}_j)`.
+    ``var`` is :math:`e^{\mathrm{logvar}}` when the caller already has it."""
+    xp = namespace(mu, logvar)
+    var = xp.exp(logvar) if var is None else var
+    return 0.5 * xp.sum(var + mu * mu - 1.0 - logvar, axis=-1)
 
 
 def log_softmax(s):

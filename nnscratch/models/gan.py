@@ -89,13 +89,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activations import Identity, LeakyReLU, ReLU, Sigmoid, sigmoid
-from ..backend import Backend, get_backend, namespace, to_numpy
-from ..dense import Dense
+from ..activations import sigmoid
+from ..backend import get_backend, namespace, to_numpy
 from ..losses import bce_with_logits
-from ..module import Sequential, ShapeError
+from ..module import ShapeError
 from ..optim import Adam
 from ..training.trainer import Trainer
+from .mlp import mlp
 
 LOSSES = ("non-saturating", "minimax")
 
@@ -115,45 +115,18 @@ PRESETS = {
 DEFAULTS = {"k": 1, "pack": 1, "loss": "non-saturating", "label_smoothing": 0.0}
 
 
-# -- building the networks ------------------------------------------------------------------
-def mlp(sizes, alpha, init, backend, output="linear"):
-    """Dense layers ``sizes[0] -> ... -> sizes[-1]``, a (leaky) ReLU after each hidden layer
-    and ``output`` ("linear" | "sigmoid") after the last. ``init="he"`` uses He's gain on
-    hidden layers and Glorot on the output layer (which no ReLU follows)."""
-    act = (lambda: LeakyReLU(alpha, backend=backend)) if alpha else (lambda: ReLU(backend=backend))
-    layers = []
-    n = len(sizes) - 1
-    for i in range(n):
-        last = i == n - 1
-        layer_init = "glorot" if (last and init == "he") else init
-        layers.append(Dense(sizes[i], sizes[i + 1], init=layer_init, alpha=alpha, backend=backend))
-        if not last:
-            layers.append(act())
-    if output == "sigmoid":
-        layers.append(Sigmoid(backend=backend))
-    elif output == "linear":
-        layers.append(Identity(backend=backend))
-    else:
-        raise ValueError(f"unknown output {output!r}; choose 'linear' or 'sigmoid'")
-    return Sequential(*layers, backend=backend)
-
-
 # -- the pieces of the math, as functions ---------------------------------------------------
 def pack(x, m):
     """Eq. (gan-8): ``(B, d)`` -> ``(B/m, m d)``, ``m`` consecutive samples per row."""
     B, d = x.shape
     if B % m:
         raise ShapeError(f"pack: the batch ({B}) must be a multiple of the pack size ({m})")
-    return x if m == 1 else _xp(x).reshape(x, (B // m, m * d))
+    return x if m == 1 else namespace(x).reshape(x, (B // m, m * d))
 
 
 def unpack(dxp, m, d):
     """The inverse reshape of :func:`pack`, for gradients: ``(B/m, m d)`` -> ``(B, d)``."""
-    return dxp if m == 1 else _xp(dxp).reshape(dxp, (dxp.shape[0] * m, d))
-
-
-def _xp(a):
-    return namespace(a)
+    return dxp if m == 1 else namespace(dxp).reshape(dxp, (dxp.shape[0] * m, d))
 
 
 def discriminator_loss(s_real, s_fake, label_smoothing=0.0):
@@ -161,7 +134,7 @@ def discriminator_loss(s_real, s_fake, label_smoothing=0.0):
 
     Shapes: ``s_real``, ``s_fake`` ``(n, 1)``. Returns ``(L_D, ds_real, ds_fake)``.
     """
-    xp = _xp(s_real)
+    xp = namespace(s_real)
     target = xp.ones_like(s_real) * (1.0 - label_smoothing)     # one-sided: fakes keep 0
     L_real, ds_real = bce_with_logits(s_real, target)           # eq. (bce-1), (bce-2)
     L_fake, ds_fake = bce_with_logits(s_fake, xp.zeros_like(s_fake))
@@ -172,7 +145,7 @@ def generator_loss(s_fake, loss="non-saturating"):
     r"""Eqs. (gan-3) to (gan-6): ``L_G`` and :math:`\partial L_G / \partial s` for the
     ``"non-saturating"`` or the ``"minimax"`` generator loss. Shape ``(n, 1)``.
     Returns ``(L_G, ds)``."""
-    xp = _xp(s_fake)
+    xp = namespace(s_fake)
     if loss == "non-saturating":
         return bce_with_logits(s_fake, xp.ones_like(s_fake))   # eqs. (gan-3), (gan-4)
     if loss == "minimax":
@@ -314,8 +287,7 @@ class GANTrainer(Trainer):
                                                 float(cfg["label_smoothing"]))
         self.gan.d_backward(ds)
         self.optimizers["D"].step()
-        # G steps next: D's gradients would sit in memory unused through it (the seed
-        # preset's peak resident memory drops from 435 to 388 MiB)
+        # G steps next: D's gradients would sit in memory unused through it
         self.gan.D.clear_grads()
         xp = self.backend.xp
         return {"loss_D": float(L), "loss_G": float(generator_loss(s_fake, cfg["loss"])[0]),
@@ -358,16 +330,11 @@ class GANTrainer(Trainer):
             self.d_steps = int(state["gan/d_steps"])
 
     # -- generation and evaluation (host arrays in, host arrays out) --------------------------
-    def _noise_backend(self, seed):
-        if seed is None:
-            return self.backend
-        return Backend(self.backend.name, self.backend.dtype_name, seed=seed)
-
     def sample(self, n, seed=None):
         """``n`` samples ``G(z)``, ``z ~ N(0, I)``: host float32 ``(n, data_dim)`` (in [0, 1]
         for the image presets). ``seed``: draw z from a fresh generator (the same samples
         every call, e.g. for a grid of images over training) instead of the training one."""
-        return self.generate(to_numpy(self.gan.noise(n, self._noise_backend(seed))))
+        return self.generate(to_numpy(self.gan.noise(n, self.backend.seeded(seed))))
 
     def generate(self, z):
         """``G(z)`` for host noise ``z`` ``(n, latent)``, in batches: host float32 ``(n, d)``."""

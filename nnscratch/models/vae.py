@@ -72,13 +72,14 @@ import math
 
 import numpy as np
 
-from ..activations import LeakyReLU, ReLU, sigmoid
+from ..activations import sigmoid
 from ..backend import Backend, namespace, to_numpy
 from ..dense import Dense
-from ..losses import bce_with_logits, kl_normal
-from ..module import Module, Sequential, ShapeError
+from ..losses import bce_terms, bce_with_logits, kl_normal, kl_terms
+from ..module import Module, ShapeError
 from ..optim import Adam
 from ..training.trainer import Trainer
+from .mlp import mlp
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -103,11 +104,10 @@ def reparameterize(mu, logvar, eps):
 
 
 def log_bernoulli(x, s):
-    r"""Per-example Bernoulli log-likelihood from logits, the negative of eq. (bce-1)
-    summed over pixels: :math:`\log p(x \mid z) = -\sum_i [\max(s_i, 0) - s_i x_i
-    + \log(1 + e^{-|s_i|})]`. Shapes ``(..., d)`` -> ``(...)``."""
-    xp = namespace(s)
-    return -xp.sum(xp.maximum(s, 0.0) - s * x + xp.log1p(xp.exp(-xp.abs(s))), axis=-1)
+    r"""Per-example Bernoulli log-likelihood from logits, minus eq. (bce-1) summed over
+    pixels: :math:`\log p(x \mid z) = -\sum_i \ell(s_i, x_i)`. Shapes ``(..., d)`` ->
+    ``(...)``."""
+    return -namespace(s).sum(bce_terms(s, x), axis=-1)
 
 
 def log_normal_prior(z):
@@ -122,23 +122,6 @@ def log_normal_posterior(eps, logvar):
     \epsilon^2`: :math:`-\frac12 \sum_j (\epsilon_j^2 + \mathrm{logvar}_j + \log 2\pi)`."""
     xp = namespace(eps)
     return -0.5 * xp.sum(eps * eps + logvar + LOG_2PI, axis=-1)
-
-
-def dense_stack(sizes, alpha, init, backend, last_linear):
-    """Dense layers ``sizes[0] -> sizes[1] -> ...``, each followed by a (leaky) ReLU.
-
-    With ``last_linear`` the last layer has no activation. ``init="he"`` uses He's gain on
-    layers followed by the activation and Glorot on a linear last layer.
-    """
-    layers = []
-    n = len(sizes) - 1
-    for i in range(n):
-        linear = last_linear and i == n - 1
-        layer_init = "glorot" if (linear and init == "he") else init
-        layers.append(Dense(sizes[i], sizes[i + 1], init=layer_init, alpha=alpha, backend=backend))
-        if not linear:
-            layers.append(LeakyReLU(alpha, backend=backend) if alpha else ReLU(backend=backend))
-    return Sequential(*layers, backend=backend)
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -173,12 +156,11 @@ class VAE(Module):
         dec_hidden = tuple(reversed(enc_hidden)) if dec_hidden is None else \
             tuple(int(h) for h in dec_hidden)
         self.n_in, self.latent = int(n_in), int(latent)
-        self.enc = dense_stack((self.n_in, *enc_hidden), alpha, init, b, last_linear=False)
+        self.enc = mlp((self.n_in, *enc_hidden), alpha, init, b, output="hidden")
         head_init = "glorot" if init == "he" else init
         self.mu = Dense(enc_hidden[-1], self.latent, init=head_init, backend=b)
         self.logvar = Dense(enc_hidden[-1], self.latent, init=head_init, backend=b)
-        self.dec = dense_stack((self.latent, *dec_hidden, self.n_in), alpha, init, b,
-                               last_linear=True)
+        self.dec = mlp((self.latent, *dec_hidden, self.n_in), alpha, init, b, output="linear")
         self._children = {"enc": self.enc, "mu": self.mu, "logvar": self.logvar, "dec": self.dec}
 
     @classmethod
@@ -266,8 +248,7 @@ class VAE(Module):
         s = self.dec.forward(xp.reshape(z, (K * B, k)))
         log_px = log_bernoulli(xp.expand_dims(x, axis=0), xp.reshape(s, (K, B, self.n_in)))
         log_w = log_px + log_normal_prior(z) - log_normal_posterior(eps, logvar)
-        kl = 0.5 * xp.sum(xp.exp(logvar) + mu * mu - 1.0 - logvar, axis=1)   # eq. (kl-1)
-        return log_w, -log_px, kl
+        return log_w, -log_px, kl_terms(mu, logvar)                    # eq. (kl-1)
 
 
 def logmeanexp(a, axis=0):
@@ -328,11 +309,6 @@ class VAETrainer(Trainer):
         return {"loss": float(L), "rec": float(rec), "kl": float(kl)}
 
     # -- generation and helpers for figures (host arrays in, host arrays out) ------------
-    def _noise_backend(self, seed):
-        if seed is None:
-            return self.backend
-        return Backend(self.backend.name, self.backend.dtype_name, seed=seed)
-
     def _rows(self, fn, a, batch=1024):
         """``fn`` applied to host rows ``a`` in batches; a host array."""
         a = np.asarray(a, dtype=np.float32)
@@ -343,7 +319,7 @@ class VAETrainer(Trainer):
         """``n`` images :math:`\\sigma(s)`, :math:`s = f_{dec}(z)`, :math:`z \\sim \\mathcal N(0, I)`:
         host float32 ``(n, 784)`` in [0, 1]. ``seed``: draw z from a fresh generator
         (the same images every call) instead of the training generator."""
-        z = self._noise_backend(seed).normal((n, self.vae.latent))
+        z = self.backend.seeded(seed).normal((n, self.vae.latent))
         return self._rows(self.vae.decode, to_numpy(z))
 
     def encode(self, x):
@@ -377,7 +353,7 @@ class VAETrainer(Trainer):
             raise ShapeError(f"evaluate: expected x of shape (N, {self.vae.n_in}), got {x.shape}")
         if self.config["binarize"]:
             x = (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)
-        noise = self._noise_backend(seed)
+        noise = self.backend.seeded(seed)
         batch = max(1, self.eval_rows // K)
         neg_elbo = iwae = 0.0
         for i in range(0, len(x), batch):

@@ -1,0 +1,38 @@
+"""The one builder of every dense network in the models: a stack of :class:`Dense` layers
+with a (leaky) ReLU between them, as the VAE's encoder and decoder and the GAN's generator
+and discriminator all are."""
+from __future__ import annotations
+
+from ..activations import Identity, LeakyReLU, ReLU, Sigmoid
+from ..dense import Dense
+from ..module import Sequential
+
+OUTPUTS = ("linear", "sigmoid", "hidden")
+
+
+def mlp(sizes, alpha, init, backend, output="linear"):
+    """Dense layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
+
+    A (leaky) ReLU of slope ``alpha`` (0: ReLU) follows every layer but the last; after
+    the last comes ``output``: ``"linear"`` an :class:`Identity` (logits, points of the
+    plane; it marks the output as linear for a reader of the layer list), ``"sigmoid"`` a :class:`Sigmoid` (images in [0, 1]) or
+    ``"hidden"`` the same activation (a feature extractor such as the VAE's encoder body).
+    ``init="he"`` uses He's gain on layers an activation follows and Glorot on a last
+    layer that none follows.
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+    layers = []
+    n = len(sizes) - 1
+    for i in range(n):
+        activated = i < n - 1 or output == "hidden"
+        layer_init = init if (activated or init != "he") else "glorot"
+        layers.append(Dense(sizes[i], sizes[i + 1], init=layer_init, alpha=alpha,
+                            backend=backend))
+        if activated:
+            layers.append(LeakyReLU(alpha, backend=backend) if alpha else ReLU(backend=backend))
+    if output == "sigmoid":
+        layers.append(Sigmoid(backend=backend))
+    elif output == "linear":
+        layers.append(Identity(backend=backend))
+    return Sequential(*layers, backend=backend)
