@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= runs/demo
 
-.PHONY: demo test docs notebooks bench clean
+.PHONY: demo test docs docs-check notebooks bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(BIN)/python
 docs: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[docs]'
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+# The built docs load no remote script, and every page's math typesets offline in headless
+# Chromium (Debian's chromium; without it the browser half is skipped, unless CI=true).
+docs-check: docs
+	$(BIN)/python scripts/check_docs.py docs/_build/html $(if $(CI),--require-browser)
 
 # The notebooks with their outputs (full mode; NNSCRATCH_FAST=1 make notebooks for the quick
 # one): notebooks/NN_*.ipynb and notebooks/figures/, built from the jupytext sources

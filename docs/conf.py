@@ -9,7 +9,7 @@ project = "nnscratch"
 author = "the nnscratch developers"
 copyright = "2026, the nnscratch developers"
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax",
-              "nnscratch_docs"]
+              "sphinx.ext.viewcode", "nnscratch_docs"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 # Equations are numbered by their labels, "(dense-1)", not 1, 2, 3 (docs/_ext/nnscratch_docs.py)
@@ -21,7 +21,12 @@ autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True}
 autodoc_mock_imports = ["cupy"]
 html_theme = "alabaster"
-html_static_path = []
+html_static_path = ["_static"]
+# MathJax ships with the docs (docs/_static/mathjax: MathJax 3.2.2's single-file TeX-to-SVG
+# build with every TeX extension, Apache-2.0), so the built pages typeset their math with no
+# network, opened from disk or served. SVG output needs no web fonts, which browsers refuse
+# to load from file:// pages. `make docs-check` proves it in a headless browser.
+mathjax_path = "mathjax/tex-svg-full.js"
 suppress_warnings = ["myst.header"]
 
 # A reference to nnscratch's own code that does not resolve is an error (with -W): every

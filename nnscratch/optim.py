@@ -141,6 +141,8 @@ class Adam(Optimizer):
         return {"m": zeros(p), "v": zeros(p)}
 
     def _update(self, p, g, state):
+        """One Adam step of parameter ``p`` with gradient ``g``, in place: eqs. (adam-1) to
+        (adam-5), and (adam-6) when ``weight_decay`` is set."""
         xp = self.module.backend.xp
         b1, b2, t = self.beta1, self.beta2, self.t
         m, v = state["m"], state["v"]

@@ -16,6 +16,7 @@ every label in it). This file checks, without building Sphinx:
 * no label is defined twice, and every label a notebook or a page mentions exists.
 """
 import importlib
+import importlib.util
 import inspect
 import pathlib
 import re
@@ -161,3 +162,120 @@ def test_the_checks_can_fail():
     assert not cites("(adam-10)", "adam-1")
     with pytest.raises(AttributeError):
         resolve("nnscratch.dense.Dense.no_such_method")
+
+
+# -- every citation in a docstring becomes a link ------------------------------------------
+
+def _docs_extension():
+    spec = importlib.util.spec_from_file_location(
+        "nnscratch_docs", ROOT / "docs" / "_ext" / "nnscratch_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _docstrings():
+    """(name, docstring) of every module, class, function and method of nnscratch."""
+    import pkgutil
+    import nnscratch
+    found = {}
+    for info in pkgutil.walk_packages(nnscratch.__path__, "nnscratch."):
+        if info.name.endswith("__main__"):
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:                   # an optional dependency (cupy, matplotlib)
+            continue
+        found[info.name] = inspect.getdoc(module) or ""
+        for name, obj in vars(module).items():
+            if getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                found[f"{info.name}.{name}"] = inspect.getdoc(obj) or ""
+            if inspect.isclass(obj):
+                for attr, member in vars(obj).items():
+                    if inspect.isfunction(member) and member.__doc__:
+                        found[f"{info.name}.{name}.{attr}"] = inspect.getdoc(member)
+    return found
+
+
+def test_every_equation_cited_in_a_docstring_is_a_link():
+    pytest.importorskip("docutils")
+    ext = _docs_extension()
+    labels = set(doc_equations())
+    mention = re.compile(r"(?<![\w-])(" + LABEL + r")(?![\w-])")
+    unlinked = {}
+    for name, doc in _docstrings().items():
+        lines = ext.link_docstring(doc.splitlines(), labels)
+        math_indent = None
+        for line in lines:
+            indent = len(line) - len(line.lstrip())
+            if math_indent is not None and (not line.strip() or indent > math_indent):
+                continue                      # inside a math block: TeX, not a citation
+            math_indent = indent if ".. math::" in line else None
+            rest = re.sub(r":eq:`[^`]*`|``.*?``|:math:`[^`]*`", "", line)
+            left = [m for m in mention.findall(rest) if m in labels]
+            if left:
+                unlinked.setdefault(name, []).extend(left)
+    assert not unlinked, f"equation citations that the docs would not link: {unlinked}"
+
+
+def test_the_linker_links_both_forms():
+    ext = _docs_extension()
+    lines = ext.link_docstring(["eq. (dense-1); eqs. dense-2 to dense-4, ``dense-1``",
+                                ":math:`a-1` and (nolabel-3)"], {"dense-1", "dense-2",
+                                                                  "dense-4"})
+    assert lines == ["eq. :eq:`dense-1`; eqs. :eq:`dense-2` to :eq:`dense-4`, ``dense-1``",
+                     ":math:`a-1` and (nolabel-3)"]
+
+
+# -- the built pages render their math offline ----------------------------------------------
+
+def _check_docs():
+    spec = importlib.util.spec_from_file_location("check_docs",
+                                                  ROOT / "scripts" / "check_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_docs_ship_mathjax_and_load_no_remote_script():
+    conf = (ROOT / "docs" / "conf.py").read_text()
+    path = re.search(r'^mathjax_path = "([^"]+)"', conf, re.M).group(1)
+    assert not re.match(r"(https?:)?//", path)
+    assert (ROOT / "docs" / "_static" / path).stat().st_size > 1_000_000
+    check = _check_docs()
+    assert check.remote_references(
+        '<script defer src="https://cdn.example/mathjax/tex-chtml.js"></script>'
+        '<link rel="stylesheet" href="//fonts.example/x.css"><script src="_static/a.js">'
+    ) == ["https://cdn.example/mathjax/tex-chtml.js", "//fonts.example/x.css"]
+
+
+def test_the_typeset_check_can_fail():
+    check = _check_docs()
+    raw = '<div class="math notranslate nohighlight">\\[ y = x W + b \\]</div>'
+    assert any("raw" in p for p in check.typeset_problems(raw))
+    done = ('<div class="math notranslate nohighlight"><mjx-container><svg></svg>'
+            '<mjx-assistive-mml>y</mjx-assistive-mml></mjx-container></div>')
+    assert check.typeset_problems(done) == []
+    assert check.typeset_problems(done.replace("<svg>", '<svg data-mjx-error="x">'))
+
+
+def test_the_shipped_mathjax_typesets_offline_in_chromium(tmp_path):
+    """A page with display and inline math and the docs' own MathJax, opened from disk in
+    headless Chromium: every equation is typeset, none is left as raw TeX."""
+    check = _check_docs()
+    browser = check.find_browser()
+    if browser is None:
+        pytest.skip("no chromium (apt-get install chromium)")
+    mathjax = (ROOT / "docs" / "_static" / "mathjax" / "tex-svg-full.js").as_uri()
+    page = tmp_path / "page.html"
+    page.write_text(
+        '<html><head><script defer src="' + mathjax + '"></script></head><body>'
+        '<div class="math notranslate nohighlight">\\[ \\log p(x) \\ge \\mathbb E_q '
+        '\\Big[\\log \\frac{p(x, z)}{q(z \\mid x)}\\Big] \\tag{vae-9} \\]</div>'
+        '<p>with <span class="math notranslate nohighlight">\\(\\sigma(s)\\)</span>.</p>'
+        '</body></html>')
+    dom = check.render(browser, page)
+    assert check.typeset_problems(dom) == [], dom[:2000]
+    assert dom.count("<mjx-container") == 2

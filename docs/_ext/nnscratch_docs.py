@@ -118,8 +118,11 @@ class DatasetTable(Directive):
 
 DOCS = pathlib.Path(__file__).resolve().parents[1]
 DEFINED = re.compile(r"\$\$[^$]+\$\$[ \t]*\(([a-z][a-z0-9]*-\d+)\)")
-# a citation "(dense-1)", or a literal / inline math span, which is left alone
-TOKEN = re.compile(r"``.*?``|:math:`[^`]*`|\((?P<label>[a-z][a-z0-9]*-\d+)\)")
+# a citation "(dense-1)" or a bare "eq. dense-1" / "dense-2 to dense-4", or a literal / inline
+# math span / role, which is left alone
+TOKEN = re.compile(r"``.*?``|:[a-z:]+:`[^`]*`"
+                   r"|\((?P<label>[a-z][a-z0-9]*-\d+)\)"
+                   r"|(?<![\w-])(?P<bare>[a-z][a-z0-9]*-\d+)(?![\w-])")
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,9 +130,10 @@ def _labels():
     return {label for page in DOCS.glob("*.md") for label in DEFINED.findall(page.read_text())}
 
 
-def _link_citations(app, what, name, obj, options, lines):
-    """``(dense-1)`` in a docstring -> :eq:`dense-1`, outside literals and math."""
-    labels = _labels()
+def _link_citations(app, what, name, obj, options, lines, labels=None):
+    """``(dense-1)`` or ``eq. dense-1`` in a docstring -> :eq:`dense-1`, outside literals
+    and math."""
+    labels = _labels() if labels is None else labels
     in_math, math_indent = False, 0
     for i, line in enumerate(lines):
         indent = len(line) - len(line.lstrip())
@@ -144,7 +148,19 @@ def _link_citations(app, what, name, obj, options, lines):
 
 def _link(match, labels):
     label = match.group("label")
-    return f":eq:`{label}`" if label and label in labels else match.group(0)
+    if label and label in labels:
+        return f":eq:`{label}`"
+    bare = match.group("bare")
+    if bare and bare in labels:
+        return f":eq:`{bare}`"
+    return match.group(0)
+
+
+def link_docstring(lines, labels=None):
+    """The docstring ``lines`` with every citation of a known label made a link, in place
+    (what the API reference shows; ``tests/test_docs.py`` checks that none is left)."""
+    _link_citations(None, None, None, None, None, lines, labels)
+    return lines
 
 
 def _label_as_number(app, doctree):
@@ -159,7 +175,81 @@ def _label_as_reference_number(app, env):
         equations[label] = (docname, label)
 
 
+# "Implemented by: {py:meth}`nnscratch.dense.Dense.forward`" links to the documentation of
+# the function; a "[source]" link after it lands on its lines in the highlighted source that
+# sphinx.ext.viewcode writes (``_modules/nnscratch/dense.html#Dense.forward``). A private
+# helper (Adam's ``_update``) has no documentation entry, but gets its source anchor all
+# the same: it is registered with viewcode here.
+IMPLEMENTED_BY = "Implemented by:"
+
+
+def _split_target(target):
+    """``nnscratch.optim.Adam._update`` -> (``nnscratch.optim``, ``Adam._update``)."""
+    import importlib
+    parts = target.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        return ".".join(parts[:i]), ".".join(parts[i:])
+    raise ValueError(target)
+
+
+def _add_source_links(app, doctree):
+    from sphinx.addnodes import pending_xref
+    env = app.env
+    for para in doctree.findall(nodes.paragraph):
+        if not para.astext().startswith(IMPLEMENTED_BY):
+            continue
+        for xref in list(para.findall(pending_xref)):
+            target = xref.get("reftarget", "").lstrip("~")
+            if xref.get("refdomain") != "py" or not target.startswith("nnscratch."):
+                continue
+            modname, fullname = _split_target(target)
+            link = nodes.reference("", "", internal=True, classes=["source-link"])
+            link += nodes.inline(text="[source]")
+            link["nnscratch_source"] = (modname, fullname)
+            parent = xref.parent
+            parent.insert(parent.index(xref) + 1, link)
+            parent.insert(parent.index(xref) + 1, nodes.Text(" "))
+            wanted = env.__dict__.setdefault("nnscratch_source_targets", {})
+            wanted[(modname, fullname)] = env.docname
+
+
+def _register_source_targets(app, env):
+    """Give each linked private helper an anchor on its viewcode page (run once all pages
+    are read, when viewcode knows every module); a target viewcode cannot find is a
+    warning, so an error under -W."""
+    from sphinx.util import logging
+    logger = logging.getLogger(__name__)
+    modules = getattr(env, "_viewcode_modules", {})
+    for (modname, fullname), docname in getattr(env, "nnscratch_source_targets", {}).items():
+        entry = modules.get(modname)
+        if not entry or fullname not in entry[1]:
+            logger.warning(f"source link: no source for {modname}.{fullname}",
+                           location=docname)
+            continue
+        entry[2].setdefault(fullname, docname)
+
+
+def _resolve_source_links(app, doctree, docname):
+    for link in doctree.findall(nodes.reference):
+        if "nnscratch_source" in link:
+            modname, fullname = link["nnscratch_source"]
+            page = "_modules/" + modname.replace(".", "/")
+            try:
+                uri = app.builder.get_relative_uri(docname, page)
+            except Exception:          # a builder without pages (linkcheck, text...)
+                uri = page
+            link["refuri"] = f"{uri}#{fullname}"
+            del link["nnscratch_source"]
+
+
 def setup(app):
+    app.connect("doctree-read", _add_source_links)
+    app.connect("env-check-consistency", _register_source_targets)
+    app.connect("doctree-resolved", _resolve_source_links)
     app.connect("autodoc-process-docstring", _link_citations)
     app.connect("doctree-read", _label_as_number)
     app.connect("env-check-consistency", _label_as_reference_number)
