@@ -14,11 +14,14 @@ standard, so they live here, drawn by a seeded generator of the backend.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 
 import numpy as np
+
+from .counter_rng import CounterRNG
 
 BACKENDS = ("numpy", "cupy", "array_api_strict")
 DTYPES = ("float32", "float64")
@@ -91,9 +94,11 @@ class Backend:
 
     # -- random numbers -------------------------------------------------------------
     def seed(self, seed=None):
-        """Reset the generator. CuPy draws on the device; the others draw with NumPy."""
+        """Reset the generator. CuPy draws on the device with the counter-based generator of
+        :mod:`nnscratch.counter_rng` (CuPy's own cannot be saved); the others draw with
+        NumPy's default generator."""
         if self.name == "cupy":
-            self.rng = self.xp.random.default_rng(seed)
+            self.rng = CounterRNG(seed, xp=self.xp)
         else:
             self.rng = np.random.default_rng(seed)
 
@@ -116,13 +121,20 @@ class Backend:
 
     def rng_state(self):
         """The generator's state as a JSON string (safe to store in an .npz without pickle)."""
-        if self.name == "cupy":
-            raise BackendError("saving the state of CuPy's device generator is not supported; "
-                               "checkpoints of cupy runs restore the host data order only")
-        return json.dumps(self.rng.bit_generator.state)
+        return json.dumps(self._bit_generator().state)
 
     def set_rng_state(self, state):
-        self.rng.bit_generator.state = json.loads(state)
+        """Restore a state from :meth:`rng_state`. A state saved by the other kind of
+        generator (a NumPy run resumed on CuPy, or back) cannot continue the same numbers:
+        the generator is then seeded from that state's text, deterministically."""
+        saved = json.loads(state)
+        try:
+            self._bit_generator().state = saved
+        except (ValueError, TypeError, KeyError):
+            self.seed(int.from_bytes(hashlib.sha256(state.encode()).digest()[:8], "little"))
+
+    def _bit_generator(self):
+        return self.rng if isinstance(self.rng, CounterRNG) else self.rng.bit_generator
 
     def seeded(self, seed):
         """A backend of the same kind whose generator is seeded with ``seed`` (``self`` when

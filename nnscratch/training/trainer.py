@@ -131,8 +131,7 @@ class Trainer:
         for key, opt in self.optimizers.items():
             for name, a in opt.state_dict().items():
                 state[f"opt/{key}/{name}"] = a
-        if self.backend.name != "cupy":
-            state["rng/backend"] = np.asarray(self.backend.rng_state())
+        state["rng/backend"] = np.asarray(self.backend.rng_state())
         return state
 
     def load_state_dict(self, state):
@@ -144,5 +143,5 @@ class Trainer:
             prefix = f"opt/{key}/"
             opt.load_state_dict({k[len(prefix):]: v for k, v in state.items()
                                  if k.startswith(prefix)})
-        if "rng/backend" in state and self.backend.name != "cupy":
+        if "rng/backend" in state:
             self.backend.set_rng_state(str(state["rng/backend"]))
