@@ -99,6 +99,9 @@ def _add_common_train(p, presets, default_preset, default_batch):
     p.add_argument("--eval-every", type=_positive_int, default=1,
                    help="evaluate on the test split every N epochs (and after the last)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let a fresh run replace the checkpoint and logs of an earlier run "
+                        "in --out (without it, such a directory is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(default_preset=default_preset, default_batch=default_batch)
 
@@ -231,7 +234,8 @@ def _command(argv, checkpoint, *extra):
 
 def _train(args):
     import importlib
-    from .training.loop import CHECKPOINT, TrainingDiverged, TrainingInterrupted, fit, new_loop_state
+    from .training.loop import TrainingDiverged, TrainingInterrupted, fit, new_loop_state
+    from .training.rundir import check_fresh, check_unlocked
     importlib.import_module(f"nnscratch.models.{args.model}")
     if args.resume:
         trainer, state = _resume(args)
@@ -254,17 +258,16 @@ def _train(args):
         print(f"{args.resume} has {state['epoch']} epochs done already; pass --epochs N with "
               f"N > {state['epoch']} to train more", file=sys.stderr)
         return 0
-    if not args.resume and os.path.exists(os.path.join(out, CHECKPOINT)):
-        print(f"note: {out} holds an earlier run; its checkpoint and log are replaced "
-              f"(use --resume {os.path.join(out, CHECKPOINT)} to continue it instead)",
-              file=sys.stderr)
+    check_unlocked(out)                # fit checks both again under the directory's lock
+    if not args.overwrite:
+        check_fresh(out, args.resume)
     print(f"training {trainer.kind} ({trainer.config.get('preset')}) on {train.name}: "
           f"{len(train.x)} images, batch {args.batch_size}, epochs {state['epoch'] + 1}.."
           f"{args.epochs}, backend {trainer.backend.name}, out {out}", file=sys.stderr)
     try:
         fit(trainer, train, args.epochs, args.batch_size, out, seed=args.seed, loop_state=state,
             test=test, eval_every=args.eval_every, figures=not args.no_figures,
-            progress=not args.quiet, resumed_from=args.resume)
+            progress=not args.quiet, resumed_from=args.resume, overwrite=args.overwrite)
     except TrainingInterrupted as stop:
         stop.command = _command(args.argv, stop.path)
         raise

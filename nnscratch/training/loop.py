@@ -42,6 +42,7 @@ from ..datasets import batches
 from ..losses import NonFiniteError
 from .progress import ProgressBar
 from .runlog import RunLog
+from .rundir import RunLock, check_fresh, remove_stale_temporaries
 
 CHECKPOINT = "checkpoint.npz"
 #: metrics of a step shown on the progress bar (the first ones the trainer returns)
@@ -108,7 +109,7 @@ def new_loop_state(seed):
 
 def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, test=None,
         eval_every=1, figures=True, progress=True, stream=None, eval_kwargs=None,
-        resumed_from=None):
+        resumed_from=None, overwrite=False):
     """Train ``trainer`` on ``data`` until ``epochs`` epochs are done (counting resumed ones).
 
     Parameters
@@ -141,6 +142,10 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
         The checkpoint ``loop_state`` came from, named in the message of a divergence that
         happens before this run saves its own.
 
+    overwrite : bool
+        Let a fresh run replace the checkpoint and logs of an earlier run in ``out_dir``
+        (otherwise refused: see :mod:`nnscratch.training.rundir`, which also locks
+        ``out_dir`` for the run).
     Returns
     -------
     list of dict
@@ -156,6 +161,8 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
     TrainingDiverged
         On a NaN/Inf loss or parameter, without overwriting the checkpoint.
     """
+    RunDirectoryError
+        ``out_dir`` is locked by another run, or holds an earlier run (and not ``overwrite``).
     data, test = _as_dataset(data), None if test is None else _as_dataset(test)
     if epochs < 0 or batch_size < 1 or eval_every < 1:
         raise ValueError(f"epochs must be >= 0, batch_size and eval_every >= 1 "
@@ -164,12 +171,14 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
         raise ValueError(f"batch size {batch_size} exceeds the {len(data.x)} training images")
     state = _start_state(seed, loop_state, len(data.x), batch_size)
     os.makedirs(out_dir, exist_ok=True)
-    log = RunLog(out_dir)
-    records = log.truncate(state["epoch"])
-    stream = sys.stderr if stream is None else stream
-    run = _Run(trainer, data, batch_size, epochs, out_dir, state, stream, progress,
-               last_good=_last_good(out_dir, loop_state, resumed_from))
-    with _SigintFlag() as sigint:
+    with RunLock(out_dir), _SigintFlag() as sigint:
+        check_fresh(out_dir, resumed_from, overwrite, resuming=loop_state is not None)
+        remove_stale_temporaries(out_dir)
+        log = RunLog(out_dir)
+        records = log.truncate(state["epoch"])
+        stream = sys.stderr if stream is None else stream
+        run = _Run(trainer, data, batch_size, epochs, out_dir, state, stream, progress,
+                   last_good=_last_good(out_dir, loop_state, resumed_from))
         run.sigint = sigint
         while state["epoch"] < epochs:
             run.train_epoch()

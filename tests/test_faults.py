@@ -1,0 +1,125 @@
+"""Never lose a run: output directories, locks, stale files, kills, a full disk, bad inputs.
+
+The quick cases call ``main([...])`` in this process; the ones marked ``slow`` start real
+training processes and kill them (SIGKILL, SIGINT) at random moments, or limit their file
+size (``RLIMIT_FSIZE``) to play a full disk. Runs train a VAE (latent 2) on 64 embedded
+images: well under a second an epoch."""
+import json
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from nnscratch.cli import main
+from nnscratch.training.checkpoint import load_checkpoint, read_checkpoint
+from nnscratch.training.rundir import LOCK, RunLock
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+QUICK = ["--latent", "2", "--limit", "64", "--test-limit", "50", "--batch-size", "32",
+         "--quiet", "--no-figures"]
+
+
+def train(out, *extra):
+    return main(["train", "vae", *QUICK, "--out", str(out), *extra])
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nnscratch: error: "), err
+    return err[0]
+
+
+def dead_pid():
+    """The PID of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def files_of(out):
+    return {name: (out / name).read_bytes() for name in ("checkpoint.npz", "log.jsonl")}
+
+
+# -- 1. a fresh run never replaces an earlier one ---------------------------------------------
+def test_a_fresh_run_into_an_earlier_run_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert train(out, "--epochs", "2") == 0
+    before = files_of(out)
+    capsys.readouterr()
+    assert train(out, "--epochs", "1", "--limit", "96") == 2
+    line = one_error_line(capsys)
+    assert "earlier run" in line and f"--resume {out / 'checkpoint.npz'}" in line
+    assert "--out" in line and "--overwrite" in line
+    assert files_of(out) == before
+    assert train(out, "--epochs", "1", "--overwrite") == 0
+    assert [json.loads(r)["epoch"] for r in open(out / "log.jsonl")] == [1]
+
+
+def test_the_default_directory_is_protected_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "vae", *QUICK, "--epochs", "1"]
+    assert main(argv) == 0
+    before = files_of(tmp_path / "runs" / "vae")
+    capsys.readouterr()
+    assert main(argv) == 2 and "earlier run" in one_error_line(capsys)
+    assert files_of(tmp_path / "runs" / "vae") == before
+
+
+def test_resuming_into_the_directory_of_another_run_is_refused(tmp_path, capsys):
+    assert train(tmp_path / "a", "--epochs", "1") == 0
+    assert train(tmp_path / "b", "--epochs", "1", "--seed", "3") == 0
+    before = files_of(tmp_path / "b")
+    capsys.readouterr()
+    assert main(["train", "vae", "--resume", str(tmp_path / "a" / "checkpoint.npz"),
+                 "--epochs", "2", "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    assert "earlier run" in one_error_line(capsys)
+    assert files_of(tmp_path / "b") == before
+    # resuming a run in its own directory is what --resume is for
+    assert main(["train", "vae", "--resume", str(tmp_path / "b" / "checkpoint.npz"),
+                 "--epochs", "2", "--quiet"]) == 0
+
+
+# -- 2. one run at a time in a directory --------------------------------------------------------
+def test_a_locked_directory_is_refused_and_left_alone(tmp_path, capsys):
+    out = tmp_path / "x"
+    with RunLock(out):
+        assert (out / LOCK).read_text().strip() == str(os.getpid())
+        assert train(out, "--epochs", "1") == 2
+        line = one_error_line(capsys)
+        assert f"in use by process {os.getpid()}" in line and "--out" in line
+        assert sorted(os.listdir(out)) == [LOCK]
+    assert not (out / LOCK).exists()
+    assert train(out, "--epochs", "1") == 0 and not (out / LOCK).exists()
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / LOCK).write_text(f"{dead_pid()}\n")
+    assert train(out, "--epochs", "1") == 0
+    assert (out / "checkpoint.npz").is_file() and not (out / LOCK).exists()
+    lock = RunLock(out)
+    (out / LOCK).write_text("12345678\n")
+    with lock:
+        assert lock.stale == 12345678
+
+
+# -- 7. temporaries of dead writers ---------------------------------------------------------------
+def test_stale_temporaries_of_dead_processes_are_removed_when_a_run_starts(tmp_path):
+    out = tmp_path / "x"
+    assert train(out, "--epochs", "1") == 0
+    dead, alive = dead_pid(), os.getppid()
+    stale = [f".checkpoint.npz.{dead}.0123abcd.tmp", "log.jsonl.tmp", "log.csv.tmp"]
+    kept = [f".checkpoint.npz.{alive}.0123abcd.tmp", "notes.tmp"]
+    for name in stale + kept:
+        (out / name).write_bytes(b"x" * 1000)
+    assert main(["train", "vae", "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
+                 "--quiet"]) == 0
+    names = set(os.listdir(out))
+    assert not names & set(stale) and set(kept) <= names
