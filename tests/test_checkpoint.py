@@ -148,3 +148,57 @@ def test_a_different_model_or_format_is_refused(tmp_path, good):
         load_checkpoint(write_npz(tmp_path / "shape.npz", **{**state, "config": config}))
     with pytest.raises(CheckpointError, match="unreadable config"):
         load_checkpoint(write_npz(tmp_path / "json.npz", **{**state, "config": np.asarray("{")}))
+
+
+def test_a_non_finite_checkpoint_is_never_written(tmp_path):
+    path = save_checkpoint(tmp_path / "checkpoint.npz", trained(1), loop_state())
+    before = path.read_bytes()
+    trainer = trained(2)
+    trainer.net.params["2.b"][3] = np.inf
+    with pytest.raises(CheckpointError, match=r"'net/ae/2.b' holds NaN or Inf \(1 of 784"):
+        save_checkpoint(path, trainer, loop_state())
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["checkpoint.npz"]
+
+
+@pytest.mark.parametrize("key", ["net/ae/0.W", "opt/ae/v/2.b"])
+def test_a_non_finite_checkpoint_is_refused_on_load_naming_the_array(tmp_path, good, key):
+    state = dict(read_checkpoint(good))
+    state[key] = state[key].copy()
+    state[key].flat[0] = np.nan
+    with pytest.raises(CheckpointError, match=f"{key!r} holds NaN or Inf"):
+        load_checkpoint(write_npz(tmp_path / "nan.npz", **state))
+
+
+def edited(tmp_path, good, name, **changes):
+    state = dict(read_checkpoint(good))
+    loop = json.loads(str(state["loop/state"]))
+    for key, value in changes.items():
+        if key == "loop":
+            loop.update(value)
+        else:
+            state[key] = value
+    state["loop/state"] = np.asarray(json.dumps(loop))
+    return write_npz(tmp_path / name, **state)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"config": np.asarray("[1, 2]")}, "'config' is JSON list, not an object"),
+    ({"config": np.asarray('{"kind": "toy_ae", "hidden": 0}')}, "config that builds no model"),
+    ({"loop": {"epoch": "x"}}, "'epoch' is 'x', not an integer >= 0"),
+    ({"loop": {"epoch": -3}}, "'epoch' is -3, not an integer >= 0"),
+    ({"loop": {"batch": 1.5}}, "'batch' is 1.5"),
+    ({"loop": {"sums": [1]}}, "'sums' is not a JSON object"),
+    ({"opt/ae/m/0.W": np.zeros((3, 3), np.float32)}, r"'opt/ae/m/0.W' has shape \(3, 3\)"),
+])
+def test_an_edited_checkpoint_is_refused_in_one_message(tmp_path, good, changes, message):
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(edited(tmp_path, good, "edited.npz", **changes))
+
+
+def test_a_directory_or_random_bytes_are_named_for_what_they_are(tmp_path):
+    with pytest.raises(CheckpointError, match="is a directory; name the file in it"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "random.npz").write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(CheckpointError, match="not a zip header") as err:
+        load_checkpoint(tmp_path / "random.npz")
+    assert "pickle" not in str(err.value)

@@ -171,9 +171,12 @@ def test_ctrl_c_in_a_real_process_saves_prints_the_resume_command_and_exits_130(
          "--epochs", "1000", "--out", str(out)],
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    # Wait for the first checkpoint: the loop is running then, whatever the machine's speed
     deadline = time.time() + 60
-    while not (out / "log.jsonl").exists() and time.time() < deadline and proc.poll() is None:
+    while (not (out / "checkpoint.npz").exists() and time.time() < deadline
+           and proc.poll() is None):
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

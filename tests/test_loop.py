@@ -223,6 +223,28 @@ def test_ctrl_c_mid_epoch_saves_the_position_and_resumes_exactly(tmp_path, data,
     assert records[-1]["train_loss"] == read_log(tmp_path / "a")[-1]["train_loss"]
 
 
+def test_ctrl_c_before_the_first_step_saves_the_start_and_resumes_exactly(
+        tmp_path, data, monkeypatch):
+    from nnscratch.training import loop
+
+    class CtrlCWhileOpeningTheLog(loop.RunLog):
+        def truncate(self, epochs_done):
+            os.kill(os.getpid(), signal.SIGINT)
+            return super().truncate(epochs_done)
+
+    straight = toy()
+    fit(straight, data, 1, B, tmp_path / "a", **quiet())
+    monkeypatch.setattr(loop, "RunLog", CtrlCWhileOpeningTheLog)
+    with pytest.raises(TrainingInterrupted) as stop:
+        fit(toy(), data, 1, B, tmp_path / "b", **quiet())
+    monkeypatch.undo()
+    assert (stop.value.epoch, stop.value.batch) == (0, 0)
+    trainer, state = load_checkpoint(stop.value.path)
+    assert (state["epoch"], state["batch"], state["step"]) == (0, 0, 0)
+    fit(trainer, data, 1, B, tmp_path / "b", loop_state=state, **quiet())
+    assert_same_params(straight, trainer)
+
+
 def test_ctrl_c_during_evaluation_stops_at_the_epoch_boundary(tmp_path, data, test_data):
     trainer = toy()
     evaluate = trainer.evaluate

@@ -162,9 +162,11 @@ def test_ctrl_c_in_a_real_process_saves_and_exits_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "nnscratch", "train", "vae", "--epochs", "50",
                              "--limit", "1024", "--out", str(out), "--no-figures"],
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (out / "log.jsonl").exists() and time.time() < deadline:
+    deadline = time.time() + 60          # the first checkpoint: the loop is running then
+    while (not (out / "checkpoint.npz").exists() and time.time() < deadline
+           and proc.poll() is None):
         time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -21,6 +21,7 @@ import numpy as np
 from .trainer import Trainer
 
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 class CheckpointError(ValueError):
@@ -35,6 +36,10 @@ def save_checkpoint(path, trainer, loop_state):
     is removed if anything, Ctrl-C included, interrupts the write.
     """
     state = dict(trainer.state_dict())
+    bad = _non_finite(state)
+    if bad:
+        raise CheckpointError(f"refusing to save {os.fspath(path)!r}: {bad}; the last good "
+                              "checkpoint is kept")
     state["loop/state"] = np.asarray(json.dumps(loop_state))
     state["loop/format"] = np.asarray(FORMAT_VERSION)
     return save_npz_atomic(path, state)
@@ -82,8 +87,17 @@ def _fsync_directory(directory):
 
 def read_checkpoint(path):
     """The raw arrays of a checkpoint as a dict (host NumPy), validated."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a directory; name the file in it, e.g. "
+                              f"{os.path.join(path, 'checkpoint.npz')}")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] != ZIP_MAGIC[:2]:
+        raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file (it starts "
+                              f"with bytes {head.hex() or 'none'}, not a zip header)")
     try:
         with np.load(path, allow_pickle=False) as data:
             state = {k: data[k] for k in data.files}
@@ -95,7 +109,22 @@ def read_checkpoint(path):
     if int(state["loop/format"]) != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path!r} has format {int(state['loop/format'])}, "
                               f"this nnscratch reads format {FORMAT_VERSION}")
+    bad = _non_finite(state)
+    if bad:
+        raise CheckpointError(f"checkpoint {path!r} is unusable: {bad}; resume from an earlier "
+                              "checkpoint or start again")
     return state
+
+
+def _non_finite(state):
+    """What is wrong when a floating array of ``state`` holds NaN or Inf, else None."""
+    for key, a in state.items():
+        a = np.asarray(a)
+        if a.dtype.kind in "fc":
+            finite = np.isfinite(a)
+            if not finite.all():
+                return f"{key!r} holds NaN or Inf ({a.size - int(finite.sum())} of {a.size} values)"
+    return None
 
 
 def load_checkpoint(path, backend=None, kind=None):
@@ -108,25 +137,63 @@ def load_checkpoint(path, backend=None, kind=None):
     model the config describes.
     """
     _import_models()
+    path = os.fspath(path)
     state = read_checkpoint(path)
     try:
         config = json.loads(str(state["config"]))
         loop_state = json.loads(str(state["loop/state"]))
     except json.JSONDecodeError as err:
         raise CheckpointError(f"checkpoint {path!r} is corrupt: unreadable config ({err})") from err
+    for key, value in (("config", config), ("loop/state", loop_state)):
+        if not isinstance(value, dict):
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is JSON "
+                                  f"{type(value).__name__}, not an object")
+    _check_position(path, loop_state)
     found = config.get("kind")
     if kind is not None and found != kind:
         raise CheckpointError(f"checkpoint {path!r} holds a {found!r} model, not a {kind!r} one")
     if found not in Trainer.registry:
         raise CheckpointError(f"checkpoint {path!r} holds a model of kind {found!r}, which this "
                               f"nnscratch does not know (known: {', '.join(sorted(Trainer.registry))})")
-    trainer = Trainer.from_config(config, backend=backend)
     try:
+        trainer = Trainer.from_config(config, backend=backend)
+    except (ArithmeticError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path!r} has a config that builds no model "
+                              f"({type(err).__name__}: {err})") from err
+    try:
+        _check_optimizer_shapes(trainer, state)
         trainer.load_state_dict(state)
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
                               f"describes ({type(err).__name__}: {err})") from err
     return trainer, loop_state
+
+
+def _check_position(path, loop_state):
+    """The loop's position must be counts (an edited ``"epoch": -3`` would train extra epochs)."""
+    for key in ("epoch", "batch", "step"):
+        value = loop_state.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop position {key!r} "
+                                  f"is {value!r}, not an integer >= 0")
+    for key in ("sums", "run", "data_rng"):
+        if not isinstance(loop_state.get(key, {}), dict):
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's {key!r} is "
+                                  "not a JSON object")
+
+
+def _check_optimizer_shapes(trainer, state):
+    """Each stored optimizer slot ``opt/<opt>/<slot>/<param>`` has its parameter's shape."""
+    for key, opt in trainer.optimizers.items():
+        params = opt.module.params
+        prefix = f"opt/{key}/"
+        for name, a in state.items():
+            if not name.startswith(prefix) or name.count("/") < 3:
+                continue
+            param = name[len(prefix):].split("/", 1)[1]
+            if param in params and tuple(a.shape) != tuple(params[param].shape):
+                raise ValueError(f"{name!r} has shape {tuple(a.shape)}, the parameter "
+                                 f"{param!r} {tuple(params[param].shape)}")
 
 
 def _import_models():
