@@ -21,9 +21,10 @@ What one epoch does, in order:
 Ctrl-C (SIGINT) never cuts a step in half: the step that is running finishes, then the loop
 saves a checkpoint that records the position *inside* the epoch (the batch index, the
 epoch's permutation seed and the running sums of its metrics), so a resumed run continues
-with the next batch and ends bit for bit where an uninterrupted run would. A second Ctrl-C
-stops at once without saving. A NaN or infinite loss stops the run before anything is
-saved, so the last checkpoint on disk is the last good state.
+with the next batch and ends bit for bit where an uninterrupted run would; a Ctrl-C before
+the first step saves the starting position. A second Ctrl-C stops at once without saving.
+A NaN or infinite loss stops the run before anything is saved, so the last checkpoint on
+disk is the last good state.
 """
 from __future__ import annotations
 
@@ -240,16 +241,17 @@ class _Run:
         start = time.perf_counter()
         try:
             for i in range(first, self.n_batches):
+                # Ctrl-C since the last step, or before the first one: save this position
+                if self.sigint is not None and self.sigint.raised:
+                    self._add_time(time.perf_counter() - start)
+                    save_checkpoint(self.ckpt, self.trainer, state)
+                    raise TrainingInterrupted(self.ckpt, state["epoch"], state["batch"])
                 np.take(self.data.x, order[i], axis=0, out=self.buffer)
                 metrics = self._checked_step(self.trainer.backend.asarray(self.buffer), i)
                 for key, value in metrics.items():
                     state["sums"][key] = state["sums"].get(key, 0.0) + value
                 state["batch"], state["step"] = i + 1, state["step"] + 1
                 bar.update(b, **dict(list(metrics.items())[:BAR_METRICS]))
-                if self.sigint is not None and self.sigint.raised:
-                    self._add_time(time.perf_counter() - start)
-                    save_checkpoint(self.ckpt, self.trainer, state)
-                    raise TrainingInterrupted(self.ckpt, state["epoch"], state["batch"])
         finally:
             bar.close()
         self._add_time(time.perf_counter() - start)
