@@ -28,6 +28,8 @@ import numpy as np
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
 DEFAULT_EPOCHS = 10
+#: images generated at a time by ``sample`` (31 MB of float32 at 784 pixels)
+SAMPLE_CHUNK = 10000
 
 
 class UsageError(Exception):
@@ -281,21 +283,38 @@ def _train(args):
 
 
 def _sample(args):
-    from .training.checkpoint import load_checkpoint
-    if not args.out.endswith(".npy"):
-        raise UsageError(f"--out must name a .npy file, got {args.out!r}")
+    from .training.checkpoint import load_checkpoint, save_npy_rows
+    from .training.progress import ProgressBar
+    if not args.out.endswith(".npy") or os.path.basename(args.out) == ".npy":
+        raise UsageError(f"--out must name a FILE.npy, got {args.out!r}")
     trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
-    images = np.clip(np.asarray(trainer.sample(args.n, seed=args.seed), dtype=np.float32),
-                     0.0, 1.0)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    np.save(args.out, images)
+    # every chunk continues one stream of noise seeded with --seed (on NumPy: the same file
+    # for any chunk size)
+    trainer.backend.rng = trainer.backend.seeded(args.seed).rng
+
+    def draw(n):
+        return np.clip(np.asarray(trainer.sample(n), dtype=np.float32), 0.0, 1.0)
+
+    first = draw(min(args.n, SAMPLE_CHUNK))
+    shape = (args.n, first.shape[1])
+    grid = first[:100].copy()
+    with ProgressBar(total=args.n, desc="sample", unit="img",
+                     disable=args.n <= SAMPLE_CHUNK) as bar:
+        def blocks():
+            block = first
+            for start in range(0, args.n, SAMPLE_CHUNK):
+                block = block if start == 0 else draw(min(SAMPLE_CHUNK, args.n - start))
+                bar.update(len(block))
+                yield block
+        save_npy_rows(args.out, shape, blocks())
+    del first
     png = args.out[:-4] + ".png"
     try:
         from .plots.grid import save_image_grid
-        save_image_grid(images[:min(len(images), 100)], png)
-        print(f"wrote {args.out} {images.shape} and {png}", file=sys.stderr)
+        save_image_grid(grid, png)
+        print(f"wrote {args.out} {shape} and {png}", file=sys.stderr)
     except ImportError:
-        print(f"wrote {args.out} {images.shape} (no PNG: matplotlib missing)", file=sys.stderr)
+        print(f"wrote {args.out} {shape} (no PNG: matplotlib missing)", file=sys.stderr)
     return 0
 
 

@@ -123,3 +123,80 @@ def test_stale_temporaries_of_dead_processes_are_removed_when_a_run_starts(tmp_p
                  "--quiet"]) == 0
     names = set(os.listdir(out))
     assert not names & set(stale) and set(kept) <= names
+
+
+# -- 3. sample: atomic, streamed in chunks --------------------------------------------------------
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert train(out, "--epochs", "1") == 0
+    return out / "checkpoint.npz"
+
+
+def test_sample_streams_chunks_that_continue_one_draw(tmp_path, checkpoint, monkeypatch, capsys):
+    from nnscratch import cli
+    monkeypatch.setattr(cli, "SAMPLE_CHUNK", 7)
+    assert main(["sample", "--checkpoint", str(checkpoint), "--n", "20", "--seed", "3",
+                 "--out", str(tmp_path / "s.npy")]) == 0
+    assert "sample: 100% 20/20 img" in capsys.readouterr().err
+    trainer, _ = load_checkpoint(checkpoint)
+    expected = np.clip(trainer.sample(20, seed=3), 0, 1)
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), expected)
+    assert sorted(os.listdir(tmp_path)) == ["s.npy", "s.png"]
+
+
+def run_limited(argv, fsize, **kwargs):
+    """``nnscratch argv`` in a process that cannot write files larger than ``fsize`` bytes
+    (a full disk, as far as the process can tell; Python ignores SIGXFSZ, so the write
+    fails with EFBIG)."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    return subprocess.run([sys.executable, "-m", "nnscratch", *argv], preexec_fn=limit,
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, **kwargs)
+
+
+def one_line(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and lines[-1].startswith("nnscratch: error: "), result.stderr
+    return lines[-1]
+
+
+def test_a_full_disk_keeps_every_earlier_file(tmp_path, checkpoint):
+    out = tmp_path / "s.npy"
+    assert main(["sample", "--checkpoint", str(checkpoint), "--n", "5", "--out", str(out)]) == 0
+    before = out.read_bytes()
+    result = run_limited(["sample", "--checkpoint", str(checkpoint), "--n", "2000",
+                          "--out", str(out)], 1 << 20)
+    assert "could not write" in one_line(result) and "is kept" in one_line(result)
+    assert out.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["s.npy", "s.png"]
+    # a checkpoint (7 MB) that cannot be written leaves the earlier one and its epochs
+    run = tmp_path / "run"
+    assert train(run, "--epochs", "1") == 0
+    saved = (run / "checkpoint.npz").read_bytes()
+    result = run_limited(["train", "vae", "--resume", str(run / "checkpoint.npz"),
+                          "--epochs", "2", "--quiet"], 1 << 20)
+    assert "could not write" in one_line(result)
+    assert (run / "checkpoint.npz").read_bytes() == saved
+    assert sorted(os.listdir(run)) == ["checkpoint.npz", "log.csv", "log.jsonl"]
+    assert main(["train", "vae", "--resume", str(run / "checkpoint.npz"), "--epochs", "2",
+                 "--quiet"]) == 0
+    assert [json.loads(r)["epoch"] for r in open(run / "log.jsonl")] == [1, 2]
+
+
+@pytest.mark.slow
+def test_sample_memory_stays_bounded(tmp_path, checkpoint):
+    """100,000 images are 314 MB: built in memory they would take twice that at least."""
+    script = ("import resource, sys\nfrom nnscratch.cli import main\nrc = main(sys.argv[1:])\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n")
+    peaks = []
+    for n in (10, 100000):
+        result = subprocess.run([sys.executable, "-c", script, "sample", "--checkpoint",
+                                 str(checkpoint), "--n", str(n), "--out",
+                                 str(tmp_path / f"{n}.npy")],
+                                capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        peaks.append(int(result.stdout.split()[-1]) * 1024)
+    assert np.load(tmp_path / "100000.npy", mmap_mode="r").shape == (100000, 784)
+    assert peaks[1] - peaks[0] < 100e6, peaks

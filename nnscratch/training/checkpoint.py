@@ -11,7 +11,9 @@ Read with ``allow_pickle=False``: strings are stored as 0-d unicode arrays, neve
 """
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import secrets
 import zipfile
@@ -63,12 +65,79 @@ def save_npz_atomic(path, arrays):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.errno is not None:
+            raise OSError(err.errno, f"could not write {path} ({err.strerror}); the file "
+                                     "there before, if any, is kept") from err
         raise
     _fsync_directory(directory)
     return path
+
+
+def save_npy_rows(path, shape, blocks, dtype=np.float32):
+    """Write the ``.npy`` file ``path`` of ``shape`` ``(n, ...)`` from ``blocks``, an iterable
+    of arrays of consecutive rows, atomically and in bounded memory.
+
+    Why: a result larger than memory cannot be built first and saved after, and writing
+    ``path`` in place would replace a good file with a truncated one on a full disk. The
+    header goes to a temporary file in the same directory whose space is then reserved (a
+    full disk fails there, at once, with an ``OSError``), each block is written as it comes
+    (written straight to the file rather than through a memory map: the map's pages would
+    count in the resident memory, and a full disk shows up in a map as SIGBUS), the file is
+    fsync'ed and renamed over ``path``; the temporary file is removed if anything, Ctrl-C
+    included, interrupts.
+    """
+    path, dtype, shape = os.fspath(path), np.dtype(dtype), tuple(int(n) for n in shape)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
+                                  f"{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            np.lib.format.write_array_header_1_0(f, {
+                "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                "shape": shape})
+            offset = f.tell()
+            _reserve(f, offset + math.prod(shape) * dtype.itemsize)
+            rows = 0
+            for block in blocks:
+                block = np.ascontiguousarray(block, dtype=dtype)
+                if block.shape[1:] != shape[1:] or rows + len(block) > shape[0]:
+                    raise ValueError(f"save_npy_rows: a block of shape {block.shape} does not "
+                                     f"fit rows {rows}.. of {shape}")
+                f.write(block.data)
+                rows += len(block)
+            if rows != shape[0]:
+                raise ValueError(f"save_npy_rows: {rows} rows given for a shape {shape}")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(err, OSError) and err.errno is not None:
+            raise OSError(err.errno, f"could not write {path} ({err.strerror}); the file "
+                                     "there before, if any, is kept") from err
+        raise
+    _fsync_directory(directory)
+    return path
+
+
+def _reserve(f, size):
+    """Give the open file ``f`` ``size`` bytes of real disk space (ENOSPC or EFBIG now)."""
+    f.flush()
+    if size <= f.tell():
+        return
+    try:
+        os.posix_fallocate(f.fileno(), f.tell(), size - f.tell())
+    except AttributeError:          # no posix_fallocate (macOS, Windows)
+        f.truncate(size)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+        f.truncate(size)            # a file system that cannot reserve: a sparse file
 
 
 def _fsync_directory(directory):
