@@ -79,9 +79,12 @@ print("stable ", nn.sigmoid(zs)[0])
 # %% [markdown]
 # ## Binary cross-entropy: why from logits
 # For a target $x \in [0, 1]$ and $p = \sigma(s)$,
-# $\ell = -x\log p - (1-x)\log(1-p)$. Computed that way, in float32, $\sigma(s)$ rounds to
-# exactly 1 as soon as $s > 17$ (the gap between 1 and the float below it is $6 \times
-# 10^{-8} \approx e^{-16.6}$), and then $\log(1 - p) = \log 0 = -\infty$. Rewritten with
+# $\ell = -x\log p - (1-x)\log(1-p)$. Computed that way, in float32, $\sigma(s) = 1/(1 +
+# e^{-s})$ is exactly 1 as soon as $s > 16.6$: the floats just above 1 are $2^{-23}$ apart, so
+# $1 + e^{-s}$ rounds to 1 once $e^{-s} < 2^{-24} \approx 6 \times 10^{-8} \approx e^{-16.6}$
+# (the true $\sigma(17) = 1 - 4 \times 10^{-8}$ would round to the float $1 - 6 \times
+# 10^{-8}$, not to 1: the sum in the denominator is what loses it). Then $\log(1 - p) =
+# \log 0 = -\infty$. Rewritten with
 # logits (bce-1),
 #
 # $$\ell = \max(s, 0) - sx + \log\left(1 + e^{-|s|}\right),$$
@@ -100,6 +103,16 @@ stable = [float(nn.bce_with_logits(b32.asarray(s[:, [i]]), b32.asarray(x[:, [i]]
 print(f"{'logit s':>10} {'sigma(s)':>12} {'naive loss':>12} {'from logits':>12}")
 for si, pi, ni, st in zip(s[0], p[0], naive[0], stable):
     print(f"{si:10.0f} {pi:12.8f} {ni:12.4f} {st:12.4f}")
+
+# %% [markdown]
+# Where the 1 comes from: the denominator $1 + e^{-17}$ is already 1 in float32, while the
+# exact $\sigma(17)$, rounded once, is not.
+
+# %%
+one, e17 = np.float32(1), np.float32(np.exp(-17.0))
+print("1 + e^-17 == 1 in float32:", one + e17 == one,
+      "| exact sigma(17) rounded to float32:", np.float32(1 - np.exp(-17.0) + np.exp(-34.0)))
+assert one + e17 == one and np.float32(1 - np.exp(-17.0)) < one
 
 # %% [markdown]
 # The gradient tells the same story. Through the sigmoid, the chain rule is

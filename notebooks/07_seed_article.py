@@ -140,7 +140,7 @@ del generator, discriminator, opt_D, opt_G
 gan = GANTrainer({"preset": "seed"}, backend=nn.Backend("numpy", seed=0))
 print(f"G {gan.gan.G.n_params():,} + D {gan.gan.D.n_params():,} parameters")
 gan_records = fit(gan, x_train, 1 if FAST else 2, batch, f"{FIGURES}/07_gan_run",
-                  figures=False, progress=False)
+                  figures=False, progress=False, overwrite=True)
 print({k: round(v, 3) for k, v in gan_records[-1].items() if k.startswith("train_")})
 
 # %% [markdown]
@@ -214,7 +214,7 @@ del encoder, decoder, ae, opt
 vae = VAETrainer({"preset": "seed"}, backend=nn.Backend("numpy", seed=0))
 print(vae.vae.describe(), f"{vae.vae.n_params():,} parameters")
 vae_records = fit(vae, x_train, 1 if FAST else 3, batch, f"{FIGURES}/07_vae_run",
-                  figures=False, progress=False)
+                  figures=False, progress=False, overwrite=True)
 print({k: round(v, 1) for k, v in vae_records[-1].items() if k.startswith("train_")})
 vae_samples = vae.sample(16, seed=0)
 mu, logvar = (nn.to_numpy(a) for a in vae.vae.encode(vae.backend.asarray(x_train[:512])))

@@ -13,7 +13,9 @@ every label in it). This file checks, without building Sphinx:
 * every labelled equation names the function(s) implementing it, each of which can be
   imported, has a docstring (so autodoc documents it and the link resolves), and whose
   docstring cites the label;
-* no label is defined twice, and every label a notebook or a page mentions exists.
+* no label is defined twice, and every label a notebook or a page mentions exists;
+* an equation of pure math (a derivation step) says instead which notebook checks it
+  numerically (``Checked in: `notebooks/05_vae.py```), and that notebook cites it.
 """
 import importlib
 import importlib.util
@@ -28,6 +30,10 @@ LABEL = r"[a-z][a-z0-9]*-\d+"
 DEFINED = re.compile(r"\$\$[^$]+\$\$[ \t]*\((" + LABEL + r")\)")
 IMPLEMENTED = re.compile(r"\$\$[^$]+\$\$[ \t]*\((" + LABEL + r")\)[ \t]*\n\s*\n"
                          r"Implemented by: ([^\n]+)")
+# an equation of pure math (a step of a derivation, no code of its own) is checked
+# numerically in a notebook instead: "Checked in: `notebooks/05_vae.py` (...)"
+CHECKED = re.compile(r"\$\$[^$]+\$\$[ \t]*\((" + LABEL + r")\)[ \t]*\n\s*\n\s*"
+                     r"Checked in: `(notebooks/[^`]+\.py)`")
 TARGET = re.compile(r"\{py:(?:func|meth|class)\}`~?([^`]+)`")
 RANGE = re.compile(r"\((" + LABEL + r")\)\s+to\s+\((" + LABEL + r")\)")
 CITED = re.compile(r"\((" + LABEL + r")\)|\b[Ee]qs?\.\s+(" + LABEL + r")\b")
@@ -116,10 +122,24 @@ def test_no_label_is_defined_twice():
     assert not twice, f"labels defined more than once: {twice}"
 
 
+def checked_equations(texts=None):
+    """label -> the notebook that checks it numerically."""
+    return {label: notebook for text in (pages() if texts is None else texts).values()
+            for label, notebook in CHECKED.findall(text)}
+
+
 @pytest.mark.parametrize("label", sorted(doc_equations()))
 def test_each_doc_equation_names_its_implementation(label):
-    assert doc_equations()[label], (
-        f"({label}) in docs/ is not followed by 'Implemented by: {{py:func}}`nnscratch...`'")
+    assert doc_equations()[label] or label in checked_equations(), (
+        f"({label}) in docs/ is not followed by 'Implemented by: {{py:func}}`nnscratch...`' "
+        "(or, for pure math, 'Checked in: `notebooks/NN_name.py`')")
+
+
+@pytest.mark.parametrize("label,notebook", sorted(checked_equations().items()))
+def test_checked_equation_is_checked_in_its_notebook(label, notebook):
+    text = (ROOT / notebook).read_text()
+    assert cites(text, label), f"{notebook} does not cite ({label})"
+    assert "assert " in text
 
 
 @pytest.mark.parametrize("label,target", implementations())

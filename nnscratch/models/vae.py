@@ -40,11 +40,20 @@ Model and notation (the docs use the same labels):
   .. math:: \log w_k = \log p(x \mid z_k) + \log \mathcal N(z_k; 0, I)
             - \log \mathcal N(z_k; \mu, \mathrm{diag}(e^{\mathrm{logvar}}))
 
-  .. math:: \log p(x) \ge \mathcal L_K = \log \frac1K \sum_{k=1}^K w_k
-            = m + \log \frac1K \sum_k e^{\log w_k - m}, \quad m = \max_k \log w_k
+  .. math:: \mathcal L_K = \log \frac1K \sum_{k=1}^K w_k
+            = m + \log \frac1K \sum_k e^{\log w_k - m}, \quad m = \max_k \log w_k,
+            \qquad \log p(x) \ge \mathbb E[\mathcal L_K]
 
-  :math:`\mathcal L_1` is the ELBO and :math:`\mathcal L_K` increases with ``K`` towards
-  :math:`\log p(x)`; ``-L_K`` (the "iwae" metric) is an estimate of :math:`-\log p(x)`.
+  The bound holds in expectation over the draws (Burda et al., Theorem 1), not draw by
+  draw: a single :math:`\mathcal L_K` can exceed :math:`\log p(x)`.
+  :math:`\mathbb E[\mathcal L_1]` is the ELBO, and :math:`\mathbb E[\mathcal L_K]` increases
+  with ``K`` towards :math:`\log p(x)`; ``-L_K`` (the "iwae" metric) is an estimate of
+  :math:`-\log p(x)`, biased upwards by less the larger ``K`` is.
+
+  On grey-level images (the default, ``binarize=False``) the Bernoulli "likelihood" of a
+  value in (0, 1) is not a normalised density, so these nats (and :math:`\log p(x)`) are a
+  training objective, not a log-likelihood comparable with the literature; train and
+  evaluate with ``binarize=True`` for numbers that are (the binarised-MNIST convention).
 
 Presets (:data:`PRESETS`):
 
@@ -211,7 +220,9 @@ class VAE(Module):
 
     def loss(self, x, eps=None):
         """Eq. (vae-4) on a batch: returns ``(L, rec, kl, dy)``, with ``L = rec + kl`` 0-d
-        backend arrays in nats per example and ``dy = (ds, dmu, dlogvar)`` for ``backward``."""
+        backend arrays in nats per example and ``dy = (ds, dmu, dlogvar)`` for ``backward``.
+        ``L`` is minus the ELBO in the form of eq. (vae-11), the reconstruction term
+        estimated with one draw of ``z``."""
         s, mu, logvar = self.forward(x, eps)
         rec, ds = bce_with_logits(s, x)                                # eq. (bce-1)
         kl, (dmu, dlogvar) = kl_normal(mu, logvar)                     # eq. (kl-1)
