@@ -6,6 +6,9 @@ NumPy is the default. Importing nnscratch imports neither matplotlib nor CuPy.
 from .backend import Backend, BackendError, get_backend, namespace, to_numpy, use_backend
 from .module import Module, Sequential, ShapeError
 from .dense import Dense
+from .spectral import SpectralNormDense
+from .batchnorm import BatchNorm1d
+from .dropout import Dropout
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
 from .losses import (NonFiniteError, bce, bce_with_logits, kl_normal, log_softmax, mse,
                      softmax_cross_entropy)
@@ -19,7 +22,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backend", "BackendError", "get_backend", "namespace", "to_numpy", "use_backend",
-    "Module", "Sequential", "ShapeError", "Dense",
+    "Module", "Sequential", "ShapeError", "Dense", "SpectralNormDense", "BatchNorm1d",
+    "Dropout",
     "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Tanh", "sigmoid",
     "NonFiniteError", "bce", "bce_with_logits", "kl_normal", "log_softmax", "mse",
     "softmax_cross_entropy", "SGD", "Adam", "Optimizer",

@@ -12,6 +12,17 @@
 step back-propagates through the discriminator without disturbing it), and
 ``input_grad=False`` skips dL/dx (the first layer of a network, whose input is data).
 ``module.clear_grads()`` frees the gradients once the optimizer has used them.
+
+**Buffers** are state that a layer updates itself and that is saved but never optimised: the
+running statistics of :class:`~nnscratch.batchnorm.BatchNorm1d`, the power-iteration vector
+``u`` of :class:`~nnscratch.spectral.SpectralNormDense`. ``module.buffers`` maps names to
+them as ``params`` does to parameters; ``state_dict``, ``load_state_dict`` and ``to`` handle
+both, optimizers see only ``params``.
+
+**Training and evaluation mode.** ``module.train()`` and ``module.eval()`` set
+``module.training`` on the module and on every sub-module (``named_children``) and return
+the module. Layers whose forward differs (dropout, batch normalisation, the power iteration
+of spectral normalisation) read the flag; a new module starts in training mode.
 """
 from __future__ import annotations
 
@@ -29,7 +40,9 @@ class Module:
 
     def __init__(self, backend=None):
         self.backend = get_backend() if backend is None else backend
+        self.training = True
         self._params = {}
+        self._buffers = {}
         self._grads = {}
         self._cache = None
 
@@ -42,6 +55,30 @@ class Module:
     def grads(self):
         """Name -> gradient of the last backward (empty before the first one)."""
         return self._grads
+
+    @property
+    def buffers(self):
+        """Name -> live buffer (saved, not optimised), sub-modules' names prefixed like params."""
+        found = dict(self._buffers)
+        for prefix, m in self.named_children().items():
+            found.update({f"{prefix}.{k}": a for k, a in m.buffers.items()})
+        return found
+
+    def named_children(self):
+        """Name -> direct sub-module; empty for a layer, overridden by containers."""
+        return {}
+
+    def train(self, mode=True):
+        """Set training mode (``mode=False``: evaluation mode) here and in every sub-module;
+        return self."""
+        self.training = bool(mode)
+        for m in self.named_children().values():
+            m.train(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode: ``train(False)``; return self."""
+        return self.train(False)
 
     def clear_grads(self):
         """Free the gradients (``grads`` becomes empty) once the optimizer has used them.
@@ -80,33 +117,36 @@ class Module:
 
     # -- moving and saving ----------------------------------------------------------
     def to(self, backend):
-        """Move parameters and gradients to ``backend`` (e.g. to the GPU) in place; return self."""
-        for name, p in self._params.items():
-            self._params[name] = backend.asarray(to_numpy(p), dtype=backend.dtype)
-        for name, g in self._grads.items():
-            self._grads[name] = backend.asarray(to_numpy(g), dtype=backend.dtype)
+        """Move parameters, buffers and gradients to ``backend`` (e.g. to the GPU) in place;
+        return self."""
+        for arrays in (self._params, self._buffers, self._grads):
+            for name, a in arrays.items():
+                arrays[name] = backend.asarray(to_numpy(a), dtype=backend.dtype)
         self.backend = backend
         self._cache = None
         return self
 
     def state_dict(self):
-        """Host (NumPy) copies of the parameters; the module itself is not moved."""
-        return {name: to_numpy(p).copy() for name, p in self.params.items()}
+        """Host (NumPy) copies of the parameters and buffers; the module itself is not moved."""
+        return {name: to_numpy(a).copy() for name, a in {**self.params, **self.buffers}.items()}
 
     def load_state_dict(self, state):
-        """Copy values into the existing arrays, so optimizer state keyed on them stays valid."""
-        params = self.params
-        missing = set(params) - set(state)
-        unexpected = set(state) - set(params)
+        """Copy values into the existing arrays, so optimizer state keyed on them stays valid.
+
+        ``state`` holds every parameter and buffer, no more (a module without buffers loads
+        the states saved before buffers existed)."""
+        arrays = {**self.params, **self.buffers}
+        missing = set(arrays) - set(state)
+        unexpected = set(state) - set(arrays)
         if missing or unexpected:
-            raise KeyError(f"{self.describe()}: state does not match the parameters "
+            raise KeyError(f"{self.describe()}: state does not match the parameters and buffers "
                            f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
-        for name, p in params.items():
+        for name, a in arrays.items():
             value = state[name]
-            if tuple(value.shape) != tuple(p.shape):
-                raise ShapeError(f"{self.describe()}: parameter {name!r} has shape "
-                                 f"{tuple(p.shape)}, the state holds {tuple(value.shape)}")
-            p[...] = self.backend.asarray(value, dtype=p.dtype)
+            if tuple(value.shape) != tuple(a.shape):
+                raise ShapeError(f"{self.describe()}: {name!r} has shape "
+                                 f"{tuple(a.shape)}, the state holds {tuple(value.shape)}")
+            a[...] = self.backend.asarray(value, dtype=a.dtype)
 
     def n_params(self):
         """The number of scalar parameters."""
@@ -132,6 +172,9 @@ class Sequential(Module):
 
     def __len__(self):
         return len(self.layers)
+
+    def named_children(self):
+        return {str(i): m for i, m in enumerate(self.layers)}
 
     def describe(self):
         inner = ", ".join(m.describe() for m in self.layers)

@@ -1,0 +1,113 @@
+r"""Batch normalisation of a batch of feature vectors (Ioffe & Szegedy, 2015), derived in
+``docs/stabilisers.md``."""
+from __future__ import annotations
+
+from .module import Module, ShapeError
+
+
+class BatchNorm1d(Module):
+    r"""Normalise each feature over the batch, then scale and shift it.
+
+    Forward in training mode, with the batch's mean and biased variance, eqs. (bn-1), (bn-2):
+
+    .. math::
+        \mu = \frac1B \sum_n x_{n,:}, \quad
+        \sigma^2 = \frac1B \sum_n (x_{n,:} - \mu)^2, \qquad
+        \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad
+        y = \gamma \odot \hat x + \beta
+
+    and the running averages move towards them, eq. (bn-3), with the unbiased batch variance
+    (as PyTorch does): :math:`m \leftarrow (1 - \rho)\, m + \rho\, \mu`,
+    :math:`v \leftarrow (1 - \rho)\, v + \rho\, \frac{B}{B-1} \sigma^2`. In evaluation mode
+    :math:`\mu, \sigma^2` are replaced by the running :math:`m, v`, eq. (bn-4).
+
+    Backward, :math:`\delta = \partial L/\partial y`, eqs. (bn-5) to (bn-7):
+
+    .. math::
+        \frac{\partial L}{\partial \beta} = \sum_n \delta_{n,:}, \quad
+        \frac{\partial L}{\partial \gamma} = \sum_n \delta_{n,:} \odot \hat x_{n,:}, \qquad
+        \frac{\partial L}{\partial x} = \frac{\gamma}{B \sqrt{\sigma^2 + \epsilon}} \odot
+        \Big(B\, \delta - \frac{\partial L}{\partial \beta}
+        - \hat x \odot \frac{\partial L}{\partial \gamma}\Big)
+
+    in training mode (through the batch's mean and variance); in evaluation mode
+    :math:`\partial L/\partial x = \delta \odot \gamma / \sqrt{v + \epsilon}`, eq. (bn-8).
+
+    Shapes: ``x``, ``y`` ``(batch, n)``; parameters ``gamma``, ``beta`` ``(n,)``; buffers
+    ``running_mean``, ``running_var`` ``(n,)`` (saved with the parameters, not optimised).
+
+    Parameters
+    ----------
+    n : int
+        Features.
+    momentum : float
+        :math:`\rho`, the weight of the batch in the running averages (PyTorch's 0.1).
+    eps : float
+        :math:`\epsilon`, added to the variance (PyTorch's 1e-5).
+    """
+
+    def __init__(self, n, momentum=0.1, eps=1e-5, backend=None):
+        super().__init__(backend)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum}")
+        self.n, self.momentum, self.eps = int(n), float(momentum), float(eps)
+        xp, dtype = self.backend.xp, self.backend.dtype
+        self._params = {"gamma": xp.ones((self.n,), dtype=dtype),
+                        "beta": xp.zeros((self.n,), dtype=dtype)}
+        self._buffers = {"running_mean": xp.zeros((self.n,), dtype=dtype),
+                         "running_var": xp.ones((self.n,), dtype=dtype)}
+
+    def describe(self):
+        return f"BatchNorm1d({self.n})"
+
+    def forward(self, x):
+        r"""Eqs. (bn-1) to (bn-3) in training mode, (bn-4) and (bn-2) in evaluation mode:
+        ``(batch, n)`` -> ``(batch, n)``. Caches :math:`\hat x`,
+        :math:`1/\sqrt{\sigma^2 + \epsilon}` and the mode."""
+        if x.ndim != 2 or x.shape[1] != self.n:
+            raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.n}), "
+                             f"got {tuple(x.shape)}")
+        xp = self.backend.xp
+        if self.training:
+            mu = xp.mean(x, axis=0)                              # eq. (bn-1)
+            x_c = x - mu
+            var = xp.mean(x_c * x_c, axis=0)                     # eq. (bn-1)
+            self._update_running(mu, var, x.shape[0])            # eq. (bn-3)
+        else:
+            x_c = x - self._buffers["running_mean"]              # eq. (bn-4)
+            var = self._buffers["running_var"]
+        inv_std = 1.0 / xp.sqrt(var + self.eps)
+        x_c *= inv_std                                           # x_hat, eq. (bn-2)
+        self._cache = (x_c, inv_std, self.training)
+        return self._params["gamma"] * x_c + self._params["beta"]   # eq. (bn-2)
+
+    def _update_running(self, mu, var, B):
+        r"""Eq. (bn-3): move the running averages towards the batch's :math:`\mu` and unbiased
+        variance :math:`B \sigma^2 / (B - 1)`."""
+        if B < 2:
+            raise ShapeError(f"{self.describe()}: training mode needs a batch of at least 2 "
+                             "(one example has no variance); use eval() for single inputs")
+        rho, buffers = self.momentum, self._buffers
+        buffers["running_mean"] = (1.0 - rho) * buffers["running_mean"] + rho * mu
+        buffers["running_var"] = ((1.0 - rho) * buffers["running_var"]
+                                  + (rho * B / (B - 1)) * var)
+
+    def backward(self, dy, param_grads=True, input_grad=True):
+        r"""Eqs. (bn-5) to (bn-7) (training mode) or (bn-5), (bn-6), (bn-8) (evaluation mode):
+        ``grads["gamma"]``, ``grads["beta"]`` (if ``param_grads``) and
+        :math:`\partial L/\partial x` ``(batch, n)`` (if ``input_grad``) from ``dy``
+        ``(batch, n)``."""
+        x_hat, inv_std, training = self._cached()
+        self._check_dy(dy, x_hat.shape)
+        xp = self.backend.xp
+        dbeta = xp.sum(dy, axis=0)                               # eq. (bn-5)
+        dgamma = xp.sum(dy * x_hat, axis=0)                      # eq. (bn-6)
+        if param_grads:
+            self._grads["gamma"], self._grads["beta"] = dgamma, dbeta
+        if not input_grad:
+            return None
+        scale = self._params["gamma"] * inv_std
+        if not training:
+            return dy * scale                                    # eq. (bn-8)
+        B = dy.shape[0]
+        return (scale / B) * (B * dy - dbeta - x_hat * dgamma)   # eq. (bn-7)
