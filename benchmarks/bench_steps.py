@@ -18,8 +18,12 @@ table reports medians over all rounds, so a training run started by someone else
 same machine slows a few rounds of every implementation alike instead of one column.
 Peak memory is the peak resident set (VmHWM) of a separate, fresh process that loads the
 data, builds the model and trains for ``--memory-steps`` steps. With CuPy and a CUDA
-device present, the timings are repeated on the GPU (``torch`` on ``cuda``); otherwise that
-part is skipped with a note.
+device present, the timings are repeated on the GPU (``torch`` on ``cuda``, every step
+synchronised); otherwise that part is skipped with a note. ``--devices gpu`` times the GPU
+only, and its table adds the speed-up of each nnscratch step over the CPU figure saved in
+``--cpu-reference`` (default ``results/bench_steps.json``, the 2-core CPU)::
+
+    python benchmarks/bench_steps.py --devices gpu --no-memory --json gpu.json
 
 The nnscratch side is the library's trainers, ``VAETrainer`` (preset ``classic``) and
 ``GANTrainer`` (presets ``mlp`` and ``seed``); the PyTorch side is ``torch_ref/nets.py``,
@@ -408,6 +412,46 @@ def table(results, models, device):
     return "\n".join(rows)
 
 
+def gpu_name():
+    try:
+        import cupy
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception as err:       # noqa: BLE001 - a label only
+        return f"unknown GPU ({type(err).__name__})"
+
+
+def cpu_reference(path):
+    """``(label, {model: nnscratch CPU median ms})`` from a saved result, or ``(None, {})``."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None, {}
+    env = saved.get("env", {})
+    medians = {m: r["nnscratch"]["median_ms"] for m, r in saved.get("cpu", {}).items()
+               if isinstance(r, dict) and "median_ms" in r.get("nnscratch", {})}
+    return f"{env.get('cores', '?')}-core CPU", medians
+
+
+def gpu_table(results, models, reference):
+    """nnscratch on CuPy against PyTorch on CUDA (same rounds), and against a saved CPU run."""
+    label, cpu = reference
+    label = label or "CPU"
+    rows = [f"| model | nnscratch ms | PyTorch CUDA ms | nnscratch / PyTorch | GEMM bound ms | "
+            f"nnscratch / GEMM | {label} nnscratch ms | speed-up over {label} |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for model in models:
+        r = results.get(model, {})
+        n, t, g = (r.get(i, {}).get("median_ms") for i in ("nnscratch", "torch", "gemm"))
+        c = cpu.get(model)
+        f = lambda v, d=2: f"{v:.{d}f}" if v else "-"  # noqa: E731
+        q = lambda a, b: f"{a / b:.2f}" if a and b else "-"  # noqa: E731
+        rows.append(f"| {model} | {f(n)} | {f(t)} | {q(n, t)} | {f(g)} | {q(n, g)} | {f(c, 1)} | "
+                    f"{q(c, n)} |")
+    return "\n".join(rows)
+
+
 def before_table(results, models):
     """nnscratch before (--before) and now, from the same interleaved rounds."""
     rows = ["| model | before ms | now ms | speed-up | before / PyTorch | before / GEMM | "
@@ -438,13 +482,19 @@ def main(argv=None):
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--quick", action="store_true", help="3 rounds, 5 memory steps")
-    ap.add_argument("--json", default=str(HERE / "results" / "bench_steps.json"))
+    ap.add_argument("--json", default=None,
+                    help="where to save the results (default results/bench_steps.json, or "
+                         "results/bench_steps_gpu.json with --devices gpu; '' for none)")
     ap.add_argument("--threads", type=int, default=0,
                     help="threads of OpenBLAS and of torch (default: the number of cores); "
                          "1 is robust when other jobs share the cores")
     ap.add_argument("--before", metavar="DIR",
                     help="also time the nnscratch package in DIR (e.g. a checkout of an older "
                          "commit), interleaved with the others, as 'nnscratch-before'")
+    ap.add_argument("--devices", default="cpu,gpu",
+                    help="cpu, gpu or cpu,gpu (default); memory is measured with cpu only")
+    ap.add_argument("--cpu-reference", default=str(HERE / "results" / "bench_steps.json"),
+                    help="a saved result whose CPU medians the GPU table compares with")
     ap.add_argument("--memory-child", nargs=2, metavar=("IMPL", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
@@ -470,8 +520,13 @@ def main(argv=None):
     results = {"env": env, "cpu": {}, "gpu": {},
                "method": "separate processes, interleaved round by round in shuffled order; "
                          "medians of per-step times; peak RSS = VmHWM of a fresh process"}
-    default_steps = {"vae": 10, "mlp": 5, "seed": 2}
-    for device in ("cpu", "gpu"):
+    default_steps = {"cpu": {"vae": 10, "mlp": 5, "seed": 2},
+                     "gpu": {"vae": 20, "mlp": 20, "seed": 20}}
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    if args.json is None:
+        name = "bench_steps.json" if "cpu" in devices else "bench_steps_gpu.json"
+        args.json = str(HERE / "results" / name)
+    for device in devices:
         if device == "gpu":
             ok, why = gpu_available()
             if not ok:
@@ -479,7 +534,7 @@ def main(argv=None):
                 log(f"GPU: skipped ({why})")
                 continue
         for model in models:
-            steps = args.steps or default_steps.get(model, 3)
+            steps = args.steps or default_steps[device].get(model, 3)
             log(f"{device}: timing {model} ({args.rounds} rounds x {steps} steps)")
             times, config = time_interleaved([model], impls, device, args.rounds, steps, log,
                                              args.before)
@@ -491,7 +546,7 @@ def main(argv=None):
             results[device][model]["raw_ms"] = {impl: [round(1e3 * t, 3) for t in
                                                        times[model, impl]]
                                                 for impl in impls if (model, impl) in times}
-    if not args.no_memory:
+    if not args.no_memory and "cpu" in devices:
         for model in models:
             log(f"memory: {model} ({args.memory_steps} training steps per process)")
             results["cpu"][model]["memory"] = {
@@ -499,16 +554,18 @@ def main(argv=None):
                 for impl in ("nnscratch", "torch", BEFORE) if impl in impls}
     env["load_average_end"] = os.getloadavg()
 
-    print(f"\n## Training step, CPU float32 ({env['cpu']}, {env['cores']} cores, "
-          f"{env['threads']} threads)\n")
-    print(table(results["cpu"], models, "cpu"))
-    if args.before:
+    if "cpu" in devices:
+        print(f"\n## Training step, CPU float32 ({env['cpu']}, {env['cores']} cores, "
+              f"{env['threads']} threads)\n")
+        print(table(results["cpu"], models, "cpu"))
+    if args.before and "cpu" in devices:
         print(f"\n## nnscratch before ({args.before}) and now, same rounds\n")
         print(before_table(results["cpu"], models))
     if results["gpu"] and "skipped" not in results["gpu"]:
-        print("\n## Training step, GPU float32\n")
-        print(table(results["gpu"], models, "gpu"))
-    else:
+        results["gpu"]["device"] = gpu_name()
+        print(f"\n## Training step, GPU float32 ({results['gpu']['device']})\n")
+        print(gpu_table(results["gpu"], models, cpu_reference(args.cpu_reference)))
+    elif "gpu" in devices:
         print(f"\nGPU: skipped ({results['gpu'].get('skipped')}).")
     libs = env.get("libraries", {})
     print(f"\nnumpy {libs.get('numpy')}, BLAS {libs.get('blas')} "
