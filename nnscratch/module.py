@@ -65,8 +65,10 @@ class Module:
         return found
 
     def named_children(self):
-        """Name -> direct sub-module; empty for a layer, overridden by containers."""
-        return {}
+        """Name -> direct sub-module: every attribute that is a Module, in the order they were
+        set (``VAE.enc``, ``VAE.mu``...), which is also how containers prefix the names of
+        their parameters. :class:`Sequential` names its layers ``"0"``, ``"1"``..."""
+        return {k: m for k, m in vars(self).items() if isinstance(m, Module)}
 
     def train(self, mode=True):
         """Set training mode (``mode=False``: evaluation mode) here and in every sub-module;

@@ -22,8 +22,29 @@ def loss_report(b, loss, diff, fixed):
     return nn.check_gradients(lambda: loss(*inputs.values())[0], diff, analytic)
 
 
+def stabilisers(b):
+    """Spectral normalisation with u converged then frozen (evaluation mode), batch
+    normalisation in training mode, dropout with its mask fixed by reseeding."""
+    sn = nn.SpectralNormDense(5, 3, backend=b)
+    for _ in range(300):
+        sn.forward(b.zeros((1, 5)))
+    yield "SpectralNormDense (eval)", nn.gradcheck(sn.eval(), b.normal((4, 5)))
+    yield "BatchNorm1d (train)", nn.gradcheck(nn.BatchNorm1d(5, backend=b),
+                                              b.normal((6, 5)) * 3.0 - 1.0)
+    masks = nn.Backend(b.name, b.dtype_name)       # its own generator, reseeded per forward
+    dropout, x, delta = nn.Dropout(0.3, backend=masks), b.normal((4, 6)), b.normal((4, 6))
+
+    def f():
+        masks.seed(7)
+        return b.xp.sum(delta * dropout.forward(x))
+    f()
+    dx = nn.to_numpy(dropout.backward(delta))
+    yield "Dropout (fixed mask)", nn.check_gradients(f, {"x": x}, {"x": dx})
+
+
 def components(b):
     yield "Dense", nn.gradcheck(nn.Dense(5, 3, backend=b), b.normal((4, 5)))
+    yield from stabilisers(b)
     for name, layer in [("ReLU", nn.ReLU(backend=b)), ("LeakyReLU", nn.LeakyReLU(0.2, backend=b)),
                         ("Sigmoid", nn.Sigmoid(backend=b)), ("Tanh", nn.Tanh(backend=b)),
                         ("Identity", nn.Identity(backend=b))]:

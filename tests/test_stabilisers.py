@@ -106,6 +106,22 @@ def test_train_and_eval_propagate_and_return_self(b32):
     assert net.train() is net and net[2][0].training
 
 
+def test_modules_held_as_attributes_are_children(b32):
+    """A container that is not a Sequential (the VAE, the classifier) needs no code of its
+    own: its Module attributes are its children."""
+    class Pair(nn.Module):
+        def __init__(self, backend):
+            super().__init__(backend)
+            self.first = nn.Dense(3, 4, backend=backend)
+            self.second = nn.Sequential(nn.BatchNorm1d(4, backend=backend))
+    pair = Pair(b32).eval()
+    assert not pair.second[0].training and not pair.first.training
+    assert list(pair.buffers) == ["second.0.running_mean", "second.0.running_var"]
+    vae = nn.VAE.from_preset("classic", latent=2, backend=b32).eval()
+    assert list(vae.named_children()) == ["enc", "mu", "logvar", "dec"]
+    assert not any(m.training for m in vae.enc.layers)
+
+
 def test_dropout_eval_is_the_identity(b32):
     layer = nn.Dropout(0.5, backend=b32).eval()
     x, dy = b32.normal((8, 5)), b32.normal((8, 5))
