@@ -147,3 +147,97 @@ def test_invalid_hyperparameters():
         nn.Adam(net, lr=0)
     with pytest.raises(ValueError, match="betas"):
         nn.Adam(net, betas=(1.0, 0.999))
+
+
+# -- the fast updates against the readable one ------------------------------------------------
+class Matrix(nn.Module):
+    """One parameter matrix whose gradients the test sets."""
+
+    def __init__(self, backend, shape=(300, 257), seed=0):
+        super().__init__(backend)
+        self.rng = np.random.default_rng(seed)
+        self._params = {"W": backend.asarray(self.rng.standard_normal(shape))}
+
+    def new_grad(self):
+        g = self.rng.standard_normal(tuple(self.params["W"].shape)) * 1e-2
+        self._grads = {"W": self.backend.asarray(g)}
+        return g
+
+
+def adam_reference(W, grads, lr, betas):
+    """:func:`nnscratch.optim.adam_step`, in float64 on the host, over a list of gradients."""
+    theta, m, v = (np.asarray(W, np.float64), np.zeros(W.shape), np.zeros(W.shape))
+    for t, g in enumerate(grads, start=1):
+        theta, m, v = nn.optim.adam_step(theta, g, m, v, t, lr, *betas)
+    return theta, m, v
+
+
+def check_against_the_readable_update(backend, steps=3):
+    """Adam's in-place update (blockwise, or fused on CuPy) for ``steps`` steps against
+    the readable one: equal to float32 rounding of the parameter and the moments."""
+    module = Matrix(backend)
+    W0 = nn.to_numpy(module.params["W"]).copy()
+    opt = nn.Adam(module, lr=1e-2, betas=(0.5, 0.999))
+    opt.block_size = 1000                     # many blocks, one of them partial
+    grads = []
+    for _ in range(steps):
+        grads.append(module.new_grad().astype(np.float32).astype(np.float64))
+        opt.step()
+    theta, m, v = adam_reference(W0, grads, 1e-2, (0.5, 0.999))
+    state = opt.state_dict()
+    np.testing.assert_allclose(nn.to_numpy(module.params["W"]), theta, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(state["m/W"], m, rtol=2e-6, atol=1e-9)
+    np.testing.assert_allclose(state["v/W"], v, rtol=2e-6, atol=1e-12)
+
+
+def test_the_in_place_update_agrees_with_the_readable_one(b32):
+    check_against_the_readable_update(b32)
+
+
+ADAM_HARNESS = """
+#include <cstdio>
+#include <cstdlib>
+#include <cmath>
+template <typename T> void update(const T* gs, double b1, double b2, double step, double c2,
+                                  double eps, double decay, T* ps, T* ms, T* vs, long n) {
+  for (long i = 0; i < n; i++) {
+    const T g = gs[i]; T &p = ps[i]; T &m = ms[i]; T &v = vs[i];
+%s
+  }
+}
+int main() {
+  long n; double b1, b2, lr, eps, decay; int steps;
+  if (scanf("%%ld %%d %%lf %%lf %%lf %%lf %%lf", &n, &steps, &b1, &b2, &lr, &eps, &decay) != 7)
+    return 1;
+  float *p = new float[n], *m = new float[n], *v = new float[n], *g = new float[n];
+  for (long i = 0; i < n; i++) { if (scanf("%%f", &p[i]) != 1) return 1; m[i] = v[i] = 0; }
+  for (int t = 1; t <= steps; t++) {
+    for (long i = 0; i < n; i++) if (scanf("%%f", &g[i]) != 1) return 1;
+    update<float>(g, b1, b2, lr / (1 - pow(b1, t)), 1 - pow(b2, t), eps, decay, p, m, v, n);
+  }
+  for (long i = 0; i < n; i++) printf("%%.9g %%.9g %%.9g\\n", p[i], m[i], v[i]);
+}
+"""
+
+
+@pytest.mark.skipif(__import__("shutil").which("c++") is None, reason="no C++ compiler")
+def test_the_fused_cuda_update_compiled_for_the_host_agrees_with_the_readable_one(tmp_path):
+    """The CUDA body of the fused Adam update, compiled as C++ on the CPU, against
+    :func:`nnscratch.optim.adam_step`: a break in the kernel shows without a GPU."""
+    import subprocess
+    (tmp_path / "adam.cpp").write_text(ADAM_HARNESS % nn.optim.ADAM_CUDA)
+    subprocess.run(["c++", "-O1", "-o", str(tmp_path / "adam"), str(tmp_path / "adam.cpp")],
+                   check=True)
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal(500).astype(np.float32)
+    grads = [(rng.standard_normal(500) * 1e-2).astype(np.float32) for _ in range(3)]
+    text = "500 3 0.5 0.999 0.01 1e-8 1.0\n" + " ".join(map(repr, W.tolist())) + "\n"
+    text += "\n".join(" ".join(map(repr, g.tolist())) for g in grads) + "\n"
+    out = subprocess.run([str(tmp_path / "adam")], input=text, capture_output=True, text=True,
+                         check=True).stdout
+    p, m, v = np.array(out.split(), np.float64).reshape(-1, 3).T
+    theta, m_ref, v_ref = adam_reference(W, [g.astype(np.float64) for g in grads], 1e-2,
+                                         (0.5, 0.999))
+    np.testing.assert_allclose(p, theta, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(m, m_ref, rtol=2e-6, atol=1e-9)
+    np.testing.assert_allclose(v, v_ref, rtol=2e-6, atol=1e-12)
