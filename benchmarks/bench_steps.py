@@ -82,7 +82,7 @@ def nnscratch_trainer(model, backend):
         from nnscratch.models.vae import VAETrainer
         return VAETrainer({"preset": "classic"}, backend=backend)
     from nnscratch.models.gan import GANTrainer
-    return GANTrainer({"preset": model, "lr": GAN_ADAM["lr"], "betas": list(GAN_ADAM["betas"])},
+    return GANTrainer({"preset": model, "recipe": "none", "lr": GAN_ADAM["lr"], "betas": list(GAN_ADAM["betas"])},
                       backend=backend)
 
 

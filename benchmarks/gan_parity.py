@@ -106,7 +106,7 @@ def env_info():
 
 
 def make_trainers(preset, seed):
-    ours = GANTrainer({"preset": preset}, backend=nn.Backend("numpy", "float32", seed=seed))
+    ours = GANTrainer({"preset": preset, "recipe": "none"}, backend=nn.Backend("numpy", "float32", seed=seed))
     ref = torch_gan.GANTrainer(preset, seed=seed)
     n_ours = ours.gan.G.n_params() + ours.gan.D.n_params()
     assert n_ours == ref.n_params(), (n_ours, ref.n_params())

@@ -68,6 +68,16 @@ def _positive_float(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def _add_common_train(p, presets, default_preset, default_batch):
     p.add_argument("--dataset", default=None,
                    help="mnist, fashion-mnist, kmnist or fashion-mnist-mini (embedded, the "
@@ -91,6 +101,9 @@ def _add_common_train(p, presets, default_preset, default_batch):
     p.add_argument("--out", default=None,
                    help="output directory (default runs/<model>; when resuming, the "
                         "checkpoint's directory)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let a fresh run replace the checkpoint and logs of an earlier run "
+                        "in --out (without it, such a directory is refused)")
     p.add_argument("--resume", metavar="CKPT", default=None,
                    help="continue from a checkpoint.npz exactly where it stopped (the model, "
                         "data, batch size and epochs come from the checkpoint)")
@@ -101,11 +114,12 @@ def _add_common_train(p, presets, default_preset, default_batch):
     p.add_argument("--eval-every", type=_positive_int, default=1,
                    help="evaluate on the test split every N epochs (and after the last)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    p.add_argument("--overwrite", action="store_true",
-                   help="let a fresh run replace the checkpoint and logs of an earlier run "
-                        "in --out (without it, such a directory is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(default_preset=default_preset, default_batch=default_batch)
+
+
+RAW_HELP = ("GAN: sample from the generator's trained weights instead of their moving "
+            "average (EMA)")
 
 
 def build_parser():
@@ -124,6 +138,27 @@ def build_parser():
     _add_common_train(gan, ["mlp", "seed"], "mlp", 64)
     gan.add_argument("--pack", type=_positive_int, default=None, help="PacGAN packing degree m")
     gan.add_argument("--k", type=_positive_int, default=None, help="D steps per G step")
+    gan.add_argument("--recipe", choices=["stable", "none"], default=None,
+                     help="stabilisers: stable (the default of mlp and seed: spectral norm "
+                          "in D, batch norm in G, EMA of G) or none (the bare GAN); the "
+                          "options below override single pieces")
+    gan.add_argument("--lr-d", dest="lr_D", type=_positive_float, default=None,
+                     help="D's learning rate (two time-scale update rule; default --lr)")
+    gan.add_argument("--lr-g", dest="lr_G", type=_positive_float, default=None,
+                     help="G's learning rate (default --lr)")
+    gan.add_argument("--ema", type=_fraction, default=None,
+                     help="decay of the moving average of G's weights that samples are "
+                          "drawn from (0: none)")
+    gan.add_argument("--g-norm", dest="G_norm", choices=["batch", "none"], default=None,
+                     help="batch normalisation after G's hidden layers")
+    gan.add_argument("--d-spectral", dest="D_spectral", action=argparse.BooleanOptionalAction,
+                     default=None, help="spectral normalisation of D's layers")
+    gan.add_argument("--d-dropout", dest="D_dropout", type=_fraction, default=None,
+                     help="dropout probability after D's hidden layers (0: none)")
+    gan.add_argument("--loss", choices=["non-saturating", "minimax"], default=None,
+                     help="generator loss (default non-saturating)")
+    gan.add_argument("--label-smoothing", dest="label_smoothing", type=_fraction,
+                     default=None, help="one-sided label smoothing of D's real targets")
 
     sample = sub.add_parser("sample", help="export generated images as (N, 784) in [0, 1]",
                             description="Generate images from a checkpoint: FILE.npy, an "
@@ -133,6 +168,7 @@ def build_parser():
     sample.add_argument("--out", required=True, help="FILE.npy (a FILE.png grid is written too)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the noise z")
     sample.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    sample.add_argument("--raw", action="store_true", help=RAW_HELP)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on the test split",
                         description="Print the model's metrics on the test split (VAE: "
@@ -148,7 +184,18 @@ def build_parser():
     ev.add_argument("--no-image-metrics", action="store_true",
                     help="skip the classifier-based metrics (they train a classifier once)")
     ev.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    ev.add_argument("--raw", action="store_true", help=RAW_HELP)
     return parser
+
+
+def _use_raw_weights(trainer, raw):
+    """``--raw``: a GAN trained with ``ema`` samples from G's own weights, not their
+    average."""
+    if raw and getattr(trainer, "ema", None) is None:
+        raise UsageError("--raw applies to a GAN trained with an EMA of its generator; "
+                         "this checkpoint has none")
+    if raw:
+        trainer.sample_raw = True
 
 
 def _backend(name, seed):
@@ -170,7 +217,9 @@ def _load_data(dataset, data_dir, split, limit=None):
 
 
 #: command-line option -> config key, per model (None: not given, use the preset's)
-MODEL_OPTIONS = {"vae": ("preset", "latent", "binarize"), "gan": ("preset", "latent", "pack", "k")}
+MODEL_OPTIONS = {"vae": ("preset", "latent", "binarize"),
+                 "gan": ("preset", "latent", "pack", "k", "recipe", "lr_D", "lr_G", "ema",
+                         "G_norm", "D_spectral", "D_dropout", "loss", "label_smoothing")}
 
 
 def _new_trainer(args):
@@ -244,6 +293,9 @@ def _train(args):
     else:
         trainer, state = _new_trainer(args), new_loop_state(args.seed)
     args.epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    if args.epochs == 0 and not args.resume:
+        raise UsageError("--epochs 0 trains nothing and writes nothing; give --epochs N with "
+                         "N >= 1")
     args.batch_size = args.batch_size or args.default_batch
     pack = int(trainer.config.get("pack") or 1)
     if args.batch_size % pack:
@@ -286,8 +338,9 @@ def _sample(args):
     from .training.checkpoint import load_checkpoint, save_npy_rows
     from .training.progress import ProgressBar
     if not args.out.endswith(".npy") or os.path.basename(args.out) == ".npy":
-        raise UsageError(f"--out must name a FILE.npy, got {args.out!r}")
+        raise UsageError(f"--out must name a .npy file (NAME.npy), got {args.out!r}")
     trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
+    _use_raw_weights(trainer, args.raw)
     # every chunk continues one stream of noise seeded with --seed (on NumPy: the same file
     # for any chunk size)
     trainer.backend.rng = trainer.backend.seeded(args.seed).rng
@@ -321,6 +374,7 @@ def _sample(args):
 def _eval(args):
     from .training.checkpoint import load_checkpoint
     trainer, state = load_checkpoint(args.checkpoint, backend=_backend(args.backend, 0))
+    _use_raw_weights(trainer, args.raw)
     run = state.get("run", {})
     dataset = args.dataset or (None if args.data_dir else run.get("dataset"))
     test = _load_data(dataset, args.data_dir or run.get("data_dir"), "test", args.limit)
@@ -344,9 +398,13 @@ def main(argv=None):
 
     Set ``NNSCRATCH_DEBUG=1`` to get the traceback of an error instead of its one line.
     """
-    from .backend import BackendError
-    from .training.checkpoint import CheckpointError
-    from .training.loop import TrainingDiverged, TrainingInterrupted
+    try:
+        from .backend import BackendError
+        from .training.checkpoint import CheckpointError
+        from .training.loop import TrainingDiverged, TrainingInterrupted
+    except KeyboardInterrupt:
+        print("\ninterrupted while starting (nothing was done)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
@@ -370,8 +428,15 @@ def main(argv=None):
             OSError) as err:
         if os.environ.get("NNSCRATCH_DEBUG"):
             raise
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"nnscratch: error: {message}", file=sys.stderr)
+        # one line, all of it (a download's failure lists every mirror and the way by hand)
+        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"nnscratch: error: {message or type(err).__name__}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError as err:
+        if os.environ.get("NNSCRATCH_DEBUG"):
+            raise
+        print(f"nnscratch: error: out of memory{f' ({err})' if str(err) else ''}; try a smaller "
+              "--batch-size, --n, --samples or model", file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as exit_:       # --help
         return exit_.code if isinstance(exit_.code, int) else 0

@@ -24,8 +24,9 @@ def tiny_gan(b, m=1, output="linear", G_alpha=0.2, D_alpha=0.2):
 
 
 def tiny_trainer(b, **config):
-    return GANTrainer({"preset": "mlp", "latent": 4, "data_dim": 6, "G_hidden": [5, 7],
-                       "D_hidden": [8, 5], **config}, backend=b)
+    """A small bare GAN (recipe "none"): the mechanics of the losses and the steps."""
+    return GANTrainer({"preset": "mlp", "recipe": "none", "latent": 4, "data_dim": 6,
+                       "G_hidden": [5, 7], "D_hidden": [8, 5], **config}, backend=b)
 
 
 def host_batch(n, d=6, seed=0):

@@ -87,13 +87,17 @@ Presets (:data:`PRESETS`):
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..activations import sigmoid
 from ..backend import get_backend, namespace, to_numpy
+from ..ema import EMA
 from ..losses import bce_with_logits
 from ..module import ShapeError
 from ..optim import Adam
+from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
 from .mlp import mlp
 
@@ -111,8 +115,25 @@ PRESETS = {
             "init": "pytorch", "lr": 1e-3, "betas": (0.5, 0.999), "batch_size": 256},
 }
 
-#: Config keys shared by every preset, with their defaults.
-DEFAULTS = {"k": 1, "pack": 1, "loss": "non-saturating", "label_smoothing": 0.0}
+#: Config keys shared by every preset, with their defaults. ``lr_D`` and ``lr_G`` None:
+#: both networks take ``lr``.
+DEFAULTS = {"k": 1, "pack": 1, "loss": "non-saturating", "label_smoothing": 0.0,
+            "lr_D": None, "lr_G": None, "ema": 0.0, "G_norm": "none", "D_spectral": False,
+            "D_dropout": 0.0}
+
+#: Recipes: the stabilisers a preset trains with, on top of its architecture. ``"none"``
+#: is the bare GAN. A recipe sets defaults only: a key given in the config wins. The
+#: choices are measured, not folklore: see the ablation table in ``docs/gan.md``.
+RECIPES = {
+    "none": {},
+    "stable": {"D_spectral": True, "G_norm": "batch", "ema": 0.999},
+}
+
+#: A complete config without a ``recipe`` key was saved before recipes existed.
+LEGACY_KEYS = ("k", "pack", "loss", "label_smoothing", "G_hidden", "D_hidden", "init")
+
+#: The recipe each preset trains with unless told otherwise.
+PRESET_RECIPES = {"seed": "stable", "mlp": "stable", "toy": "none"}
 
 
 # -- the pieces of the math, as functions ---------------------------------------------------
@@ -131,6 +152,8 @@ def unpack(dxp, m, d):
 
 def discriminator_loss(s_real, s_fake, label_smoothing=0.0):
     r"""Eqs. (gan-1), (gan-2): ``L_D`` and its gradients with respect to both logits.
+    Without label smoothing, ``-L_D`` is the game's value function, eq. (game-1),
+    estimated on the batch.
 
     Shapes: ``s_real``, ``s_fake`` ``(n, 1)``. Returns ``(L_D, ds_real, ds_fake)``.
     """
@@ -144,7 +167,8 @@ def discriminator_loss(s_real, s_fake, label_smoothing=0.0):
 def generator_loss(s_fake, loss="non-saturating"):
     r"""Eqs. (gan-3) to (gan-6): ``L_G`` and :math:`\partial L_G / \partial s` for the
     ``"non-saturating"`` or the ``"minimax"`` generator loss. Shape ``(n, 1)``.
-    Returns ``(L_G, ds)``."""
+    Returns ``(L_G, ds)``. Per sample the two gradients differ by the positive factor
+    :math:`e^{-s}`, eq. (game-5): same direction, same fixed point."""
     xp = namespace(s_fake)
     if loss == "non-saturating":
         return bce_with_logits(s_fake, xp.ones_like(s_fake))   # eqs. (gan-3), (gan-4)
@@ -177,15 +201,25 @@ class GAN:
     """
 
     def __init__(self, latent=100, data_dim=784, G_hidden=(256, 512, 1024),
-                 D_hidden=(1024, 512, 256), G_alpha=0.2, D_alpha=0.2, output="sigmoid", init="he", pack=1,
+                 D_hidden=(1024, 512, 256), G_alpha=0.2, D_alpha=0.2, output="sigmoid",
+                 init="he", pack=1, G_norm="none", D_spectral=False, D_dropout=0.0,
                  backend=None):
         b = get_backend() if backend is None else backend
         self.backend = b
         self.latent, self.data_dim, self.m = int(latent), int(data_dim), int(pack)
         if self.m < 1:
             raise ValueError(f"pack must be >= 1, got {pack}")
-        self.G = mlp((self.latent, *G_hidden, self.data_dim), G_alpha, init, b, output)
-        self.D = mlp((self.m * self.data_dim, *D_hidden, 1), D_alpha, init, b, "linear")
+        self.G_sizes = (self.latent, *G_hidden, self.data_dim)
+        self.G_options = {"alpha": G_alpha, "init": init, "output": output, "norm": G_norm}
+        self.G = self.new_generator()
+        self.D = mlp((self.m * self.data_dim, *D_hidden, 1), D_alpha, init, b, "linear",
+                     spectral=D_spectral, dropout=D_dropout)
+
+    def new_generator(self):
+        """A fresh generator of this GAN's architecture (the EMA copy is another one)."""
+        o = self.G_options
+        return mlp(self.G_sizes, o["alpha"], o["init"], self.backend, o["output"],
+                   norm=o["norm"])
 
     def noise(self, n, backend=None):
         """``z`` ``(n, latent)`` from N(0, I), drawn by ``backend`` (default: the model's)."""
@@ -232,6 +266,40 @@ class GAN:
         return self.G.forward(z)
 
 
+@contextlib.contextmanager
+def evaluating(net):
+    """``net`` in evaluation mode (dropout off, batch normalisation on its running
+    statistics, no power iteration) for the block, then back in the mode it was in."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        if was_training:
+            net.train()
+
+
+def _check(cfg):
+    """Refuse a config that cannot train, with a message that names the key."""
+    if cfg["loss"] not in LOSSES:
+        raise ValueError(f"unknown GAN loss {cfg['loss']!r}; choose one of {', '.join(LOSSES)}")
+    if int(cfg["k"]) < 1:
+        raise ValueError(f"k (discriminator steps per generator step) must be >= 1, "
+                         f"got {cfg['k']}")
+    if not 0.0 <= float(cfg["label_smoothing"]) < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {cfg['label_smoothing']}")
+    if not 0.0 <= float(cfg["ema"]) < 1.0:
+        raise ValueError(f"ema (the decay of the generator's average) must be in [0, 1), "
+                         f"got {cfg['ema']}")
+    if not 0.0 <= float(cfg["D_dropout"]) < 1.0:
+        raise ValueError(f"D_dropout must be in [0, 1), got {cfg['D_dropout']}")
+    if cfg["G_norm"] not in ("none", "batch"):
+        raise ValueError(f"G_norm must be 'none' or 'batch', got {cfg['G_norm']!r}")
+    for key in ("lr", "lr_D", "lr_G"):
+        if cfg[key] is not None and not float(cfg[key]) > 0:
+            raise ValueError(f"{key} must be positive, got {cfg[key]}")
+
+
 # -- the trainer the shared loop drives ----------------------------------------------------
 @Trainer.register
 class GANTrainer(Trainer):
@@ -241,8 +309,15 @@ class GANTrainer(Trainer):
     :data:`DEFAULTS`): ``preset`` ("seed" | "mlp" | "toy"), ``latent``, ``data_dim``,
     ``lr``, ``betas``, ``k``, ``pack``, ``loss`` ("non-saturating" | "minimax"),
     ``label_smoothing``, and, to change the architecture, ``G_hidden``, ``D_hidden``,
-    ``G_alpha``, ``D_alpha`` (leaky ReLU slopes, 0 for ReLU), ``init``. ``batch_size`` is the preset's suggestion to the loop (the pack
-    size must divide the batch).
+    ``G_alpha``, ``D_alpha`` (leaky ReLU slopes, 0 for ReLU), ``init``. ``batch_size`` is
+    the preset's suggestion to the loop (the pack size must divide the batch).
+
+    Stabilisers (``recipe`` picks a set, :data:`RECIPES`; each key can be set alone):
+    ``lr_D``, ``lr_G`` (two time-scale update rule, Heusel et al., 2017), ``ema`` (decay
+    of the generator's moving average, eq. ema-1, 0 for none; :meth:`sample` draws from
+    the average unless ``raw=True``), ``G_norm`` ("none" | "batch": batch normalisation
+    after each hidden layer of G), ``D_spectral`` (spectral normalisation of every layer
+    of D), ``D_dropout`` (dropout after each hidden layer of D).
 
     Each :meth:`step` consumes one real batch and takes one discriminator step; every
     ``k``-th call also takes a generator step (on fresh noise of the same batch size), so
@@ -254,28 +329,44 @@ class GANTrainer(Trainer):
 
     def __init__(self, config=None, backend=None):
         super().__init__(config or {}, backend)
-        preset = self.config.get("preset") or "mlp"
+        cfg = self._resolve(self.config)
+        self.config.update(cfg)
+        self.config.pop("kind", None)
+        self._check_size(self.config)
+        self.gan = GAN(cfg["latent"], cfg["data_dim"], cfg["G_hidden"], cfg["D_hidden"],
+                       cfg["G_alpha"], cfg["D_alpha"], cfg["output"], cfg["init"], cfg["pack"],
+                       cfg["G_norm"], cfg["D_spectral"], cfg["D_dropout"], backend=self.backend)
+        self.networks = {"G": self.gan.G, "D": self.gan.D}
+        lr = {"G": cfg["lr_G"] or cfg["lr"], "D": cfg["lr_D"] or cfg["lr"]}     # TTUR
+        self.optimizers = {name: Adam(net, lr=float(lr[name]), betas=tuple(cfg["betas"]))
+                           for name, net in self.networks.items()}
+        self.ema = None
+        #: True: :meth:`sample` and :meth:`generate` use G's own weights even with ``ema``
+        self.sample_raw = False
+        if float(cfg["ema"]) > 0:
+            self.networks["G_ema"] = self.gan.new_generator().eval()
+            self.ema = EMA(self.gan.G, self.networks["G_ema"], float(cfg["ema"]))
+        self.d_steps = 0
+
+    @staticmethod
+    def _resolve(config):
+        """The full config: the preset's architecture, then its recipe's stabilisers, then
+        :data:`DEFAULTS`; a key given (not None) in ``config`` wins over all three."""
+        preset = config.get("preset") or "mlp"
         if preset not in PRESETS:
             raise ValueError(f"unknown GAN preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        defaults = {**PRESETS[preset], **DEFAULTS}
-        cfg = {key: (self.config.get(key) if self.config.get(key) is not None else value)
+        recipe = config.get("recipe") or PRESET_RECIPES[preset]
+        if "recipe" not in config and all(key in config for key in LEGACY_KEYS):
+            recipe = "none"           # a checkpoint's config from before recipes: bare GAN
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown GAN recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        defaults = {**DEFAULTS, **PRESETS[preset], **RECIPES[recipe]}
+        cfg = {key: (config.get(key) if config.get(key) is not None else value)
                for key, value in defaults.items()}
         for key in ("betas", "G_hidden", "D_hidden"):
             cfg[key] = [float(v) if key == "betas" else int(v) for v in cfg[key]]
-        if cfg["loss"] not in LOSSES:
-            raise ValueError(f"unknown GAN loss {cfg['loss']!r}; choose one of {', '.join(LOSSES)}")
-        if int(cfg["k"]) < 1:
-            raise ValueError(f"k (discriminator steps per generator step) must be >= 1, got {cfg['k']}")
-        if not 0.0 <= float(cfg["label_smoothing"]) < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {cfg['label_smoothing']}")
-        self.config.update(cfg, preset=preset)
-        self.config.pop("kind", None)
-        self.gan = GAN(cfg["latent"], cfg["data_dim"], cfg["G_hidden"], cfg["D_hidden"],
-                       cfg["G_alpha"], cfg["D_alpha"], cfg["output"], cfg["init"], cfg["pack"], backend=self.backend)
-        self.networks = {"G": self.gan.G, "D": self.gan.D}
-        self.optimizers = {name: Adam(net, lr=float(cfg["lr"]), betas=tuple(cfg["betas"]))
-                           for name, net in self.networks.items()}
-        self.d_steps = 0
+        _check(cfg)
+        return {**cfg, "preset": preset, "recipe": recipe}
 
     def d_step(self, x):
         """One discriminator step on real ``x`` ``(B, d)`` and ``B`` fresh fakes.
@@ -300,7 +391,24 @@ class GANTrainer(Trainer):
         self.gan.g_backward(ds)
         self.optimizers["G"].step()
         self.gan.G.clear_grads()                  # as in d_step: D steps next
+        if self.ema is not None:
+            self.ema.update()                     # eq. (ema-1)
         return float(L)
+
+    def _check_size(self, cfg):
+        """Widths of at least 1, and a model that fits in memory, before allocating it."""
+        check_sizes("GAN", latent=cfg["latent"], data_dim=cfg["data_dim"], pack=cfg["pack"],
+                    G_hidden=cfg["G_hidden"], D_hidden=cfg["D_hidden"])
+        d = cfg["data_dim"]
+        n = dense_parameters((cfg["latent"], *cfg["G_hidden"], d)) + \
+            dense_parameters((cfg["pack"] * d, *cfg["D_hidden"], 1))
+        check_memory(n, np.dtype(self.backend.dtype_name).itemsize, "this GAN")
+
+    def check_data(self, x, where):
+        """Raise ValueError unless ``x`` is a non-empty ``(N, data_dim)`` floating batch, in
+        [0, 1] for a generator with a sigmoid output (values of device arrays unchecked)."""
+        value_range = (0.0, 1.0) if self.config["output"] == "sigmoid" else None
+        check_images(x, where, self.gan.data_dim, value_range, backend=self.backend)
 
     def step(self, x):
         """One D step on the batch ``x`` ``(B, d)`` and, every ``k``-th call, one G step.
@@ -310,6 +418,7 @@ class GANTrainer(Trainer):
         the D step (before its update); ``loss_G`` is the loss of the generator step when
         this call takes one, else the generator loss of the D step's fakes.
         """
+        self.check_data(x, "GANTrainer.step")
         if not self.backend.is_array(x):
             x = self.backend.asarray(x)
         out = self.d_step(x)
@@ -319,28 +428,42 @@ class GANTrainer(Trainer):
         return out
 
     def state_dict(self):
-        """The generic state plus the count of D steps (where the next G step falls)."""
+        """The generic state plus the count of D steps (where the next G step falls) and
+        the count of EMA updates (the warm-up of eq. ema-1)."""
         state = super().state_dict()
         state["gan/d_steps"] = np.asarray(self.d_steps)
+        if self.ema is not None:
+            state["gan/ema_t"] = self.ema.state_dict()["t"]
         return state
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         if "gan/d_steps" in state:
             self.d_steps = int(state["gan/d_steps"])
+        if self.ema is not None and "gan/ema_t" in state:
+            self.ema.load_state_dict({"t": state["gan/ema_t"]})
+
+    def generator(self, raw=False):
+        """The network that makes samples: the moving average of G (in evaluation mode)
+        when the config has ``ema``, unless ``raw``; else G itself."""
+        raw = raw or self.sample_raw
+        return self.gan.G if (self.ema is None or raw) else self.networks["G_ema"]
 
     # -- generation and evaluation (host arrays in, host arrays out) --------------------------
-    def sample(self, n, seed=None):
+    def sample(self, n, seed=None, raw=False):
         """``n`` samples ``G(z)``, ``z ~ N(0, I)``: host float32 ``(n, data_dim)`` (in [0, 1]
         for the image presets). ``seed``: draw z from a fresh generator (the same samples
-        every call, e.g. for a grid of images over training) instead of the training one."""
-        return self.generate(to_numpy(self.gan.noise(n, self.backend.seeded(seed))))
+        every call, e.g. for a grid of images over training) instead of the training one.
+        ``raw``: from the trained weights of G, not their moving average."""
+        return self.generate(to_numpy(self.gan.noise(n, self.backend.seeded(seed))), raw=raw)
 
-    def generate(self, z):
-        """``G(z)`` for host noise ``z`` ``(n, latent)``, in batches: host float32 ``(n, d)``."""
+    def generate(self, z, raw=False):
+        """``G(z)`` for host noise ``z`` ``(n, latent)``, in batches, in evaluation mode:
+        host float32 ``(n, d)``. ``raw`` as in :meth:`sample`."""
         z = np.asarray(z, dtype=np.float32)
-        out = [to_numpy(self.gan.generate(self.backend.asarray(z[i:i + self.eval_batch])))
-               for i in range(0, len(z), self.eval_batch)]
+        with evaluating(self.generator(raw)) as G:
+            out = [to_numpy(G.forward(self.backend.asarray(z[i:i + self.eval_batch])))
+                   for i in range(0, len(z), self.eval_batch)]
         return np.concatenate(out).astype(np.float32, copy=False) if out else \
             np.zeros((0, self.gan.data_dim), np.float32)
 
@@ -350,15 +473,17 @@ class GANTrainer(Trainer):
         x = np.asarray(x, dtype=np.float32)
         x = np.tile(x, (1, self.gan.m))
         out = []
-        for i in range(0, len(x), self.eval_batch):
-            s = self.gan.D.forward(self.backend.asarray(x[i:i + self.eval_batch]))
-            out.append(to_numpy(sigmoid(s))[:, 0])
+        with evaluating(self.gan.D) as D:
+            for i in range(0, len(x), self.eval_batch):
+                s = D.forward(self.backend.asarray(x[i:i + self.eval_batch]))
+                out.append(to_numpy(sigmoid(s))[:, 0])
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def evaluate(self, x, seed=0):
         """Mean :math:`\\sigma(D(x))` on held-out host data ``x`` ``(N, d)`` ("D_real") and
         on as many fresh fakes ("D_fake"), noise from a generator seeded with ``seed``.
         With pack ``m``, ``N`` is cut to a multiple of ``m``."""
+        self.check_data(x, "GANTrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
         m = self.gan.m
         if x.ndim != 2 or x.shape[1] != self.gan.data_dim:
@@ -370,8 +495,10 @@ class GANTrainer(Trainer):
         xp = self.backend.xp
         sums = {"D_real": 0.0, "D_fake": 0.0}
         step = max(m, (self.eval_batch // m) * m)
-        for i in range(0, N, step):
-            for key, a in (("D_real", x[i:min(i + step, N)]), ("D_fake", x_fake[i:i + step])):
-                s = self.gan.discriminate(self.backend.asarray(a))
-                sums[key] += float(xp.sum(sigmoid(s)))
+        with evaluating(self.gan.D):
+            for i in range(0, N, step):
+                for key, a in (("D_real", x[i:min(i + step, N)]),
+                               ("D_fake", x_fake[i:i + step])):
+                    s = self.gan.discriminate(self.backend.asarray(a))
+                    sums[key] += float(xp.sum(sigmoid(s)))
         return {key: v / (N // m) for key, v in sums.items()}

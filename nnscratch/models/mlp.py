@@ -4,13 +4,17 @@ and discriminator all are."""
 from __future__ import annotations
 
 from ..activations import Identity, LeakyReLU, ReLU, Sigmoid
+from ..batchnorm import BatchNorm1d
 from ..dense import Dense
+from ..dropout import Dropout
 from ..module import Sequential
+from ..spectral import SpectralNormDense
 
 OUTPUTS = ("linear", "sigmoid", "hidden")
 
 
-def mlp(sizes, alpha, init, backend, output="linear"):
+def mlp(sizes, alpha, init, backend, output="linear", norm="none", spectral=False,
+        dropout=0.0):
     """Dense layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
 
     A (leaky) ReLU of slope ``alpha`` (0: ReLU) follows every layer but the last; after
@@ -19,6 +23,10 @@ def mlp(sizes, alpha, init, backend, output="linear"):
     ``"hidden"`` the same activation (a feature extractor such as the VAE's encoder body).
     ``init="he"`` uses He's gain on layers an activation follows and Glorot on a last
     layer that none follows.
+
+    The GAN's stabilisers: ``norm="batch"`` puts a :class:`BatchNorm1d` between each hidden
+    layer and its activation, ``spectral`` makes every layer a :class:`SpectralNormDense`,
+    ``dropout`` > 0 puts a :class:`Dropout` after each hidden activation.
     """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
@@ -27,10 +35,15 @@ def mlp(sizes, alpha, init, backend, output="linear"):
     for i in range(n):
         activated = i < n - 1 or output == "hidden"
         layer_init = init if (activated or init != "he") else "glorot"
-        layers.append(Dense(sizes[i], sizes[i + 1], init=layer_init, alpha=alpha,
+        dense = SpectralNormDense if spectral else Dense
+        layers.append(dense(sizes[i], sizes[i + 1], init=layer_init, alpha=alpha,
                             backend=backend))
         if activated:
+            if norm == "batch":
+                layers.append(BatchNorm1d(sizes[i + 1], backend=backend))
             layers.append(LeakyReLU(alpha, backend=backend) if alpha else ReLU(backend=backend))
+            if dropout:
+                layers.append(Dropout(dropout, backend=backend))
     if output == "sigmoid":
         layers.append(Sigmoid(backend=backend))
     elif output == "linear":

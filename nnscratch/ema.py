@@ -1,0 +1,68 @@
+r"""An exponential moving average of a network's weights (Polyak averaging; for GANs,
+Yazici et al., 2019).
+
+The generator of a GAN does not converge to a point: it circles around one, and its
+samples carry the noise of the last few steps (speckle, colour drift). The average of its
+recent weights sits nearer the centre. After every update of the network, eq. (ema-1):
+
+.. math:: \theta_{ema} \leftarrow \beta_t\, \theta_{ema} + (1 - \beta_t)\, \theta,
+          \qquad \beta_t = \min\Big(\beta, \frac{1 + t}{10 + t}\Big)
+
+where :math:`t` counts the updates made so far (0 for the first). The warm-up
+:math:`\beta_t` (TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``) lets the
+average forget the random initial weights within the first few hundred steps instead of
+the :math:`1 / (1 - \beta)` = 1000 steps that a constant 0.999 would need. No gradient
+flows through the average: it is a second copy of the network, used for sampling only.
+
+Buffers that are not weights (a batch normalisation's running statistics) are copied from
+the network, not averaged: they describe the activations of the network that produced
+them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class EMA:
+    """Keeps ``average`` (a module) the moving average, eq. (ema-1), of ``module``'s
+    parameters; both have the same architecture. ``decay`` is :math:`\\beta` in (0, 1)."""
+
+    def __init__(self, module, average, decay=0.999):
+        if not 0.0 < float(decay) < 1.0:
+            raise ValueError(f"EMA: decay must be in (0, 1), got {decay}")
+        self.module, self.average, self.decay = module, average, float(decay)
+        self.t = 0
+        self.copy_weights()
+
+    def beta(self):
+        """:math:`\\beta_t` of eq. (ema-1) for the next update."""
+        return min(self.decay, (1.0 + self.t) / (10.0 + self.t))
+
+    def update(self):
+        """One step of eq. (ema-1), in place; then copy the buffers."""
+        beta = self.beta()
+        params = self.module.params
+        for name, a in self.average.params.items():
+            a *= beta
+            a += (1.0 - beta) * params[name]                   # eq. (ema-1)
+        self.t += 1
+        self.copy_buffers()
+
+    def copy_weights(self):
+        """Set the average to the network's current weights (at the start of training)."""
+        self.average.load_state_dict(self.module.state_dict())
+
+    def copy_buffers(self):
+        """The network's buffers (not weights) into the average."""
+        buffers = getattr(self.module, "buffers", None)
+        if not buffers:
+            return
+        for name, a in self.average.buffers.items():
+            a[...] = buffers[name]
+
+    def state_dict(self):
+        """The update count (the averaged weights are saved as a network of their own)."""
+        return {"t": np.asarray(self.t)}
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
