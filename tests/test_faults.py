@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -200,3 +201,144 @@ def test_sample_memory_stays_bounded(tmp_path, checkpoint):
         peaks.append(int(result.stdout.split()[-1]) * 1024)
     assert np.load(tmp_path / "100000.npy", mmap_mode="r").shape == (100000, 784)
     assert peaks[1] - peaks[0] < 100e6, peaks
+
+
+# -- 4, 5, 9. every bad input: one line, status 2 --------------------------------------------------
+def write_npz(path, state):
+    with open(path, "wb") as f:
+        np.savez(f, **state)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory, checkpoint):
+    """Edited copies of a good checkpoint, by what was done to them."""
+    d = tmp_path_factory.mktemp("bad")
+    good = read_checkpoint(checkpoint)
+    loop = json.loads(str(good["loop/state"]))
+
+    def edit(name, **arrays):
+        return write_npz(d / f"{name}.npz", {**good, **arrays})
+
+    def position(name, **changes):
+        return edit(name, **{"loop/state": np.asarray(json.dumps({**loop, **changes}))})
+
+    nan = good["net/vae/dec.2.W"].copy()
+    nan[0, 0] = np.nan
+    config = json.loads(str(good["config"]))
+    (d / "random.npz").write_bytes(np.random.default_rng(1).bytes(5000))
+    return {
+        "nan": edit("nan", **{"net/vae/dec.2.W": nan}),
+        "list_config": edit("list", config=np.asarray("[20, 2]")),
+        "latent_0": edit("latent0", config=np.asarray(json.dumps({**config, "latent": 0}))),
+        "huge": edit("huge", config=np.asarray(json.dumps({"kind": "gan", "G_hidden": [10**9]}))),
+        "opt_shape": edit("opt", **{"opt/vae/m/dec.2.W": np.zeros((2, 2), np.float32)}),
+        "epoch_x": position("epoch_x", epoch="x"),
+        "epoch_neg": position("epoch_neg", epoch=-3),
+        "random": str(d / "random.npz"),
+        "dir": str(d),
+    }
+
+
+def empty_idx_dir(tmp_path):
+    from nnscratch.datasets import write_idx
+    for split in ("train", "t10k"):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    return str(tmp_path)
+
+
+BAD_INPUTS = [
+    (["sample", "--checkpoint", "{nan}", "--out", "{tmp}/s.npy"],
+     r"'net/vae/dec.2.W' holds NaN or Inf \(1 of"),
+    (["eval", "--checkpoint", "{nan}", "--no-image-metrics"], "'net/vae/dec.2.W' holds NaN"),
+    (["train", "vae", "--resume", "{nan}", "--epochs", "3"], "'net/vae/dec.2.W' holds NaN"),
+    (["eval", "--checkpoint", "{list_config}"], "'config' is JSON list, not an object"),
+    (["sample", "--checkpoint", "{latent_0}", "--out", "{tmp}/s.npy"],
+     "latent must be integers >= 1, got 0"),
+    (["train", "vae", "--latent", "0"], "expected a positive integer"),
+    (["train", "vae", "--latent", "1000000000"], r"training needs .* more than this machine's"),
+    (["sample", "--checkpoint", "{huge}", "--out", "{tmp}/s.npy"],
+     r"this GAN has .* parameters: training needs .*B"),
+    (["eval", "--checkpoint", "{opt_shape}"], r"'opt/vae/m/dec.2.W' has shape \(2, 2\)"),
+    (["train", "vae", "--resume", "{epoch_x}"], "'epoch' is 'x', not an integer >= 0"),
+    (["train", "vae", "--resume", "{epoch_neg}"], "'epoch' is -3, not an integer >= 0"),
+    (["train", "vae", "--data-dir", "{empty_idx}"], "holds 0 images"),
+    (["sample", "--checkpoint", "{ckpt}", "--out", "{tmp}/.npy"], r"must name a \.npy file"),
+    (["train", "vae", "--epochs", "0", "--out", "{tmp}/r"], "--epochs 0 trains nothing"),
+    (["sample", "--checkpoint", "{dir}", "--out", "{tmp}/s.npy"], "is a directory; name the"),
+    (["eval", "--checkpoint", "{random}"], "not an .npz file .*not a zip header"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS)
+def test_each_bad_input_gives_one_line_and_status_2(argv, message, bad, checkpoint, tmp_path,
+                                                    capsys):
+    names = {**bad, "tmp": tmp_path, "ckpt": checkpoint, "empty_idx": "{empty_idx}"}
+    argv = [a.format(**names) for a in argv]
+    if "{empty_idx}" in argv:
+        argv[argv.index("{empty_idx}")] = empty_idx_dir(tmp_path)
+    if argv[:2] == ["train", "vae"] and "--resume" not in argv:
+        argv[2:2] = [*QUICK, "--out", str(tmp_path / "run")] if "--out" not in argv else QUICK
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert re.search(message, line), line
+    assert "pickle" not in line and len(line) < 1000
+
+
+def test_out_of_memory_anywhere_is_one_line(tmp_path, monkeypatch, capsys):
+    from nnscratch import cli
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(cli, "_load_data", no_memory)
+    assert train(tmp_path / "x", "--epochs", "1") == 2
+    assert "out of memory; try a smaller --batch-size" in one_error_line(capsys)
+
+
+def test_ctrl_c_while_starting_is_one_line_and_130(monkeypatch, capsys):
+    import types
+
+    class Interrupting(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+    monkeypatch.setitem(sys.modules, "nnscratch.training.loop", Interrupting("loop"))
+    assert main(["eval", "--checkpoint", "x.npz"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted while starting (nothing was done)"
+
+
+# -- 8. the trainers' entry points ------------------------------------------------------------------
+@pytest.fixture(params=["vae", "gan"])
+def trainer(request):
+    import nnscratch as nn
+    b = nn.Backend("numpy", seed=0)
+    if request.param == "vae":
+        return nn.VAETrainer({"latent": 2}, backend=b)
+    return nn.GANTrainer({"preset": "mlp", "G_hidden": [8], "D_hidden": [8], "latent": 2},
+                         backend=b)
+
+
+def test_integer_images_are_refused_with_what_was_expected(trainer):
+    x = np.random.default_rng(0).integers(0, 256, (8, 784), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"floating-point images in \[0, 1\], got dtype "
+                                         r"uint8 \(images of 0..255\? divide by 255\)"):
+        trainer.step(x)
+    with pytest.raises(ValueError, match="got dtype int64"):
+        trainer.evaluate(x.astype(np.int64))
+
+
+def test_images_out_of_range_are_refused_by_step_and_fit(trainer, tmp_path):
+    from nnscratch.training.loop import fit
+    x = np.random.default_rng(0).random((64, 784), dtype=np.float32) * 255
+    with pytest.raises(ValueError, match=r"step: expected values in \[0, 1\], got \[0.0"):
+        trainer.step(x)
+    with pytest.raises(ValueError, match=r"fit: the training data: expected values in \[0, 1\]"):
+        fit(trainer, x, 1, 32, tmp_path, progress=False, figures=False)
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
+def test_an_empty_batch_is_named_not_an_overflow(trainer):
+    empty = np.zeros((0, 784), np.float32)
+    for call in (trainer.step, trainer.evaluate):
+        with pytest.raises(ValueError, match=r"the batch is empty \(shape \(0, 784\)\)"):
+            call(empty)

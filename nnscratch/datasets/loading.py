@@ -227,6 +227,9 @@ def _read_split(name: str, class_names: tuple[str, ...], split: str,
 def _check_pair(images: np.ndarray, labels: np.ndarray, where: str) -> None:
     if images.ndim != 3 or images.shape[1:] != core.Dataset.image_shape:
         raise IDXError(f"{where}: images have shape {images.shape}, expected (N, 28, 28)")
+    if len(images) == 0:
+        raise IDXError(f"{where}: the file holds 0 images; it is empty or cut short: delete "
+                       "it and get it again")
     if labels.ndim != 1 or len(labels) != len(images):
         raise IDXError(f"{where}: {len(images)} images but labels of shape {labels.shape}")
     if labels.size and labels.max() >= N_CLASSES:

@@ -87,6 +87,7 @@ from ..dense import Dense
 from ..losses import bce_terms, bce_with_logits, kl_normal, kl_terms
 from ..module import Module, ShapeError
 from ..optim import Adam
+from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
 from .mlp import mlp
 
@@ -298,9 +299,23 @@ class VAETrainer(Trainer):
                for key in ("latent", "lr", "binarize", "init", "iw_samples")}
         self.config.update(cfg, preset=preset)
         self.config.pop("kind", None)
+        self._check_size(PRESETS[preset], cfg["latent"])
         self.vae = VAE.from_preset(preset, cfg["latent"], cfg["init"], backend=self.backend)
         self.networks = {"vae": self.vae}
         self.optimizers = {"vae": Adam(self.vae, lr=float(cfg["lr"]))}
+
+    def _check_size(self, preset, k):
+        """A latent of at least 1, and a model that fits in memory, before allocating it."""
+        check_sizes("VAE", latent=k)
+        h = preset["enc_hidden"]
+        n = dense_parameters((784, *h)) + 2 * dense_parameters((h[-1], k)) + \
+            dense_parameters((k, *preset["dec_hidden"], 784))
+        check_memory(n, np.dtype(self.backend.dtype_name).itemsize, "this VAE")
+
+    def check_data(self, x, where):
+        """Raise ValueError unless ``x`` is a non-empty ``(N, 784)`` floating batch in [0, 1]
+        (the Bernoulli likelihood needs it; values of device arrays unchecked)."""
+        check_images(x, where, self.vae.n_in, backend=self.backend)
 
     def _binarize(self, x):
         xp = self.backend.xp
@@ -310,6 +325,7 @@ class VAETrainer(Trainer):
         """One Adam step on the negative ELBO of the batch ``x`` ``(batch, 784)``.
 
         Returns ``{"loss": L, "rec": reconstruction, "kl": KL}`` in nats per example."""
+        self.check_data(x, "VAETrainer.step")
         if not self.backend.is_array(x):
             x = self.backend.asarray(x)
         if self.config["binarize"]:
@@ -359,6 +375,7 @@ class VAETrainer(Trainer):
         K = int(self.config["iw_samples"] if iw_samples is None else iw_samples)
         if K < 1:
             raise ValueError(f"iw_samples must be >= 1, got {K}")
+        self.check_data(x, "VAETrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.vae.n_in:
             raise ShapeError(f"evaluate: expected x of shape (N, {self.vae.n_in}), got {x.shape}")

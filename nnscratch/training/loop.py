@@ -161,10 +161,14 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
         On Ctrl-C, after saving a checkpoint.
     TrainingDiverged
         On a NaN/Inf loss or parameter, without overwriting the checkpoint.
-    """
     RunDirectoryError
         ``out_dir`` is locked by another run, or holds an earlier run (and not ``overwrite``).
+    """
     data, test = _as_dataset(data), None if test is None else _as_dataset(test)
+    if hasattr(trainer, "check_data"):         # dtype, shape and range, once, on the host
+        for name, d in (("the training data", data), ("the test data", test)):
+            if d is not None:
+                trainer.check_data(d.x, f"fit: {name}")
     if epochs < 0 or batch_size < 1 or eval_every < 1:
         raise ValueError(f"epochs must be >= 0, batch_size and eval_every >= 1 "
                          f"(got {epochs}, {batch_size}, {eval_every})")

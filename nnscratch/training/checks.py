@@ -1,0 +1,89 @@
+"""Checks at the trainers' entry points: what a batch must be, and whether a model fits.
+
+A wrong input must fail at once with a message that says what was expected, not hours later
+as a loss of 5.6e37 (integer images 0..255), a misleading "loss overflowed" (an empty
+batch) or a MemoryError traceback (a width of 10^9).
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from ..module import ShapeError
+
+#: bytes per parameter that training needs at least: the parameter, its gradient and
+#: Adam's two moments
+COPIES = 4
+
+
+def check_images(x, where, width, value_range=(0.0, 1.0), backend=None):
+    """Raise ``ValueError`` unless ``x`` is a non-empty ``(N, width)`` floating array with
+    values in ``value_range`` (None: any finite range).
+
+    An array of a backend other than NumPy has its dtype and shape checked only: its values
+    were checked on the host by the loop (a check on the device would wait for it).
+    """
+    on_device = backend is not None and backend.name != "numpy" and backend.is_array(x)
+    if not on_device:
+        x = np.asarray(x)
+    dtype = str(x.dtype).rsplit(".", 1)[-1]
+    if not dtype.startswith("float"):
+        hint = " (images of 0..255? divide by 255)" if dtype.startswith(("uint", "int")) else ""
+        raise ValueError(f"{where}: expected floating-point images in [0, 1], got dtype "
+                         f"{dtype}{hint}")
+    if len(x.shape) != 2 or x.shape[1] != width:
+        raise ShapeError(f"{where}: expected an array of shape (N, {width}), got "
+                         f"{tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{where}: the batch is empty (shape {tuple(x.shape)}); give at "
+                         "least one row")
+    if on_device:
+        return
+    low, high = float(np.min(x)), float(np.max(x))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{where}: the images hold NaN or Inf")
+    if value_range is not None and (low < value_range[0] or high > value_range[1]):
+        raise ValueError(f"{where}: expected values in [{value_range[0]:g}, "
+                         f"{value_range[1]:g}], got [{low:g}, {high:g}] (images of 0..255? "
+                         "divide by 255)")
+
+
+def dense_parameters(sizes):
+    """Parameters of dense layers ``sizes[0] -> sizes[1] -> ...`` (weights and biases)."""
+    return sum(int(a) * int(b) + int(b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def check_sizes(what, **sizes):
+    """Every size (a width, a latent dimension) must be an integer >= 1."""
+    for name, value in sizes.items():
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{what}: {name} must be integers >= 1, got {value!r}")
+
+
+def check_memory(n_params, itemsize, what):
+    """Refuse a model whose training state (:data:`COPIES` arrays per parameter) exceeds the
+    machine's memory, before anything is allocated."""
+    need = n_params * itemsize * COPIES
+    have = physical_memory()
+    if have is not None and need > have:
+        raise ValueError(f"{what} has {n_params:.3g} parameters: training needs "
+                         f"{_bytes(need)} (parameters, gradients and Adam's two moments), "
+                         f"more than this machine's {_bytes(have)} of memory")
+
+
+def physical_memory():
+    """Bytes of RAM, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _bytes(n):
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1000
