@@ -10,10 +10,14 @@
 # %% [markdown]
 # # 04 The GAN
 #
-# The minimax game, saturating against non-saturating generator losses (gan-3 to gan-6), the
-# generator's gradient through the discriminator by hand (gan-7), mode collapse on the 2-D
-# ring and grid and packing as its remedy (gan-8, toy-1), then images. Code: `nnscratch/models/gan.py`,
-# `nnscratch/models/toy2d.py`.
+# A generator $G$ turns noise into samples, a discriminator $D$ tells them from data, and
+# each trains against the other. This chapter follows the derivations of the docs' pages
+# "The generative adversarial network" and "The GAN game": the value function (game-1), the
+# best discriminator $D^*$ (game-2), the Jensen-Shannon divergence the generator then
+# minimises (game-3, game-4), why the code's generator loss is the non-saturating one
+# (gan-3 to gan-6, game-5), the generator's gradient through $D$ (gan-7), mode collapse on
+# 2-D mixtures and packing (gan-8, toy-1), then images. Each claim is checked by an
+# assertion that runs in CI. Code: `nnscratch/models/gan.py`, `nnscratch/models/toy2d.py`.
 
 # %%
 import matplotlib.pyplot as plt
@@ -22,24 +26,136 @@ import numpy as np
 import nnscratch as nn
 from nnscratch import datasets
 from nnscratch.models import toy2d
-from nnscratch.models.gan import GAN, GANTrainer, generator_loss
+from nnscratch.models.gan import GAN, GANTrainer, discriminator_loss, generator_loss
 from nnscratch.training.loop import fit
 from nnscratch.plots.gan import save_samples
 from nnscratch.plots.toy2d import discriminator_map, samples_over_training
 from _common import FAST, FIGURES, savefig, show
 
 # %% [markdown]
-# ## Saturating against non-saturating
-# The gradient of each generator loss with respect to the discriminator's logit $s$ on a fake.
-# When the discriminator rejects the fakes ($s \ll 0$, early in training), the minimax
-# gradient $-\sigma(s)$ vanishes; the non-saturating one, $-(1-\sigma(s))$, does not.
+# ## The value function
+# $V(D, G) = \mathbb E_{p_{data}}[\log D(x)] + \mathbb E_{p_z}[\log(1 - D(G(z)))]$ (game-1),
+# with $D = \sigma(s)$. The discriminator loss of the code (gan-1), two binary
+# cross-entropies, is $-V$ on a batch: $D$ climbs $V$ by descending $L_D$.
 
 # %%
 b = nn.Backend("numpy", "float64")
+rng = np.random.default_rng(0)
+s_real, s_fake = rng.normal(1, 2, (64, 1)), rng.normal(-1, 2, (64, 1))
+sig = lambda s: 1 / (1 + np.exp(-s))
+V_hat = np.mean(np.log(sig(s_real))) + np.mean(np.log(1 - sig(s_fake)))       # (game-1)
+L_D, _, _ = discriminator_loss(b.asarray(s_real), b.asarray(s_fake))           # (gan-1)
+print(f"V on the batch {V_hat:.6f}   -L_D {-float(L_D):.6f}")
+assert np.isclose(V_hat, -float(L_D))
+
+# %% [markdown]
+# ## The best discriminator is a density ratio
+# Against a fixed generator, $V$ is maximised pointwise by $D^*(x) = p_{data}(x) /
+# (p_{data}(x) + p_g(x))$ (game-2). To check it, the "generator" here is a distribution we can
+# write down: the data are the 8 Gaussians of the ring (made wider, standard deviation 0.15,
+# so the densities overlap), and the generator has *dropped five modes*: it samples only modes
+# 0, 1 and 2. Then $D^* = (1/8)/(1/8 + 1/3) \approx 0.27$ on the modes it keeps (it puts
+# too much mass there) and $D^* = 1$ on the five it misses. A discriminator of the `toy`
+# preset is trained alone (the generator never moves) and compared with the exact $D^*$ at
+# points drawn from both distributions.
+
+# %%
+modes, spread = toy2d.ring_modes(), 0.15
+kept = [0, 1, 2]
+
+
+def draw(which, n):
+    return modes[rng.choice(which, n)] + spread * rng.standard_normal((n, 2))
+
+
+def density(x, which):
+    d2 = ((x[:, None, :] - modes[which][None]) ** 2).sum(-1)
+    return np.exp(-d2 / (2 * spread ** 2)).mean(1) / (2 * np.pi * spread ** 2)
+
+
+b32 = nn.Backend("numpy", "float32", seed=0)
+toy = GAN(latent=2, data_dim=2, G_hidden=(8,), D_hidden=(128, 128, 128), G_alpha=0.0,
+          D_alpha=0.0, output="linear", init="pytorch", backend=b32)
+opt_D = nn.Adam(toy.D, lr=1e-3, betas=(0.5, 0.999))
+n = 256
+for step in range(600 if FAST else 3000):
+    x = np.concatenate([draw(range(8), n), draw(kept, n)]).astype(np.float32)
+    s = toy.D.forward(b32.asarray(x))
+    L, ds_real, ds_fake = discriminator_loss(s[:n], s[n:])                       # (gan-1)
+    toy.D.backward(np.concatenate([ds_real, ds_fake]), input_grad=False)           # (gan-2)
+    opt_D.step()
+
+x_data, x_gen = draw(range(8), 4000), draw(kept, 4000)
+x_test = np.concatenate([x_data, x_gen])
+p_data, p_g = density(x_test, list(range(8))), density(x_test, kept)
+D_star = p_data / (p_data + p_g)                                                   # (game-2)
+D_trained = sig(np.asarray(toy.D.forward(b32.asarray(x_test.astype(np.float32))),
+                           dtype=np.float64))[:, 0]
+err = np.abs(D_trained - D_star)
+print(f"|D - D*| at {len(x_test)} points: mean {err.mean():.4f}, 99th percentile "
+      f"{np.percentile(err, 99):.4f}")
+print(f"on the kept modes: D* {D_star[4000:].mean():.3f}, trained D {D_trained[4000:].mean():.3f}")
+assert err.mean() < 0.03
+
+# %%
+grid = np.linspace(-1.6, 1.6, 161)
+gx, gy = np.meshgrid(grid, grid)
+plane = np.stack([gx.ravel(), gy.ravel()], axis=1)
+pd_plane, pg_plane = density(plane, list(range(8))), density(plane, kept)
+with np.errstate(invalid="ignore"):
+    D_star_plane = np.where(pd_plane + pg_plane > 1e-3, pd_plane / (pd_plane + pg_plane), np.nan)
+D_plane = sig(np.asarray(toy.D.forward(b32.asarray(plane.astype(np.float32))), np.float64))[:, 0]
+D_plane[np.isnan(D_star_plane)] = np.nan
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+for ax, img, title in zip(axes, (D_star_plane, D_plane), ("exact D* (game-2)", "trained D")):
+    im = ax.imshow(img.reshape(gx.shape), origin="lower", extent=(-1.6, 1.6, -1.6, 1.6),
+                   vmin=0, vmax=1, cmap="coolwarm")
+    ax.scatter(*modes.T, marker="x", c="k", s=30)
+    ax.scatter(*modes[kept].T, marker="o", facecolors="none", edgecolors="k", s=120)
+    ax.set_title(title); ax.set_aspect("equal")
+fig.colorbar(im, ax=axes, shrink=0.8, label="probability that x is real")
+savefig(fig, "04_optimal_discriminator.png")
+
+# %% [markdown]
+# ## Against $D^*$, the generator minimises the Jensen-Shannon divergence
+# $V(D^*, G) = -\log 4 + 2\,\mathrm{JS}(p_{data} \| p_g)$ (game-3). Both sides by Monte
+# Carlo, independently: the left from $D^*$, the right from the definition of JS through the
+# mixture $m = (p_{data} + p_g)/2$. The trained discriminator's $-L_D$ comes within a few
+# hundredths of it from below: a discriminator's loss measures how far apart the two
+# distributions are. And when the generator matches the data, $D^* = 1/2$ everywhere and
+# $V = -\log 4$, the minimum (game-4).
+
+# %%
+m_data = (p_data[:4000] + p_g[:4000]) / 2
+m_gen = (p_data[4000:] + p_g[4000:]) / 2
+JS = 0.5 * np.mean(np.log(p_data[:4000] / m_data)) + 0.5 * np.mean(np.log(p_g[4000:] / m_gen))
+V_star = np.mean(np.log(D_star[:4000])) + np.mean(np.log(1 - D_star[4000:]))       # (game-3)
+V_trained = np.mean(np.log(D_trained[:4000])) + np.mean(np.log(1 - D_trained[4000:]))
+print(f"V(D*, G) {V_star:.4f}   -log 4 + 2 JS {-np.log(4) + 2 * JS:.4f}   (JS = {JS:.4f} "
+      f"of at most log 2 = {np.log(2):.4f})")
+print(f"-L_D of the trained D on the same points: {V_trained:.4f}")
+assert np.isclose(V_star, -np.log(4) + 2 * JS) and 0 < JS < np.log(2)
+assert V_star - 0.03 < V_trained < V_star + 0.01
+p_equal = density(x_data, list(range(8)))
+V_equal = 2 * np.mean(np.log(p_equal / (p_equal + p_equal)))                     # (game-4)
+assert np.isclose(V_equal, -np.log(4))
+
+# %% [markdown]
+# ## Saturating against non-saturating
+# The generator of the value function minimises $\mathbb E[\log(1 - D(G(z)))]$, the minimax
+# loss (gan-5). Early in training the discriminator rejects the fakes ($s \ll 0$) and that
+# loss's gradient (gan-6), $-\sigma(s)/n$, vanishes. The non-saturating loss (gan-3)
+# maximises $\log D(G(z))$ instead; its gradient (gan-4) is the minimax one times $e^{-s}$
+# (game-5): the same sign for every sample, so the same fixed point ($p_g = p_{data}$,
+# $D = 1/2$, where the logit is constant and both gradients through $D$ vanish), but large
+# exactly where the generator is worst.
+
+# %%
 s = np.linspace(-8, 8, 201)[:, None]
+grads = {loss: generator_loss(b.asarray(s), loss)[1] for loss in ("minimax", "non-saturating")}
+assert np.allclose(grads["non-saturating"], np.exp(-s) * grads["minimax"])      # (game-5)
 fig, ax = plt.subplots(figsize=(6, 3))
-for loss in ("minimax", "non-saturating"):
-    _, ds = generator_loss(b.asarray(s), loss)
+for loss, ds in grads.items():
     ax.plot(s[:, 0], ds[:, 0] * len(s), label=loss)       # times n: per-example gradient
 ax.set_xlabel("discriminator logit s on a fake"); ax.set_ylabel("dL_G/ds")
 ax.axvspan(-8, -2, alpha=0.1, color="gray"); ax.text(-7.5, -0.5, "D rejects the fakes")
@@ -49,7 +165,7 @@ savefig(fig, "04_generator_gradients.png")
 # %% [markdown]
 # ## The generator's gradient passes through D, and D is left untouched
 # `D.backward(ds, param_grads=False)` returns $\partial L_G/\partial \tilde x$ without writing
-# D's gradients; a float64 check of $L_G$ against every generator parameter:
+# D's gradients (gan-7); a float64 check of $L_G$ against every generator parameter:
 
 # %%
 gan = GAN(latent=3, data_dim=4, G_hidden=(5,), D_hidden=(6,), output="sigmoid", backend=b)
@@ -59,26 +175,50 @@ gan.g_backward(ds)
 report = nn.check_gradients(lambda: gan.g_loss(z)[0], dict(gan.G.params),
                             {k: g.copy() for k, g in gan.G.grads.items()})
 print(nn.format_report(report))
+assert max(report.values()) < 1e-6
 print("D's gradients written by the generator step:", dict(gan.D.grads) == {})
 
 # %% [markdown]
-# ## Mode collapse on the ring, and packing
-# Fast mode trains a few hundred steps (enough to see the samples move); full mode trains
-# long enough to compare a plain GAN with PacGAN (see `benchmarks/toy2d.py` for 10 seeds).
+# ## Mode collapse on the grid, and packing
+# Against $D^*$ the generator's objective has one minimum, the data (game-4); real training
+# is not at $D^*$, and the non-saturating generator is punished far more for samples where
+# there are no data than for missing modes. On the 25 modes of the grid the plain GAN ends
+# with whole modes empty. Packing (PacGAN, gan-8) shows the discriminator $m$ samples at
+# once: a generator that repeats itself is easy to catch, so it is pushed to cover the
+# modes.
+#
+# The comparison takes a long run: the benchmark's setting for the grid (48,000 steps, the
+# learning rate decayed over the second half, the plane scaled by 1/4) and several seeds.
+# **Fast mode trains only 300 steps**: the samples have just started to spread out of the
+# blob they start in, and the mode counts it prints say nothing about collapse yet. Full
+# mode trains seed 0 of the benchmark (a few minutes) and asserts that packing finds more
+# modes. Over 10 seeds (`benchmarks/toy2d.py`, README): 15.5 of 25 modes for the plain GAN,
+# 24.8 with pack 4. The figure of seed 0 from that benchmark:
 
 # %%
-steps = 100 if FAST else 6000
+show("../docs/figures/toy2d_grid.png")
+
+# %%
+steps = 300 if FAST else 48000
+long_run = {} if FAST else {"lr_final": 1e-5, "decay_start": 0.5}
 snaps = [0, steps // 3, 2 * steps // 3, steps]
-rows = {}
-for label, cfg in [("GAN", {}), ("PacGAN2", {"pack": 2})]:
-    trainer, log = toy2d.train("ring", steps, cfg, seed=0, snapshots=snaps)
-    rows[label] = log["snapshots"]
-    print(label, log["metrics"]["modes"], "modes,", f"{100 * log['metrics']['high_quality']:.1f}% high quality,",
-          f"{log['seconds']:.1f} s")
-plt.close(samples_over_training(rows, "ring", path=f"{FIGURES}/04_ring_over_training.png"))
-show(f"{FIGURES}/04_ring_over_training.png")
-plt.close(discriminator_map(trainer, "ring", samples=log["samples"], path=f"{FIGURES}/04_ring_D.png"))
-show(f"{FIGURES}/04_ring_D.png")
+rows, results = {}, {}
+for label, cfg in [("GAN", {}), ("PacGAN4", {"pack": 4})]:
+    trainer, log = toy2d.train("grid", steps, cfg, seed=0, scale=0.25, snapshots=snaps,
+                               **long_run)
+    rows[label], results[label] = log["snapshots"], log["metrics"]
+    print(f"{label:8s} after {steps} steps: {log['metrics']['modes']} of 25 modes, "
+          f"{100 * log['metrics']['high_quality']:.1f}% high quality, {log['seconds']:.1f} s")
+if FAST:
+    print("fast mode: too early to count modes (the lesson is in the full run and the figure "
+          "above)")
+else:
+    assert results["PacGAN4"]["modes"] > results["GAN"]["modes"]
+plt.close(samples_over_training(rows, "grid", path=f"{FIGURES}/04_grid_over_training.png"))
+show(f"{FIGURES}/04_grid_over_training.png")
+plt.close(discriminator_map(trainer, "grid", samples=log["samples"], scale=0.25,
+                            path=f"{FIGURES}/04_grid_D.png"))
+show(f"{FIGURES}/04_grid_D.png")
 
 # %% [markdown]
 # ## Images
@@ -92,6 +232,102 @@ if FAST:
     train.x, train.labels = train.x[:320], train.labels[:320]
 trainer = GANTrainer({"preset": "mlp"}, backend=nn.Backend("numpy", seed=0))
 records = fit(trainer, train, 1 if FAST else 50, 64, f"{FIGURES}/04_run", figures=False,
-              progress=False)
+              progress=False, overwrite=True)
 print(records[-1])
 show(save_samples(trainer, f"{FIGURES}/04_samples.png"))
+
+# %% [markdown]
+# ## Stabilisers
+# Beyond packing, the library has the usual remedies for a discriminator that wins too fast
+# and a generator that collapses or oscillates, each with its own forward and backward pass
+# derived on the docs' page "Stabilisers": spectral normalisation of D's layers (a bound on
+# how steep its logit can get, so the generator's gradient neither vanishes nor explodes),
+# batch normalisation in G, dropout in D, an exponential moving average of G's weights for
+# sampling, and separate learning rates for D and G. They are options of the GAN's config
+# (`nnscratch train gan --help` lists them); the docs' GAN page measures what they do.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Break it and watch: train with the minimax loss.** Train the discriminator of a fresh
+#    `toy` GAN for a few hundred steps against its (untrained) generator on the ring, then
+#    compute the generator's gradient under both losses (gan-3, gan-5). How much smaller is
+#    the minimax gradient, and why does (game-5) predict it?
+# 2. **When JS says nothing.** Move the generator of the $D^*$ experiment off the ring
+#    (its three modes shifted by a distance $\Delta$). Compute $\mathrm{JS}$ and
+#    $V(D^*, G)$ for $\Delta = 3, 6, 12$. What does the generator learn from a perfect
+#    discriminator when the supports do not overlap?
+# 3. **Label smoothing moves $D^*$.** With one-sided label smoothing $\varepsilon$ (gan-1),
+#    real targets are $1 - \varepsilon$. Redo the pointwise maximisation of (game-2) and
+#    check your $D^*$ with `discriminator_loss`: at the optimum, the gradients (gan-2) of the
+#    real and fake terms, weighted by the two densities, cancel.
+
+# %% [markdown]
+# ### Solution 1
+# A discriminator that rejects the fakes has $s \ll 0$ on them, so the minimax gradient
+# (gan-6), $-\sigma(s)/n \approx -e^{s}/n$, is tiny, and (game-5) says the non-saturating
+# one is $e^{-s}$ times larger per sample: with $s \approx -8$, about 3,000 times.
+
+# %%
+b1 = nn.Backend("numpy", "float32", seed=1)
+ex = GAN(latent=2, data_dim=2, G_hidden=(64, 64, 64), D_hidden=(128, 128, 128), G_alpha=0.0,
+         D_alpha=0.0, output="linear", init="pytorch", backend=b1)
+opt1 = nn.Adam(ex.D, lr=1e-3, betas=(0.5, 0.999))
+rng1 = np.random.default_rng(1)
+for _ in range(200):
+    L, ds, _, _ = ex.d_loss(b1.asarray(toy2d.sample("ring", 256, rng1).astype(np.float32)),
+                            ex.noise(256))
+    ex.d_backward(ds)
+    opt1.step()
+z1 = ex.noise(256)
+norms = {}
+for loss in ("minimax", "non-saturating"):
+    _, ds, s_fake = ex.g_loss(z1, loss)
+    ex.g_backward(ds)
+    norms[loss] = float(np.sqrt(sum(float((g ** 2).sum()) for g in ex.G.grads.values())))
+print(f"mean logit on the fakes {float(np.mean(s_fake)):.1f}; generator gradient norm: "
+      + ", ".join(f"{k} {v:.2e}" for k, v in norms.items()))
+assert float(np.mean(s_fake)) < -3 and norms["non-saturating"] > 100 * norms["minimax"]
+
+# %% [markdown]
+# ### Solution 2
+# With disjoint supports, $D^* = 1$ on the data and $0$ on the fakes, $V(D^*, G) = 0$ and
+# $\mathrm{JS} = \log 2$ whatever $\Delta$ is: the divergence is flat, so a perfect
+# discriminator gives the generator no direction to move in (Arjovsky and Bottou, 2017). In
+# practice the discriminator is not perfect, and its smooth logit still slopes towards the
+# data; this is one motivation for the stabilisers above.
+
+# %%
+def dens(x, centres):
+    d2 = ((x[:, None, :] - centres[None]) ** 2).sum(-1)
+    return np.exp(-d2 / (2 * spread ** 2)).mean(1) / (2 * np.pi * spread ** 2)
+
+
+for delta in (3.0, 6.0, 12.0):
+    shifted = modes.copy()
+    shifted[kept] += delta
+    xg = shifted[rng.choice(kept, 4000)] + spread * rng.standard_normal((4000, 2))
+    pd_d, pg_d = dens(x_data, modes), dens(x_data, shifted[kept])
+    pd_g, pg_g = dens(xg, modes), dens(xg, shifted[kept])
+    js = (0.5 * np.mean(np.log(2 * pd_d / (pd_d + pg_d)))
+          + 0.5 * np.mean(np.log(2 * pg_g / (pd_g + pg_g))))
+    print(f"shift {delta:4.1f}: JS {js:.6f} (log 2 = {np.log(2):.6f}), "
+          f"V(D*, G) {2 * js - np.log(4):.2e}")
+    assert abs(js - np.log(2)) < 1e-6
+
+# %% [markdown]
+# ### Solution 3
+# Pointwise, $D$ now maximises $(1-\varepsilon)\, p_{data} \log D + (\varepsilon\, p_{data} +
+# p_g) \log(1 - D)$, so $D^*_\varepsilon = (1 - \varepsilon)\, p_{data} / (p_{data} + p_g)$:
+# never above $1 - \varepsilon$, which is the point of smoothing (a discriminator that is never
+# certain). At that value the density-weighted gradients (gan-2) cancel:
+
+# %%
+eps_ls = 0.1
+for a_, b_ in ((0.3, 0.1), (0.05, 0.5), (1.0, 1.0)):
+    d_star = (1 - eps_ls) * a_ / (a_ + b_)
+    s_star = np.array([[np.log(d_star / (1 - d_star))]])
+    _, ds_r, ds_f = discriminator_loss(b.asarray(s_star), b.asarray(s_star), eps_ls)
+    assert abs(a_ * float(ds_r[0, 0]) + b_ * float(ds_f[0, 0])) < 1e-12
+    print(f"p_data {a_}, p_g {b_}: D* = {d_star:.4f}, weighted gradient "
+          f"{a_ * float(ds_r[0, 0]) + b_ * float(ds_f[0, 0]):.1e}")

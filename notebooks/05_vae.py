@@ -255,11 +255,13 @@ for key in ("test_neg_elbo", "test_iwae"):
 mu1, logvar1 = np.array([[0.5, -1.0, 0.3]]), np.array([[np.log(0.3), np.log(2.0), 0.0]])
 eps1 = np.random.default_rng(1).standard_normal((200_000, 3))
 closed = 0.5 * (np.exp(logvar1) + mu1 ** 2 - 1 - logvar1)[0]           # (kl-1), per unit
-for name, z1 in (("std", mu1 + np.exp(logvar1 / 2) * eps1), ("variance", mu1 + np.exp(logvar1) * eps1)):
+for name, z1 in (("std", mu1 + np.exp(logvar1 / 2) * eps1),
+                 ("variance", mu1 + np.exp(logvar1) * eps1)):
     log_q1 = -0.5 * ((z1 - mu1) ** 2 / np.exp(logvar1) + logvar1 + np.log(2 * np.pi))
     log_p1 = -0.5 * (z1 ** 2 + np.log(2 * np.pi))
     mc1 = np.mean(log_q1 - log_p1, axis=0)
-    print(f"sampled with the {name:8s}: Monte Carlo {np.round(mc1, 3)}, closed form {np.round(closed, 3)}")
+    print(f"sampled with the {name:8s}: Monte Carlo {np.round(mc1, 3)}, "
+          f"closed form {np.round(closed, 3)}")
     if name == "std":
         assert np.allclose(mc1, closed, atol=0.02)
     else:
@@ -286,16 +288,23 @@ def train_small(with_kl, steps):
         model.backward((ds, dmu, dlogvar))
         opt.step()
     mu2, logvar2 = model.encode(data)
-    return model, float(np.mean(kl_terms(mu2, logvar2))), float(np.std(mu2)), float(np.mean(logvar2))
+    kl = float(np.mean(kl_terms(mu2, logvar2)))
+    return model, kl, float(np.std(mu2)), float(np.mean(logvar2))
 
 
 steps2 = 150 if FAST else 2000
+results2 = {}
 for with_kl in (True, False):
     model2, kl2, spread2, lv2 = train_small(with_kl, steps2)
     print(f"{'with' if with_kl else 'without':7s} the KL: KL(q || prior) {kl2:8.2f} nats, "
           f"std of the codes {spread2:6.2f}, mean logvar {lv2:6.2f}")
-    results2 = results2 if not with_kl else {}
     results2[with_kl] = kl2, lv2
+    prior_images = np.asarray(model2.decode(model2.backend.normal((8, 2))))
+    fig, axes = plt.subplots(1, 8, figsize=(8, 1.2))
+    for ax, img in zip(axes, prior_images):
+        ax.imshow(img.reshape(28, 28), cmap="gray"); ax.axis("off")
+    fig.suptitle(f"prior samples decoded, {'with' if with_kl else 'without'} the KL")
+    savefig(fig, f"05_prior_{'kl' if with_kl else 'no_kl'}.png")
 assert results2[False][0] > 3 * results2[True][0] and results2[False][1] < results2[True][1]
 
 # %% [markdown]

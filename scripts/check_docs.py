@@ -74,7 +74,8 @@ def _browser_args(browser):
 
 def render(browser, page, timeout=60):
     """The DOM of ``page`` (a path) after its scripts ran, from headless Chromium."""
-    out = subprocess.run(_browser_args(browser) + ["--dump-dom", pathlib.Path(page).resolve().as_uri()],
+    url = pathlib.Path(page).resolve().as_uri()
+    out = subprocess.run(_browser_args(browser) + ["--dump-dom", url],
                          capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0 or "<html" not in out.stdout:
         raise RuntimeError(f"{browser} failed on {page}: {out.stderr[-500:]}")

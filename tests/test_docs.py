@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 LABEL = r"[a-z][a-z0-9]*-\d+"
 DEFINED = re.compile(r"\$\$[^$]+\$\$[ \t]*\((" + LABEL + r")\)")
 IMPLEMENTED = re.compile(r"\$\$[^$]+\$\$[ \t]*\((" + LABEL + r")\)[ \t]*\n\s*\n"
-                         r"Implemented by: ([^\n]+)")
+                         r"Implemented by: ([^\n]+(?:\n[^\n]+)*)")
 # an equation of pure math (a step of a derivation, no code of its own) is checked
 # numerically in a notebook instead: "Checked in: `notebooks/05_vae.py` (...)"
 CHECKED = re.compile(r"\$\$[^$]+\$\$[ \t]*\((" + LABEL + r")\)[ \t]*\n\s*\n\s*"
