@@ -12,6 +12,9 @@ input that holds the offending entries.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
 
 from .activations import sigmoid_from_exp
@@ -32,8 +35,26 @@ def _check_same_shape(name, **arrays):
         raise ShapeError(f"{name}: expected arrays of shape (batch, features), got {detail}")
 
 
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def deferred_finite_checks(defer=True):
+    """Within it (when ``defer``), the losses skip their NaN/Inf check: its ``bool`` waits
+    for the device, a host round trip per loss on a GPU. Whoever defers checks the values
+    later: the training loop checks every metric it reads."""
+    previous = getattr(_deferred, "on", False)
+    _deferred.on = defer
+    try:
+        yield
+    finally:
+        _deferred.on = previous
+
+
 def _ensure_finite(name, value, **inputs):
     """Raise a NonFiniteError naming where the first non-finite entry of the inputs sits."""
+    if getattr(_deferred, "on", False):
+        return
     xp = namespace(value)
     if bool(xp.isfinite(value)):
         return
@@ -198,7 +219,8 @@ def softmax_cross_entropy(s, labels):
     r"""Cross-entropy of integer class ``labels`` under logits ``s``, eqs. (softmax-2), (softmax-3).
 
     .. math:: L = -\frac1B \sum_n \log \mathrm{softmax}(s_n)_{y_n}, \qquad
-              \frac{\partial L}{\partial s} = \frac1B\left(\mathrm{softmax}(s) - \mathrm{onehot}(y)\right)
+              \frac{\partial L}{\partial s}
+              = \frac1B\left(\mathrm{softmax}(s) - \mathrm{onehot}(y)\right)
 
     Shapes: ``s`` ``(batch, K)``, ``labels`` ``(batch,)`` integers in ``[0, K)``.
     Returns ``(L, ds)``.

@@ -368,3 +368,66 @@ def test_set_lr_reaches_every_optimizer():
     trainer = toy()
     trainer.set_lr(1e-4)
     assert trainer.optimizers["ae"].lr == 1e-4 and trainer.config["lr"] == 1e-4
+
+
+# -- the GPU path (data and metrics kept on the device), run on the CPU ----------------------
+class DeviceScalarsAE(ToyAE):
+    """ToyAE returning its metrics as 0-d arrays of the backend, as a trainer on a GPU does
+    (:meth:`Trainer.metrics`)."""
+
+    def step(self, x):
+        y = self.net.forward(x + self.backend.normal(tuple(x.shape), self.config["noise"]))
+        L, dy = nn.mse(y, x)
+        self.net.backward(dy, input_grad=False)
+        self.optimizers["ae"].step()
+        return {"loss": L, "y_mean": self.backend.xp.mean(y)}
+
+
+def strict_toy(seed=0):
+    return DeviceScalarsAE({}, backend=nn.Backend("array_api_strict", seed=seed))
+
+
+@pytest.mark.parametrize("read_every", [4, 100])
+def test_the_device_path_trains_exactly_as_the_host_path(tmp_path, data, monkeypatch,
+                                                         read_every):
+    """The training set moved once and batches gathered on the device, the metrics read a
+    few steps at a time: the same parameters and logged means as batch by batch from the
+    host (array-api-strict stands in for CuPy)."""
+    from nnscratch.training import loop
+    pytest.importorskip("array_api_strict")
+    host = strict_toy()
+    host_records = fit(host, data, 2, B, tmp_path / "host", **quiet())
+    monkeypatch.setattr(loop, "_on_device", lambda backend: True)
+    monkeypatch.setattr(loop, "READ_EVERY", read_every)
+    device = strict_toy()
+    device_records = fit(device, data, 2, B, tmp_path / "device", **quiet())
+    assert_same_params(host, device)
+    for a, b in zip(host_records, device_records):
+        assert a["train_loss"] == b["train_loss"] and a["train_y_mean"] == b["train_y_mean"]
+
+
+def test_a_nan_read_late_from_the_device_names_its_own_step(tmp_path, data, monkeypatch):
+    from nnscratch.training import loop
+    pytest.importorskip("array_api_strict")
+    monkeypatch.setattr(loop, "_on_device", lambda backend: True)
+    trainer = strict_toy()
+    step, count = trainer.step, {"n": 0}
+
+    def inf_at_step_3(x):
+        count["n"] += 1
+        out = step(x)
+        return {**out, "y_mean": out["y_mean"] * float("inf")} if count["n"] == 3 else out
+
+    trainer.step = inf_at_step_3
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 3 of 6 \(global step 3\)"):
+        fit(trainer, data, 1, B, tmp_path, **quiet())
+    assert count["n"] == N // B                  # read after the epoch's last step
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
+def test_host_floats_fetches_device_scalars_and_keeps_host_values():
+    from nnscratch.training.loop import host_floats
+    xps = pytest.importorskip("array_api_strict")
+    values = [1.5, np.float32(2.5), xps.asarray(3.25), np.asarray(4.0),
+              xps.asarray(5.5, dtype=xps.float32)]
+    assert host_floats(values) == [1.5, 2.5, 3.25, 4.0, 5.5]

@@ -123,6 +123,19 @@ def test_non_finite_loss_names_the_input(b32):
         nn.kl_normal(b32.zeros((1, 1)), b32.asarray([[100.0]]))
 
 
+def test_deferred_finite_checks_leave_the_nan_to_the_caller(b32):
+    """The training loop defers the check on a GPU (it waits for the device) and checks the
+    metrics it reads instead; outside, the check is back."""
+    from nnscratch.losses import deferred_finite_checks
+    s = np.zeros((3, 4), dtype=np.float32)
+    s[1, 2] = np.nan
+    with deferred_finite_checks():
+        L, _ = nn.bce_with_logits(b32.asarray(s), b32.zeros((3, 4)))
+    assert np.isnan(float(L))
+    with pytest.raises(nn.NonFiniteError):
+        nn.bce_with_logits(b32.asarray(s), b32.zeros((3, 4)))
+
+
 def test_shape_mismatch_is_clear(b32):
     with pytest.raises(nn.ShapeError, match=r"s \(2, 3\), x \(2, 4\)"):
         nn.bce_with_logits(b32.zeros((2, 3)), b32.zeros((2, 4)))

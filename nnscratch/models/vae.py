@@ -333,7 +333,7 @@ class VAETrainer(Trainer):
         L, rec, kl, dy = self.vae.loss(x)
         self.vae.backward(dy)
         self.optimizers["vae"].step()
-        return {"loss": float(L), "rec": float(rec), "kl": float(kl)}
+        return self.metrics(loss=L, rec=rec, kl=kl)
 
     # -- generation and helpers for figures (host arrays in, host arrays out) ------------
     def _rows(self, fn, a, batch=1024):

@@ -11,7 +11,10 @@ What one epoch does, in order:
 
 1. draw the epoch's permutation with the loop's generator and take one optimisation step
    per batch (a batch is gathered into a reused host buffer and moved to the backend once);
-   the progress bar shows the first metrics, images per second and the time left;
+   the progress bar shows the first metrics, images per second and the time left. On a GPU
+   the training set is moved to the device once and each batch gathered there, and the
+   step metrics stay there until they are read, every few hundred milliseconds: a step never
+   waits for the host (the order of the data, and so the result, is the same);
 2. average the step metrics over the epoch and, every ``eval_every`` epochs and after the
    last, add ``trainer.evaluate`` on the held-out images;
 3. append the record to ``log.jsonl`` / ``log.csv`` and save ``checkpoint.npz``;
@@ -38,16 +41,19 @@ import types
 
 import numpy as np
 
-from .checkpoint import save_checkpoint
+from ..backend import namespace, to_numpy
 from ..datasets import batches
-from ..losses import NonFiniteError
+from ..losses import NonFiniteError, deferred_finite_checks
+from .checkpoint import save_checkpoint
 from .progress import ProgressBar
-from .runlog import RunLog
 from .rundir import RunLock, check_fresh, remove_stale_temporaries
+from .runlog import RunLog
 
 CHECKPOINT = "checkpoint.npz"
 #: metrics of a step shown on the progress bar (the first ones the trainer returns)
 BAR_METRICS = 3
+#: on a GPU, the step metrics are read (one transfer) after this many steps or seconds
+READ_EVERY, READ_SECONDS = 100, 0.5
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -229,6 +235,11 @@ class _Run:
         self.n_batches = len(data.x) // batch_size
         # One host buffer for every batch: a gather into it, then one transfer to the backend.
         self.buffer = np.empty((batch_size,) + tuple(data.x.shape[1:]), dtype=data.x.dtype)
+        # On a GPU: the training set moved to the device once, the batches gathered there,
+        # and the step metrics read every READ_EVERY steps (see _read_metrics).
+        self.on_device = _on_device(trainer.backend)
+        self.x_device = trainer.backend.asarray(data.x) if self.on_device else None
+        self.pending, self.last_read = [], time.perf_counter()
         self.figures_warned = False
         self.sigint = None
 
@@ -242,20 +253,22 @@ class _Run:
                                                               if first else "")
         bar = ProgressBar(total=(self.n_batches - first) * b, desc=desc, unit="img",
                           stream=self.stream, disable=not self.progress)
+        batch = self._batches(order)
         start = time.perf_counter()
         try:
-            for i in range(first, self.n_batches):
-                # Ctrl-C since the last step, or before the first one: save this position
-                if self.sigint is not None and self.sigint.raised:
-                    self._add_time(time.perf_counter() - start)
-                    save_checkpoint(self.ckpt, self.trainer, state)
-                    raise TrainingInterrupted(self.ckpt, state["epoch"], state["batch"])
-                np.take(self.data.x, order[i], axis=0, out=self.buffer)
-                metrics = self._checked_step(self.trainer.backend.asarray(self.buffer), i)
-                for key, value in metrics.items():
-                    state["sums"][key] = state["sums"].get(key, 0.0) + value
-                state["batch"], state["step"] = i + 1, state["step"] + 1
-                bar.update(b, **dict(list(metrics.items())[:BAR_METRICS]))
+            with deferred_finite_checks(self.on_device):
+                for i in range(first, self.n_batches):
+                    # Ctrl-C since the last step, or before the first one: save this position
+                    if self.sigint is not None and self.sigint.raised:
+                        self._read_metrics(bar)
+                        self._add_time(time.perf_counter() - start)
+                        save_checkpoint(self.ckpt, self.trainer, state)
+                        raise TrainingInterrupted(self.ckpt, state["epoch"], state["batch"])
+                    self.pending.append((i, self._step(batch(i), i)))
+                    state["batch"], state["step"] = i + 1, state["step"] + 1
+                    if not self.on_device or self._read_due():
+                        self._read_metrics(bar)
+                self._read_metrics(bar)
         finally:
             bar.close()
         self._add_time(time.perf_counter() - start)
@@ -265,22 +278,57 @@ class _Run:
         self.state["elapsed"] += seconds
         self.state["wall"] += seconds
 
-    def _checked_step(self, x, i):
+    def _batches(self, order):
+        """``i -> batch i`` of this epoch as a backend array: gathered into the host buffer
+        and moved (NumPy), or gathered on the device from the training set already there."""
+        if self.x_device is None:
+            def batch(i):
+                np.take(self.data.x, order[i], axis=0, out=self.buffer)
+                return self.trainer.backend.asarray(self.buffer)
+            return batch
+        backend = self.trainer.backend
+        index = backend.asarray(np.stack(order), dtype=backend.xp.int64)   # once an epoch
+        return lambda i: backend.xp.take(self.x_device, index[i, ...], axis=0)
+
+    def _step(self, x, i):
         try:
-            metrics = self.trainer.step(x)
+            return self.trainer.step(x)
         except NonFiniteError as err:
             raise self._diverged(i, str(err).split(". Try")[0], "loss") from err
-        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-        if bad:
-            raise self._diverged(i, ", ".join(f"{k} = {metrics[k]}" for k in bad), bad[0])
-        return metrics
+
+    def _read_due(self):
+        return (len(self.pending) >= READ_EVERY
+                or time.perf_counter() - self.last_read >= READ_SECONDS)
+
+    def _read_metrics(self, bar):
+        """Add the metrics of the steps since the last read to the epoch's sums, each step's
+        checked for NaN and Inf, and show the last on the progress bar. On the CPU this runs
+        after every step; on a GPU, device scalars are fetched in one transfer every
+        ``READ_EVERY`` steps (or ``READ_SECONDS``), so that no step waits for the host."""
+        if not self.pending:
+            return
+        flat = [(i, key, value) for i, metrics in self.pending for key, value in metrics.items()]
+        values = host_floats([value for _, _, value in flat])
+        n_steps, self.pending, self.last_read = len(self.pending), [], time.perf_counter()
+        by_step = {}
+        for (i, key, _), value in zip(flat, values):
+            by_step.setdefault(i, {})[key] = value
+        sums = self.state["sums"]
+        for i, metrics in by_step.items():
+            bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+            if bad:
+                raise self._diverged(i, ", ".join(f"{k} = {metrics[k]}" for k in bad), bad[0])
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
+        bar.update(self.batch_size * n_steps, **dict(list(metrics.items())[:BAR_METRICS]))
 
     def _diverged(self, i, what, metric):
         state = self.state
+        step = state["step"] - state["batch"] + i + 1      # the global number of step i
         where = (f"epoch {state['epoch'] + 1}, step {i + 1} of {self.n_batches} "
-                 f"(global step {state['step'] + 1})")
+                 f"(global step {step})")
         return TrainingDiverged(f"training diverged in {where}: {what}.\n{self._advice()}",
-                                epoch=state["epoch"] + 1, step=state["step"] + 1,
+                                epoch=state["epoch"] + 1, step=step,
                                 metric=metric, checkpoint=self.last_good)
 
     def _advice(self):
@@ -336,6 +384,24 @@ class _Run:
                 os.makedirs(history, exist_ok=True)
                 shutil.copyfile(path, os.path.join(history, f"epoch_{records[-1]['epoch']:03d}.png"))
         return paths
+
+
+def _on_device(backend):
+    """Whether the loop keeps the data and the step metrics on the device (CuPy)."""
+    return backend.name == "cupy"
+
+
+def host_floats(values):
+    """``float(v)`` of each value; device scalars are stacked and fetched in one transfer."""
+    device = [j for j, v in enumerate(values)
+              if not isinstance(v, (int, float, np.generic, np.ndarray))]
+    out = list(values)
+    if device:
+        xp = namespace(values[device[0]])
+        fetched = to_numpy(xp.stack([values[j] for j in device]))
+        for j, value in zip(device, fetched):
+            out[j] = value
+    return [float(v) for v in out]
 
 
 def _as_dataset(data):

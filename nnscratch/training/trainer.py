@@ -55,9 +55,19 @@ class Trainer:
     def step(self, x):
         """One optimisation step on a batch ``x`` of shape ``(batch, 784)`` (a backend array).
 
-        Returns a dict of host floats (losses and diagnostics) for the progress bar and log.
+        Returns a dict of losses and diagnostics for the progress bar and log: host floats,
+        or on a GPU 0-d device arrays (see :meth:`metrics`), which the loop reads in one
+        transfer per progress update.
         """
         raise NotImplementedError
+
+    def metrics(self, **values):
+        """What ``step`` returns: ``values`` (0-d arrays) as host floats on the CPU; on CuPy
+        as they are, on the device, because ``float`` would make every step wait for the GPU
+        (the training loop reads them, a few hundred steps at a time)."""
+        if self.backend.name == "cupy":
+            return values
+        return {key: float(value) for key, value in values.items()}
 
     def sample(self, n, seed=None):
         """``n`` generated images as a host array of shape ``(n, 784)`` with values in [0, 1].
