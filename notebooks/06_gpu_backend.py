@@ -95,7 +95,7 @@ for preset in presets:
         trainer.step(xb)
         t0 = time.perf_counter()
         for _ in range(steps):
-            loss = trainer.step(xb)["loss"]      # float(): waits for the device to finish
+            loss = float(trainer.step(xb)["loss"])   # float() waits for the device to finish
         ms = (time.perf_counter() - t0) / steps * 1e3
         rows.append((preset, name, ms, 128 / ms * 1e3, loss))
 threads = {k: os.environ.get(k, "default") for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
