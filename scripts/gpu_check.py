@@ -129,7 +129,7 @@ def junit_details(xml):
     counts = {}
     for case in cases:
         name = case.get("name", "")
-        if not (re.search(r"[\[-]cupy[\]-]", name) or "fused" in name):
+        if not (re.search(r"[\[-]cupy[\]-]", name) or "fused_kernel" in name):
             continue
         outcome = "passed"
         for child in case:
