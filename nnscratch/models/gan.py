@@ -105,10 +105,12 @@ LOSSES = ("non-saturating", "minimax")
 
 PRESETS = {
     "seed": {"latent": 100, "data_dim": 784, "G_hidden": (4096, 2048, 1024),
-             "D_hidden": (1024, 2048, 4096), "G_alpha": 0.2, "D_alpha": 0.2, "output": "sigmoid", "init": "he",
+             "D_hidden": (1024, 2048, 4096), "G_alpha": 0.2, "D_alpha": 0.2,
+             "output": "sigmoid", "init": "he",
              "lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 64},
     "mlp": {"latent": 100, "data_dim": 784, "G_hidden": (256, 512, 1024),
-            "D_hidden": (1024, 512, 256), "G_alpha": 0.2, "D_alpha": 0.2, "output": "sigmoid", "init": "pytorch",
+            "D_hidden": (1024, 512, 256), "G_alpha": 0.2, "D_alpha": 0.2,
+            "output": "sigmoid", "init": "pytorch",
             "lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 64},
     "toy": {"latent": 2, "data_dim": 2, "G_hidden": (64, 64, 64),
             "D_hidden": (128, 128, 128), "G_alpha": 0.0, "D_alpha": 0.0, "output": "linear",
@@ -487,7 +489,8 @@ class GANTrainer(Trainer):
         x = np.asarray(x, dtype=np.float32)
         m = self.gan.m
         if x.ndim != 2 or x.shape[1] != self.gan.data_dim:
-            raise ShapeError(f"evaluate: expected x of shape (N, {self.gan.data_dim}), got {x.shape}")
+            raise ShapeError(f"evaluate: expected x of shape (N, {self.gan.data_dim}), "
+                             f"got {x.shape}")
         N = (len(x) // m) * m
         if N == 0:
             raise ValueError(f"evaluate: need at least pack = {m} examples, got {len(x)}")

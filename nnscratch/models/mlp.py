@@ -19,7 +19,8 @@ def mlp(sizes, alpha, init, backend, output="linear", norm="none", spectral=Fals
 
     A (leaky) ReLU of slope ``alpha`` (0: ReLU) follows every layer but the last; after
     the last comes ``output``: ``"linear"`` an :class:`Identity` (logits, points of the
-    plane; it marks the output as linear for a reader of the layer list), ``"sigmoid"`` a :class:`Sigmoid` (images in [0, 1]) or
+    plane; it marks the output as linear for a reader of the layer list), ``"sigmoid"`` a
+    :class:`Sigmoid` (images in [0, 1]) or
     ``"hidden"`` the same activation (a feature extractor such as the VAE's encoder body).
     ``init="he"`` uses He's gain on layers an activation follows and Glorot on a last
     layer that none follows.

@@ -71,7 +71,8 @@ def sample(name, n, rng):
 
 
 def nearest_mode(x, modes):
-    """Index ``(N,)`` of the nearest centre and the distance ``(N,)`` to it, for ``x`` ``(N, 2)``."""
+    """Index ``(N,)`` of the nearest centre and the distance ``(N,)`` to it, for ``x``
+    ``(N, 2)``."""
     x = np.asarray(x, dtype=np.float64)
     d2 = np.sum((x[:, None, :] - modes[None, :, :]) ** 2, axis=-1)
     j = np.argmin(d2, axis=1)

@@ -121,7 +121,8 @@ def log_bernoulli(x, s):
 
 
 def log_normal_prior(z):
-    r""":math:`\log \mathcal N(z; 0, I) = -\frac12 \sum_j (z_j^2 + \log 2\pi)`, ``(..., k) -> (...)``."""
+    r""":math:`\log \mathcal N(z; 0, I) = -\frac12 \sum_j (z_j^2 + \log 2\pi)`,
+    ``(..., k) -> (...)``."""
     xp = namespace(z)
     return -0.5 * xp.sum(z * z + LOG_2PI, axis=-1)
 
@@ -246,7 +247,8 @@ class VAE(Module):
 
     # -- evaluation ----------------------------------------------------------------------
     def decode(self, z):
-        """Probabilities :math:`\\sigma(s)` ``(batch, 784)`` of the decoder at ``z`` ``(batch, k)``."""
+        """Probabilities :math:`\\sigma(s)` ``(batch, 784)`` of the decoder at ``z``
+        ``(batch, k)``."""
         return sigmoid(self.dec.forward(z))
 
     def log_weights(self, x, eps):
@@ -264,7 +266,8 @@ class VAE(Module):
 
 
 def logmeanexp(a, axis=0):
-    """Eq. (vae-8): :math:`\\log \\frac1K \\sum_k e^{a_k}`, shifted by the max so nothing overflows."""
+    """Eq. (vae-8): :math:`\\log \\frac1K \\sum_k e^{a_k}`, shifted by the max so nothing
+    overflows."""
     xp = namespace(a)
     m = xp.max(a, axis=axis, keepdims=True)
     out = m + xp.log(xp.mean(xp.exp(a - m), axis=axis, keepdims=True))
@@ -343,7 +346,8 @@ class VAETrainer(Trainer):
                                for i in range(0, max(len(a), 1), batch)])
 
     def sample(self, n, seed=None):
-        """``n`` images :math:`\\sigma(s)`, :math:`s = f_{dec}(z)`, :math:`z \\sim \\mathcal N(0, I)`:
+        """``n`` images :math:`\\sigma(s)`, :math:`s = f_{dec}(z)`,
+        :math:`z \\sim \\mathcal N(0, I)`:
         host float32 ``(n, 784)`` in [0, 1]. ``seed``: draw z from a fresh generator
         (the same images every call) instead of the training generator."""
         z = self.backend.seeded(seed).normal((n, self.vae.latent))
@@ -367,7 +371,8 @@ class VAETrainer(Trainer):
         ``neg_elbo``: eq. (vae-4), analytic KL plus the reconstruction averaged over the
         ``K = iw_samples`` draws; ``iwae``: ``-L_K`` of eq. (vae-8), an estimate of
         ``-log p(x)`` (``K = 1``: minus the one-sample ELBO with a Monte-Carlo KL,
-        ``-log w_1``, whose expectation is ``neg_elbo``). The noise comes from its own generator seeded with ``seed`` (the
+        ``-log w_1``, whose expectation is ``neg_elbo``). The noise comes from its own
+        generator seeded with ``seed`` (the
         training generator is untouched and every call sees the same noise), in batches of
         at most ``eval_rows`` decoder rows so memory stays bounded. ``binarize=True``
         models binarise ``x`` with a generator of the same seed.
@@ -380,7 +385,8 @@ class VAETrainer(Trainer):
         if x.ndim != 2 or x.shape[1] != self.vae.n_in:
             raise ShapeError(f"evaluate: expected x of shape (N, {self.vae.n_in}), got {x.shape}")
         if self.config["binarize"]:
-            x = (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)
+            u = np.random.default_rng(seed).random(x.shape, dtype=np.float32)
+            x = (u < x).astype(np.float32)
         noise = self.backend.seeded(seed)
         batch = max(1, self.eval_rows // K)
         neg_elbo = iwae = 0.0

@@ -35,7 +35,8 @@ def _curves(axes, x, series, xlabel):
             ax_loss.plot(x, series[key], style, label=key)
     for key in ("D_real", "D_fake"):
         if key in series:
-            ax_d.plot(x, series[key], label=key.replace("D_real", "D(x)").replace("D_fake", "D(G(z))"))
+            label = key.replace("D_real", "D(x)").replace("D_fake", "D(G(z))")
+            ax_d.plot(x, series[key], label=label)
     for key in ("test_D_real", "test_D_fake"):
         if key in series:
             label = "held-out D(x)" if key == "test_D_real" else "held-out D(G(z))"
