@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -73,6 +74,8 @@ def server():
             self.send_response(200)
             self.send_header("Content-Length", str(declared))
             self.end_headers()
+            if type(body) is not bytes:     # a subclass: written by server.trickle
+                return server_ns.trickle(self.wfile)
             self.wfile.write(body)  # HTTP/1.0: the connection closes when we return
 
         def log_message(self, *args):
@@ -81,7 +84,9 @@ def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_port}", routes=routes, hits=hits)
+    server_ns = SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_port}", routes=routes,
+                                hits=hits, trickle=None)
+    yield server_ns
     httpd.shutdown()
     httpd.server_close()
 
@@ -129,10 +134,13 @@ def test_idx_error_is_a_value_error():
     assert issubclass(IDXError, ValueError)
 
 
-def test_bad_magic_number(tmp_path):
+@pytest.mark.parametrize("magic", ["12340801", "00340801", "12000801"])
+def test_bad_magic_number(tmp_path, magic):
+    """Either of the two zero bytes wrong is caught (a check of byte 0 alone would pass
+    0x00340801)."""
     path = tmp_path / "bad.idx"
-    path.write_bytes(b"\x12\x34\x08\x01" + (3).to_bytes(4, "big") + b"abc")
-    with pytest.raises(IDXError, match=r"bad\.idx: bad magic number 0x12340801.*two zero bytes"):
+    path.write_bytes(bytes.fromhex(magic) + (3).to_bytes(4, "big") + b"abc")
+    with pytest.raises(IDXError, match=rf"bad\.idx: bad magic number 0x{magic}.*two zero bytes"):
         read_idx(path)
 
 
@@ -511,7 +519,8 @@ def test_registry_has_real_looking_checksums_for_every_file():
     for info in REGISTRY.values():
         assert set(info.sha256) == {f for pair in SPLIT_FILES.values() for f in pair}
         for digest in info.sha256.values():
-            assert len(digest) == 64 and int(digest, 16) >= 0
+            assert re.fullmatch("[0-9a-f]{64}", digest), digest
+        assert len(set(info.sha256.values())) == len(info.sha256)     # no copy-paste slip
         assert info.mirrors and len(info.class_names) == 10
 
 
@@ -529,3 +538,71 @@ def test_imports_only_numpy_and_the_standard_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- deadlines, mirrors from the environment, the whole failure on the command line ---------
+
+
+def test_a_trickling_server_is_given_up_at_the_deadline(tmp_path, server):
+    import time
+
+    class Trickle(bytes):
+        """A body the handler writes a byte at a time, 0.1 s apart."""
+    body = Trickle(b"x" * 100)
+    server.routes["/slow/file.gz"] = (body, len(body))
+    good = serve(server, "/good/file.gz", b"data")
+
+    def trickle(wfile):
+        try:
+            for i in range(len(body)):
+                wfile.write(body[i:i + 1])
+                wfile.flush()
+                time.sleep(0.1)
+        except OSError:             # the client gave up, as it should
+            pass
+    server.trickle = trickle
+    started = time.monotonic()
+    dest = download_file([server.url + "/slow/file.gz", good], tmp_path / "file.gz",
+                         sha(b"data"), progress=False, timeout=1, deadline=0.5)
+    assert time.monotonic() - started < 3 and dest.read_bytes() == b"data"
+    with pytest.raises(DownloadError, match=r"gave up after the deadline of 0.5 s \(\d+ bytes"):
+        download_file([server.url + "/slow/file.gz"], tmp_path / "other.gz", sha(b"data"),
+                      progress=False, timeout=1, deadline=0.5)
+    assert sorted(os.listdir(tmp_path)) == ["file.gz"]
+
+
+def test_mirrors_from_the_environment_come_first(tmp_path, server, monkeypatch):
+    from nnscratch.datasets.loading import env_mirrors
+    monkeypatch.setenv("NNSCRATCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NNSCRATCH_MIRRORS", f"{server.url}/x/{{name}}/, {server.url}/y/")
+    assert env_mirrors("kmnist") == (f"{server.url}/x/kmnist/", f"{server.url}/y/")
+    images, labels = tiny_split(n=3)
+    files = dict(zip(SPLIT_FILES["test"], (idx_bytes(images), idx_bytes(labels))))
+    for fname, data in files.items():
+        serve(server, "/y/" + fname, data)
+    ds = load("kmnist", "test", sha256={f: sha(d) for f, d in files.items()}, progress=False)
+    assert len(ds) == 3
+    assert server.hits[:2] == ["/x/kmnist/t10k-images-idx3-ubyte.gz",
+                               "/y/t10k-images-idx3-ubyte.gz"]
+
+
+def test_the_command_line_prints_the_whole_download_failure_in_one_line(tmp_path, server,
+                                                                        monkeypatch, capsys):
+    import dataclasses
+
+    from nnscratch.cli import main
+    from nnscratch.datasets import loading, registry
+    monkeypatch.setenv("NNSCRATCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("NNSCRATCH_DATA_DIR", raising=False)
+    monkeypatch.delenv("NNSCRATCH_MIRRORS", raising=False)
+    local = dataclasses.replace(registry.REGISTRY["kmnist"], system_dirs=(),
+                                mirrors=(server.url + "/a/", server.url + "/b/"))
+    monkeypatch.setattr(loading, "get_info", lambda name: local)
+    assert main(["train", "vae", "--dataset", "kmnist", "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nnscratch: error: kmnist: could not download")
+    for part in (f"{server.url}/a/train-images-idx3-ubyte.gz: HTTP 404",
+                 f"{server.url}/b/train-images-idx3-ubyte.gz: HTTP 404",
+                 "To install kmnist by hand", "NNSCRATCH_DATA_DIR"):
+        assert part in err[0], part

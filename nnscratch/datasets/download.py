@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,6 +24,8 @@ __all__ = ["DownloadError", "download_file", "sha256_of"]
 
 _CHUNK = 1 << 16
 _USER_AGENT = "nnscratch-datasets (Python urllib)"
+#: seconds one download attempt may take in all (26 MB at 50 kB/s)
+DEADLINE = 600.0
 
 
 class DownloadError(OSError):
@@ -56,6 +59,7 @@ def download_file(
     *,
     progress: bool = True,
     timeout: float = 30.0,
+    deadline: float = DEADLINE,
     stream: TextIO | None = None,
 ) -> Path:
     """Fetch ``dest`` from the first of ``urls`` that delivers bytes with the right SHA-256.
@@ -67,6 +71,8 @@ def download_file(
             anything, and a silent wrong dataset is worse than a clear error.
         progress: show a :class:`~nnscratch.training.progress.ProgressBar` (bytes) per attempt.
         timeout: seconds to wait for the server to connect or send data.
+        deadline: seconds one attempt may take in all: a server that sends a byte now and
+            then never times out a read, so the whole transfer has a limit too.
         stream: where the progress bar writes (default ``sys.stderr``).
 
     Returns:
@@ -87,7 +93,7 @@ def download_file(
     attempts: list[tuple[str, str]] = []
     for url in urls:
         try:
-            _fetch_verified(url, dest, sha256.lower(), progress, timeout, stream)
+            _fetch_verified(url, dest, sha256.lower(), progress, (timeout, deadline), stream)
             return dest
         except _AttemptFailed as err:
             attempts.append((url, str(err)))
@@ -99,8 +105,8 @@ def download_file(
     )
 
 
-def _fetch_verified(url: str, dest: Path, sha256: str, progress: bool, timeout: float,
-                    stream: TextIO | None) -> None:
+def _fetch_verified(url: str, dest: Path, sha256: str, progress: bool,
+                    timeout: tuple[float, float], stream: TextIO | None) -> None:
     """One attempt: stream ``url`` to a temp file, check it, rename it to ``dest``."""
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
@@ -117,9 +123,13 @@ def _fetch_verified(url: str, dest: Path, sha256: str, progress: bool, timeout: 
             os.remove(tmp)
 
 
-def _stream(url: str, out: BinaryIO, label: str, progress: bool, timeout: float,
-            stream: TextIO | None) -> tuple[str, int]:
-    """Copy the body of ``url`` to ``out``; return its SHA-256 and size in bytes."""
+def _stream(url: str, out: BinaryIO, label: str, progress: bool,
+            timeout: tuple[float, float], stream: TextIO | None) -> tuple[str, int]:
+    """Copy the body of ``url`` to ``out``; return its SHA-256 and size in bytes.
+
+    ``timeout``: ``(seconds per read, seconds in all)``."""
+    timeout, deadline = timeout
+    give_up = time.monotonic() + deadline
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -127,7 +137,11 @@ def _stream(url: str, out: BinaryIO, label: str, progress: bool, timeout: float,
             h, size = hashlib.sha256(), 0
             with ProgressBar(total, desc=label, unit="B", unit_scale=True, stream=stream,
                              disable=not progress) as bar:
-                while chunk := response.read(_CHUNK):
+                # read1: whatever has arrived, so that a slow trickle meets the deadline
+                while chunk := response.read1(_CHUNK):
+                    if time.monotonic() > give_up:
+                        raise _AttemptFailed(f"gave up after the deadline of {deadline:g} s "
+                                             f"({size} bytes received; deleted)")
                     out.write(chunk)
                     h.update(chunk)
                     size += len(chunk)

@@ -16,7 +16,9 @@ not), in this order:
    ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu: ``apt-get install
    dataset-fashion-mnist``).
 5. With ``download=True`` (the default): download into the cache, from the mirrors in
-   :mod:`nnscratch.datasets.registry`, verifying each file's SHA-256.
+   ``$NNSCRATCH_MIRRORS`` (URL prefixes separated by spaces or commas; ``{name}`` in one
+   stands for the dataset's name) and then those of :mod:`nnscratch.datasets.registry`,
+   verifying each file's SHA-256.
 
 ``"fashion-mnist-mini"`` is a 6,000 + 1,000 image subset of Fashion-MNIST shipped inside the
 package; it needs no files and no network.
@@ -36,11 +38,12 @@ from .download import DownloadError, download_file
 from .idx import IDXError, read_idx
 from .registry import EMBEDDED, REGISTRY, SPLIT_FILES, DatasetInfo, get_info
 
-__all__ = ["load", "locate", "fetch", "cache_dir", "search_dirs", "names",
-           "ENV_DATA_DIR", "ENV_CACHE"]
+__all__ = ["load", "locate", "fetch", "cache_dir", "search_dirs", "names", "env_mirrors",
+           "ENV_DATA_DIR", "ENV_CACHE", "ENV_MIRRORS"]
 
 ENV_DATA_DIR = "NNSCRATCH_DATA_DIR"
 ENV_CACHE = "NNSCRATCH_CACHE"
+ENV_MIRRORS = "NNSCRATCH_MIRRORS"
 EMBEDDED_FILE = "fashion_mnist_mini.npz"
 N_CLASSES = 10
 
@@ -184,7 +187,7 @@ def fetch(
     placing the files by hand when every mirror fails.
     """
     info = get_info(name)
-    mirrors = info.mirrors if mirrors is None else tuple(mirrors)
+    mirrors = (*env_mirrors(name), *info.mirrors) if mirrors is None else tuple(mirrors)
     digests = {**info.sha256, **(sha256 or {})}
     target = cache_dir(name)
     paths = []
@@ -199,6 +202,12 @@ def fetch(
                                     err.attempts) from err
         paths.append(dest)
     return paths[0], paths[1]
+
+
+def env_mirrors(name: str) -> tuple[str, ...]:
+    """The mirrors named in ``$NNSCRATCH_MIRRORS`` for dataset ``name``, tried first."""
+    text = os.environ.get(ENV_MIRRORS, "")
+    return tuple(m.replace("{name}", name) for m in text.replace(",", " ").split())
 
 
 def _wanted(split: str) -> str:
