@@ -82,7 +82,7 @@ import math
 import numpy as np
 
 from ..activations import sigmoid
-from ..backend import Backend, namespace, to_numpy
+from ..backend import namespace, to_numpy
 from ..dense import Dense
 from ..losses import bce_terms, bce_with_logits, kl_normal, kl_terms
 from ..module import Module, ShapeError

@@ -31,12 +31,8 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path, trainer, loop_state):
-    """Write ``trainer`` and the loop's ``loop_state`` (a JSON-able dict) to ``path`` atomically.
-
-    The temporary file sits in the same directory (so the rename never crosses file
-    systems), is created with the permissions of any new file (the umask applies) and
-    is removed if anything, Ctrl-C included, interrupts the write.
-    """
+    """Write ``trainer`` and the loop's ``loop_state`` (a JSON-able dict) to ``path``
+    atomically (:func:`save_npz_atomic`), refusing a state that holds NaN or Inf."""
     state = dict(trainer.state_dict())
     bad = _non_finite(state)
     if bad:

@@ -53,7 +53,8 @@ class Trainer:
 
     # -- what each model implements -------------------------------------------------
     def step(self, x):
-        """One optimisation step on a batch ``x`` of shape ``(batch, 784)`` (a backend array).
+        """One optimisation step on a batch ``x`` of shape ``(batch, d)`` (a backend array;
+        ``d`` is 784 for images, 2 for the toy GAN's points).
 
         Returns a dict of losses and diagnostics for the progress bar and log: host floats,
         or on a GPU 0-d device arrays (see :meth:`metrics`), which the loop reads in one
@@ -70,7 +71,7 @@ class Trainer:
         return {key: float(value) for key, value in values.items()}
 
     def sample(self, n, seed=None):
-        """``n`` generated images as a host array of shape ``(n, 784)`` with values in [0, 1].
+        """``n`` generated samples as a host array of shape ``(n, d)`` (images in [0, 1]).
 
         ``seed`` None draws the noise from the training generator; an integer draws it from
         a fresh generator with that seed (the same images on every call: fixed noise).
@@ -78,7 +79,7 @@ class Trainer:
         raise NotImplementedError
 
     def evaluate(self, x):
-        """Metrics on held-out data ``x`` (host array ``(N, 784)``), as a dict of floats."""
+        """Metrics on held-out data ``x`` (host array ``(N, d)``), as a dict of floats."""
         raise NotImplementedError
 
     # -- optional hooks, with defaults -------------------------------------------------
