@@ -342,3 +342,68 @@ def test_an_empty_batch_is_named_not_an_overflow(trainer):
     for call in (trainer.step, trainer.evaluate):
         with pytest.raises(ValueError, match=r"the batch is empty \(shape \(0, 784\)\)"):
             call(empty)
+
+
+# -- 10. kills at random moments ------------------------------------------------------------------
+QUIET = ["--quiet", "--no-figures"]
+KILL_RUN = ["--latent", "2", "--limit", "256", "--test-limit", "50", "--batch-size", "16",
+            "--epochs", "4", *QUIET]
+
+
+def start(argv):
+    """A training process, returned once it has said what it trains (imports done)."""
+    proc = subprocess.Popen([sys.executable, "-m", "nnscratch", *argv], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()
+    assert first.startswith("training vae"), first + proc.stderr.read()
+    return proc
+
+
+def net_arrays(path):
+    return {k: v for k, v in read_checkpoint(path).items() if k.startswith(("net/", "opt/"))}
+
+
+@pytest.mark.slow
+def test_kills_at_random_moments_always_leave_a_checkpoint_that_resumes_exactly(tmp_path,
+                                                                                  capsys):
+    seed = int(time.time())
+    rng = random.Random(seed)
+    assert main(["train", "vae", *KILL_RUN, "--out", str(tmp_path / "straight")]) == 0
+    out, ckpt = tmp_path / "killed", tmp_path / "killed" / "checkpoint.npz"
+    done, kills, began = False, 0, time.monotonic()
+    while kills < 6 and time.monotonic() - began < 40:
+        argv = ["train", "vae", "--resume", str(ckpt), *QUIET] if ckpt.exists() else \
+            ["train", "vae", *KILL_RUN, "--out", str(out)]
+        proc = start(argv)
+        if kills == 0:      # a second run into the directory while this one owns it
+            lock, wait = out / LOCK, time.monotonic() + 30
+            while time.monotonic() < wait and not (lock.exists() and lock.read_text().strip()):
+                time.sleep(0.01)
+            assert lock.read_text().strip() == str(proc.pid)
+            capsys.readouterr()
+            assert main(["train", "vae", *KILL_RUN, "--out", str(out)]) == 2
+            assert f"in use by process {proc.pid}" in one_error_line(capsys)
+        how = rng.choice([signal.SIGKILL, signal.SIGINT])
+        delay = rng.uniform(0.0, 0.5)
+        time.sleep(delay)
+        proc.send_signal(how)
+        err = proc.communicate(timeout=60)[1]
+        what = f"seed {seed}, kill {kills}: {how.name} after {delay:.2f} s, rc {proc.returncode}"
+        expected = {signal.SIGKILL: (-9, 0), signal.SIGINT: (130, 0)}[how]
+        assert proc.returncode in expected, what + err
+        if ckpt.exists():
+            load_checkpoint(ckpt)                   # loads, whatever the moment
+        if how == signal.SIGINT and proc.returncode == 130:
+            assert "resume with: nnscratch train vae" in err, what + err
+        if proc.returncode == 0:
+            done = True
+            break
+        kills += 1
+    if not done:
+        assert main(["train", "vae", "--resume", str(ckpt), *QUIET]) == 0
+    assert [json.loads(r)["epoch"] for r in open(out / "log.jsonl")] == [1, 2, 3, 4]
+    a, b = net_arrays(tmp_path / "straight" / "checkpoint.npz"), net_arrays(ckpt)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=f"seed {seed}: {key}")
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "log.csv", "log.jsonl"]

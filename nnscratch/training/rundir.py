@@ -51,8 +51,9 @@ def pid_alive(pid):
 
 
 def earlier_run(out_dir):
-    """The path of the checkpoint or non-empty log of a run in ``out_dir``, else None."""
-    for name in RUN_FILES:
+    """The path of the checkpoint or non-empty ``log.jsonl`` of a run in ``out_dir``, else
+    None (a run killed before its first epoch ended leaves empty logs: nothing to lose)."""
+    for name in (CHECKPOINT, "log.jsonl"):
         path = os.path.join(out_dir, name)
         if os.path.isfile(path) and (name == CHECKPOINT or os.path.getsize(path) > 0):
             return path
