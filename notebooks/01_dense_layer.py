@@ -196,3 +196,78 @@ for name, f, claimed in [("sum of outputs,  wrong backward  ", lambda: np.sum(so
 net = nn.Sequential(nn.Dense(4, 8, alpha=0.2, backend=b), nn.LeakyReLU(0.2, backend=b),
                     nn.Dense(8, 2, init="glorot", backend=b), nn.Sigmoid(backend=b))
 print(nn.format_report(nn.gradcheck(net, x)))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Break it and watch: a forgotten transpose.** In a square layer (`n_in == n_out`),
+#    $\delta W$ has the same shape as $\delta W^\top$, so writing `dx = dy @ W` instead of
+#    (dense-4) raises no error. Make that mistake in a subclass of `nn.Dense` and find out
+#    which entry of the gradient check catches it.
+# 2. **Sum over the batch.** Show that $\partial L/\partial W = x^\top \delta$ (dense-2) is
+#    the sum over the examples of the outer products $x_n^\top \delta_n$, and that when the
+#    loss is a mean over the batch ($\delta$ divided by $B$, the convention of the docs'
+#    notation page) the gradient is the mean of those outer products.
+# 3. **Why central differences?** The forward difference $(f(\theta + h) - f(\theta))/h$
+#    has an error of order $h$, the central one (gradcheck-1) of order $h^2$. Measure both at
+#    $h = 10^{-4}$ on the network above.
+
+# %% [markdown]
+# ### Solution 1
+# The parameter gradients are right, so their errors stay at $10^{-10}$; only the input
+# gradient `x` is wrong, and by order one. A check that looked at the parameters only would
+# miss it: `nn.gradcheck` checks the input too.
+
+# %%
+class TransposeForgotten(nn.Dense):
+    def backward(self, dy, param_grads=True, input_grad=True):
+        super().backward(dy, param_grads, input_grad=False)
+        return dy @ self.params["W"] if input_grad else None     # should be dy @ W.T
+
+
+square = TransposeForgotten(4, 4, backend=nn.Backend("numpy", dtype="float64", seed=1))
+r1 = nn.gradcheck(square, x)
+print(nn.format_report(r1))
+assert r1["x"] > 1e-2 and r1["W"] < TOLERANCE and r1["b"] < TOLERANCE
+
+# %% [markdown]
+# ### Solution 2
+
+# %%
+layer.forward(x)
+delta = b.normal((5, 3))
+layer.backward(delta)
+outer = sum(np.outer(x[n], delta[n]) for n in range(5))
+assert np.allclose(layer.grads["W"], outer)
+layer.backward(delta / 5)                                  # the loss averaged over the batch
+assert np.allclose(layer.grads["W"], outer / 5)
+print("x^T delta = sum_n x_n^T delta_n; with a mean loss, their mean")
+
+# %% [markdown]
+# ### Solution 3
+# At $h = 10^{-4}$ the forward difference is off by about $h |f''| / 2$, some $10^{-5}$
+# relative, far above the $10^{-7}$ threshold; the central difference's $h^2$ error is near
+# $10^{-9}$.
+
+# %%
+def f_net():
+    return float(np.sum(up * net.forward(xs)))
+
+
+net = nn.Sequential(nn.Dense(4, 6, backend=b), nn.Tanh(backend=b), nn.Dense(6, 2, backend=b))
+net.forward(xs)
+net.backward(up)
+exact = net.grads["0.W"].copy()
+W0 = net.params["0.W"]
+h = 1e-4
+forward_diff, central_diff = np.zeros_like(W0), np.zeros_like(W0)
+for idx in np.ndindex(W0.shape):
+    old = W0[idx]
+    W0[idx] = old + h; f_plus = f_net()
+    W0[idx] = old - h; f_minus = f_net()
+    W0[idx] = old; f_0 = f_net()
+    forward_diff[idx] = (f_plus - f_0) / h
+    central_diff[idx] = (f_plus - f_minus) / (2 * h)
+e_fwd, e_ctr = relative_error(exact, forward_diff), relative_error(exact, central_diff)
+print(f"h = 1e-4: forward difference {e_fwd:.1e}, central difference {e_ctr:.1e}")
+assert e_fwd > TOLERANCE > e_ctr and e_fwd > 100 * e_ctr

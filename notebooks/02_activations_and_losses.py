@@ -181,3 +181,79 @@ for name, (f, arrays, analytic) in checks.items():
     report = nn.check_gradients(f, arrays, analytic)
     print(f"{name:22s}", "  ".join(f"{k} {v:.1e}" for k, v in report.items()))
     assert max(report.values()) < 1e-7
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Break it and watch: a gradient check at a kink.** The leaky ReLU has no derivative at
+#    $x = 0$; the code takes the slope $\alpha$ there (lrelu-2). Put one input entry at
+#    exactly 0 and run `nn.gradcheck`: what does the central difference see, and is the
+#    backward wrong?
+# 2. **Break it and watch: the naive BCE in training.** Take one logit $s = 20$ with target
+#    $x = 0$ (a confidently wrong unit) and do gradient descent on it in float32, once with
+#    the naive loss's chain rule through $p = \sigma(s)$ and once with (bce-2). Which one
+#    moves?
+# 3. **Softmax is shift-invariant.** Show that adding a constant to every logit of an example
+#    changes neither the softmax cross-entropy (softmax-2) nor its gradient (softmax-3), and
+#    why `log_softmax` uses that freedom.
+
+# %% [markdown]
+# ### Solution 1
+# At a kink, $(f(h) - f(-h))/2h$ straddles both slopes and returns their mean,
+# $(1 + \alpha)/2 = 0.6$, while the backward returns $\alpha = 0.2$: the check reports a
+# large error although the code is as intended. A relative error far above the threshold at
+# a kink is the check's limitation, not a bug; test activations away from their kinks
+# (as the gradient checks above do, with inputs at least $h$ away from 0).
+
+# %%
+xk0 = b.normal((4, 5))
+xk0 += np.sign(xk0) * 0.1                                 # every entry at least 0.1 from 0
+leaky = nn.LeakyReLU(0.2, backend=b)
+away = nn.gradcheck(leaky, xk0)["x"]
+xk0[1, 2] = 0.0
+at_kink = nn.gradcheck(leaky, xk0)["x"]
+print(f"inputs away from 0: {away:.1e}; one input at exactly 0: {at_kink:.1e}")
+assert away < 1e-7 < at_kink
+
+# %% [markdown]
+# ### Solution 2
+# Through $p$, $\sigma(20)$ is exactly 1 in float32 (see above), $p(1-p) = 0$, and the
+# chain rule gives $0/0$: NaN, and the first step ruins the parameter. From logits the
+# gradient is $\sigma(s) - x = 1$: the unit moves straight back.
+
+# %%
+def descend(gradient, s0=20.0, lr=2.0, steps=10):
+    s_ = np.array([[s0]], dtype=np.float32)
+    for _ in range(steps):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s_ = s_ - lr * gradient(s_)
+    return float(s_[0, 0])
+
+
+zero = np.zeros((1, 1), np.float32)
+
+
+def naive_gradient(s_):
+    p_ = nn.sigmoid(s_)
+    return (p_ - zero) / (p_ * (1 - p_)) * (p_ * (1 - p_))      # dl/dp * dp/ds, as written
+
+
+from_logits = lambda s_: nn.bce_with_logits(b32.asarray(s_), b32.asarray(zero))[1]
+print(f"after 10 steps: naive {descend(naive_gradient)}, from logits {descend(from_logits):.2f}")
+assert np.isnan(descend(naive_gradient)) and descend(from_logits) < 2
+
+# %% [markdown]
+# ### Solution 3
+# $\mathrm{softmax}(s + c)_k = e^{c} e^{s_k} / (e^{c} \sum_j e^{s_j})$: the $e^{c}$ cancels,
+# so the probabilities, the loss and the gradient are unchanged. `log_softmax` subtracts
+# each row's maximum first, so the largest exponent is $e^0 = 1$ and nothing overflows.
+
+# %%
+s3 = b.normal((4, 6))
+y3 = np.array([0, 5, 2, 2])
+L3, g3 = nn.softmax_cross_entropy(s3, y3)
+L3c, g3c = nn.softmax_cross_entropy(s3 + b.normal((4, 1)) * 100, y3)
+assert np.isclose(float(L3), float(L3c)) and np.allclose(g3, g3c)
+big = nn.softmax_cross_entropy(s3 + 1e4, y3)[0]
+print(f"loss {float(L3):.6f}; shifted rows {float(L3c):.6f}; shifted by 1e4 {float(big):.6f}")
+assert np.isclose(float(big), float(L3))

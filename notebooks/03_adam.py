@@ -215,3 +215,90 @@ for _ in range(10):
     opt.step()
 print(f"after 10 steps: {float(model.params['theta'][0]):.6f} = (1 - 0.1 * 0.5)^10 = "
       f"{(1 - 0.05) ** 10:.6f}")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Break it and watch: drop the bias correction.** Write an Adam whose update uses the raw
+#    $m$ and $v$ instead of (adam-3) and (adam-4), and run it on the ill-conditioned valley
+#    above next to `nn.Adam`. How large are its first steps, and what does that do in the
+#    steep direction?
+# 2. **Adam does not care about the scale of the loss.** Multiply the valley's gradient by
+#    $1000$ and by $10^{-3}$ and compare the trajectories of `nn.Adam` with the original one.
+#    Which term of (adam-5) breaks the invariance, and when does it matter?
+# 3. **Momentum's effective learning rate.** With a constant gradient $g$, show that SGD's
+#    velocity (sgd-1) tends to $g/(1 - \mu)$, so momentum $\mu = 0.9$ multiplies the step by
+#    ten; check it with `nn.SGD`.
+
+# %% [markdown]
+# ### Solution 1
+# Without the correction the first step is $\alpha (1 - \beta_1)/\sqrt{1 - \beta_2} \approx
+# 3.2\alpha$ per coordinate, whatever the gradient, and the steps stay too long while $v$
+# warms up ($\sqrt{v_t}$ grows like $\sqrt{1 - \beta_2^t}$, far slower than $m_t$). On the
+# valley with $\alpha = 0.3$ the shallow coordinate, which should creep from $-4$ towards its
+# minimum at 0, overshoots it to about +2.5 within a few steps.
+
+# %%
+class AdamNoCorrection(nn.Adam):
+    """Adam with the bias correction dropped: the broken version of (adam-3), (adam-4)."""
+
+    def _update(self, p, g, state):
+        m, v = state["m"], state["v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        p -= self.lr * m / (np.sqrt(v) + self.eps)
+
+
+right = descend(lambda m: nn.Adam(m, lr=0.3), 20)
+broken = descend(lambda m: AdamNoCorrection(m, lr=0.3), 20)
+first = {name: np.abs(path[1] - path[0]) for name, path in (("nn.Adam", right),
+                                                            ("no correction", broken))}
+print("first step per coordinate:", {k: np.round(v, 3) for k, v in first.items()})
+assert np.allclose(first["nn.Adam"], 0.3) and np.allclose(first["no correction"],
+                                                           0.3 * 0.1 / np.sqrt(0.001))
+print(f"largest theta_1 over the first 10 steps (the minimum is at 0): nn.Adam "
+      f"{right[:10, 0].max():.2f}, no correction {broken[:10, 0].max():.2f}")
+assert right[:10, 0].max() < 0 < 1 < broken[:10, 0].max()
+
+# %% [markdown]
+# ### Solution 2
+# $\hat m$ scales with the gradient and $\sqrt{\hat v}$ too, so their ratio does not: only
+# $\epsilon$ in the denominator breaks the invariance, and only for gradients near $\epsilon
+# = 10^{-8}$ or below, where Adam turns into SGD with learning rate $\alpha/\epsilon$.
+
+
+# %%
+def descend_scaled(scale, steps=50):
+    model = Point([-4.0, 1.0], b)
+    opt = nn.Adam(model, lr=0.3)
+    for _ in range(steps):
+        model.set_grad(scale * model.params["theta"] * np.array([1.0, 100.0]))
+        opt.step()
+    return model.params["theta"].copy()
+
+
+base = descend_scaled(1.0)
+for scale in (1e3, 1e-3, 1e-9):
+    end = descend_scaled(scale)
+    print(f"gradient x {scale:.0e}: end point {np.round(end, 6)} (unscaled {np.round(base, 6)})")
+assert np.allclose(descend_scaled(1e3), base, atol=1e-6)
+assert np.allclose(descend_scaled(1e-3), base, atol=1e-4)
+assert not np.allclose(descend_scaled(1e-9), base, atol=1e-2)      # eps takes over
+
+# %% [markdown]
+# ### Solution 3
+# $v_t = \mu v_{t-1} + g$ is a geometric series, $v_t = g (1 - \mu^t)/(1 - \mu) \to g/(1 -
+# \mu)$, so each step tends to $\eta g/(1 - \mu)$, ten times $\eta g$ for $\mu = 0.9$.
+
+# %%
+model = Point(0.0, b)
+opt = nn.SGD(model, lr=0.01, momentum=0.9)
+for _ in range(200):
+    model.set_grad(1.0)
+    before = float(model.params["theta"][0])
+    opt.step()
+step = before - float(model.params["theta"][0])
+print(f"step after 200 iterations: {step:.6f} = lr * g / (1 - mu) = {0.01 / 0.1:.6f}")
+assert np.isclose(step, 0.1, rtol=1e-6)

@@ -141,3 +141,52 @@ m = a.optimizers["vae"].state[id(p0)]["m"]
 print(f"moved to {target}: the parameters and Adam's moments are {type(m).__module__.split('.')[0]} arrays")
 print(f"loss after two more steps on {target}: {la:.10f}; without moving: {lc:.10f}")
 assert abs(la - lc) < 1e-8
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Break it and watch: float64 leaks in.** A float32 model whose noise is drawn with
+#    NumPy's own generator (`np.random.default_rng().standard_normal`, float64) instead of
+#    the backend's: what dtype does the layer compute in, what does it cost, and what do the
+#    backends other than NumPy say about it?
+# 2. **Saving does not move.** Show that `state_dict()` of a model on another backend returns
+#    host (NumPy) arrays while the model's own parameters stay where they were, and that
+#    `load_state_dict` of those host arrays into a NumPy copy gives the same forward pass.
+
+# %% [markdown]
+# ### Solution 1
+# NumPy promotes float32 + float64 to float64, so one float64 array anywhere in the forward
+# silently turns the whole layer into float64 (twice the memory and bandwidth, and on a GPU
+# often many times slower). `array_api_strict`, like CuPy, refuses a NumPy array outright:
+# the backend is the only way in, which is the point of creating every array through it.
+
+# %%
+b32 = nn.Backend("numpy", "float32", seed=0)
+layer32 = nn.Dense(6, 3, backend=b32)
+x32 = b32.normal((4, 6))
+leaked = layer32.forward(x32 + np.random.default_rng(0).standard_normal((4, 6)))
+kept = layer32.forward(x32 + b32.normal((4, 6)))
+print(f"noise from the backend: {kept.dtype}; noise from NumPy's generator: {leaked.dtype}")
+assert kept.dtype == np.float32 and leaked.dtype == np.float64
+if "array_api_strict" in available:
+    strict = nn.Backend("array_api_strict", "float32", seed=0)
+    try:
+        nn.Dense(6, 3, backend=strict).forward(strict.normal((4, 6)) + np.ones((4, 6)))
+        raise AssertionError("array_api_strict accepted a NumPy array")
+    except TypeError as err:
+        print("array_api_strict:", err)
+
+# %% [markdown]
+# ### Solution 2
+
+# %%
+other = nn.Backend(target, "float64", seed=0)
+away_layer = nn.Dense(6, 3, backend=other)
+saved = away_layer.state_dict()
+print({k: type(v).__module__.split(".")[0] for k, v in saved.items()},
+      "| the layer's own:", type(away_layer.params["W"]).__module__.split(".")[0])
+assert all(isinstance(v, np.ndarray) for v in saved.values())
+host_layer = nn.Dense(6, 3, backend=nn.Backend("numpy", "float64"))
+host_layer.load_state_dict(saved)
+assert np.allclose(nn.to_numpy(away_layer.forward(other.asarray(x_host))),
+                   host_layer.forward(x_host))

@@ -243,3 +243,86 @@ for ax, images, title in [(axes[0], ae_samples, "the listing (an autoencoder)"),
     ax.imshow(image_grid(images, nrow=4), cmap="gray_r", vmin=0, vmax=1)
     ax.set_title(f"{title}\ndecoding z ~ N(0, I)", fontsize=9); ax.axis("off")
 savefig(fig, "07_prior_samples.png")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Break it and watch: two discriminators.** Point 4 above: without
+#    `reuse=True`, the real and the fake batch go through two different networks. Build that
+#    mistake on the 2-D ring with small networks (a fixed "generator": a blob at the
+#    centre of the ring), train both "halves" with their own parts of (gan-1), and ask each
+#    what it says about real data. What can the generator learn from the half it is trained
+#    against?
+# 2. **Count the parameters.** Compute by hand the parameter counts of the listing's
+#    networks (a dense layer $n_{in} \to n_{out}$ has $n_{in} n_{out} + n_{out}$) and check
+#    them against `n_params()` and the `seed` VAE's 23.3 million.
+# 3. **What the listing's reduction meant.** Find the shape for which
+#    `reduce_sum(..., axis=[1, 2, 3])` runs, and show it gives the same per-example squared
+#    error as the sum over axis 1 of the flat images.
+
+# %% [markdown]
+# ### Solution 1
+# The half that sees only fakes learns "everything is fake": its $\sigma(D)$ is near 0 on
+# the real data too, so the generator, trained against it, is pushed away from fakes without
+# ever being pulled towards the data. The half that sees only real images learns "everything
+# is real". Neither is a discriminator; a shared network is.
+
+# %%
+from nnscratch.models import toy2d
+from nnscratch.models.gan import discriminator_loss
+
+bt = nn.Backend("numpy", "float32", seed=0)
+rng1 = np.random.default_rng(1)
+
+
+def toy_D():
+    return nn.Sequential(nn.Dense(2, 64, backend=bt), nn.ReLU(backend=bt),
+                         nn.Dense(64, 1, backend=bt))
+
+
+D_real, D_fake, D_shared = toy_D(), toy_D(), toy_D()
+opts = {id(d): nn.Adam(d, lr=1e-3) for d in (D_real, D_fake, D_shared)}
+ones, zeros = np.ones((128, 1), np.float32), np.zeros((128, 1), np.float32)
+for _ in range(300):
+    real = toy2d.sample("ring", 128, rng1).astype(np.float32)
+    fake = (0.3 * rng1.standard_normal((128, 2))).astype(np.float32)
+    D_real.backward(nn.bce_with_logits(D_real.forward(real), ones)[1], input_grad=False)
+    D_fake.backward(nn.bce_with_logits(D_fake.forward(fake), zeros)[1], input_grad=False)
+    s = D_shared.forward(np.concatenate([real, fake]))                            # (gan-1)
+    _, ds_r, ds_f = discriminator_loss(s[:128], s[128:])
+    D_shared.backward(np.concatenate([ds_r, ds_f]), input_grad=False)
+    for d in (D_real, D_fake, D_shared):
+        opts[id(d)].step()
+held_out = bt.asarray(toy2d.sample("ring", 500, rng1).astype(np.float32))
+say = {name: float(np.mean(nn.sigmoid(d.forward(held_out))))
+       for name, d in (("real half", D_real), ("fake half", D_fake), ("shared", D_shared))}
+print("mean sigma(D) on held-out real data:", {k: round(v, 3) for k, v in say.items()})
+assert say["fake half"] < 0.1 and say["real half"] > 0.9 and say["shared"] > 0.6
+
+# %% [markdown]
+# ### Solution 2
+
+# %%
+def dense_count(sizes):
+    return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+
+
+generator = tf_dense_stack([100, 4096, 2048, 1024, 784], nn.Sigmoid(backend=b))
+discriminator = tf_dense_stack([784, 1024, 2048, 4096, 1], nn.Sigmoid(backend=b))
+assert generator.n_params() == dense_count([100, 4096, 2048, 1024, 784])
+assert discriminator.n_params() == dense_count([784, 1024, 2048, 4096, 1])
+vae_count = (dense_count([784, 4096, 2048]) + 2 * dense_count([2048, 20])
+             + dense_count([20, 2048, 4096, 784]))
+print(f"G {generator.n_params():,}, D {discriminator.n_params():,}, "
+      f"seed VAE {vae_count:,} = {vae.vae.n_params():,}")
+assert vae.vae.n_params() == vae_count and round(vae_count / 1e6, 1) == 23.3
+
+# %% [markdown]
+# ### Solution 3
+# The axes `[1, 2, 3]` are those of a `(batch, 28, 28, 1)` tensor (TensorFlow's image
+# layout); reshaped so, the sum runs and equals the flat sum over the 784 pixels.
+
+# %%
+diff = np.square(x_train[:4] - vae_samples[:4])
+assert np.allclose(diff.reshape(4, 28, 28, 1).sum(axis=(1, 2, 3)), diff.sum(axis=1))
+print("per-example squared error, both ways:", np.round(diff.sum(axis=1), 2))
