@@ -9,6 +9,7 @@ machine several BLAS threads per process spin against each other and make a 3-se
 notebook take a minute.
 """
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -44,3 +45,20 @@ def test_notebook_is_a_jupytext_notebook_that_imports_the_library(path):
 def test_notebooks_exist():
     assert [p.stem[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)]
     assert len(NOTEBOOKS) >= 7
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_chapter_ends_with_exercises_whose_solutions_assert(path):
+    """Two to four exercises, one of them "break it and watch", each followed by a worked
+    solution whose code asserts what it claims (fast mode runs it, so it cannot rot)."""
+    text = path.read_text()
+    assert "# ## Exercises" in text, "a chapter ends with '## Exercises'"
+    exercises = text[text.index("# ## Exercises"):]
+    numbered = re.findall(r"^# (\d)\. \*\*", exercises, re.M)
+    assert 2 <= len(numbered) <= 4 and numbered == [str(i + 1) for i in range(len(numbered))]
+    assert "Break it and watch" in exercises
+    solutions = re.split(r"^# ### Solution (\d)\n", exercises, flags=re.M)
+    assert solutions[1::2] == numbered, "one '### Solution N' per exercise, in order"
+    for number, body in zip(solutions[1::2], solutions[2::2]):
+        assert re.search(r"^\s*assert ", body, re.M), f"solution {number} asserts nothing"
+    assert "# ## " not in exercises[len("# ## Exercises"):], "the exercises come last"
