@@ -1,6 +1,7 @@
 """Checkpoints: what the .npz holds, exact round trips, atomic writes, clear errors."""
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -89,9 +90,14 @@ def test_the_write_is_atomic(tmp_path, monkeypatch):
     before = path.read_bytes()
     synced = []
     real_fsync = os.fsync
-    monkeypatch.setattr(checkpoint.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+
+    def fsync(fd):              # what was synced: the data, then the rename in the directory
+        mode = os.fstat(fd).st_mode
+        synced.append("dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "?")
+        real_fsync(fd)
+    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
     save_checkpoint(path, trained(2), loop_state())
-    assert synced and os.listdir(tmp_path) == ["checkpoint.npz"]
+    assert synced == ["file", "dir"] and os.listdir(tmp_path) == ["checkpoint.npz"]
     umask = os.umask(0)
     os.umask(umask)
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask     # like any new file

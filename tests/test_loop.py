@@ -358,10 +358,25 @@ def test_a_failing_figure_is_reported_and_training_goes_on(tmp_path, data):
     assert stream.getvalue().count("ValueError: bad plot") == 2
 
 
-def test_sample_grids_use_fixed_noise(data):
-    trainer = toy()
+@pytest.mark.parametrize("kind", ["vae", "gan"])
+def test_sample_grids_use_fixed_noise(kind):
+    """The real models' grids: the same draws of z every epoch, whatever the training
+    generator did in between, and not the training generator's draws."""
+    from nnscratch.models.gan import GANTrainer
+    from nnscratch.models.vae import VAETrainer
+    b = nn.Backend("numpy", seed=0)
+    trainer = VAETrainer({"latent": 2}, backend=b) if kind == "vae" else \
+        GANTrainer({"preset": "mlp", "G_hidden": [8], "D_hidden": [8], "latent": 2}, backend=b)
+    first = trainer.sample(4, seed=trainer.figure_seed)
+    trainer.step(b.uniform((8, 784)))                    # moves the training generator
+    trainer.backend.normal((3, 5))
+    fresh = VAETrainer if kind == "vae" else GANTrainer
+    twin = fresh(trainer.config, backend=nn.Backend("numpy", seed=99))
+    twin.load_state_dict({k: v for k, v in trainer.state_dict().items() if k != "rng/backend"})
     np.testing.assert_array_equal(trainer.sample(4, seed=trainer.figure_seed),
-                                  trainer.sample(4, seed=trainer.figure_seed))
+                                  twin.sample(4, seed=twin.figure_seed))
+    assert not np.array_equal(trainer.sample(4, seed=trainer.figure_seed), first)  # it trained
+    assert not np.array_equal(trainer.sample(4), trainer.sample(4))              # seed None
 
 
 def test_set_lr_reaches_every_optimizer():

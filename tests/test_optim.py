@@ -52,11 +52,13 @@ def test_adam_first_step_has_size_lr_whatever_the_gradient_scale(b64):
 
 
 def test_adamw_decay_is_decoupled(b64):
-    """With a zero gradient, Adam's step is zero and only the decay acts: theta *= 1 - lr*wd."""
-    model = Scalar(2.0, b64)
+    """With a zero gradient, Adam's step is zero and only the decay acts: theta *= 1 - lr*wd,
+    4 -> 3.8. Coupled L2 (wd * theta added to the gradient) would give the gradient 2, whose
+    first Adam step has size lr whatever its scale: 4 -> 3.9."""
+    model = Scalar(4.0, b64)
     model.set_grad(0.0)
     nn.Adam(model, lr=0.1, weight_decay=0.5).step()
-    assert float(nn.to_numpy(model.params["theta"])[0]) == pytest.approx(2.0 * (1 - 0.05))
+    assert float(nn.to_numpy(model.params["theta"])[0]) == pytest.approx(4.0 * (1 - 0.05))
 
 
 def test_sgd_momentum_by_hand(b64):
@@ -138,7 +140,17 @@ def test_moving_moves_parameters_gradients_and_state_together(backend_name):
     assert set(opt.state) == {id(p) for p in net.params.values()}
     for key, value in opt.state_dict().items():
         np.testing.assert_array_equal(value, saved[key])
-    train_steps(net, opt, dst, 1)   # and it keeps training there
+    # and it keeps training there: the next step is the one a twin that stayed takes
+    twin = make_net(nn.Backend("numpy", "float32", seed=0))
+    twin_opt = nn.Adam(twin)
+    train_steps(twin, twin_opt, src, 2)
+    before = {k: nn.to_numpy(p).copy() for k, p in net.params.items()}
+    train_steps(net, opt, dst, 1, seed=1)
+    train_steps(twin, twin_opt, src, 1, seed=1)
+    for key, p in net.params.items():
+        assert not np.array_equal(nn.to_numpy(p), before[key]), key
+        np.testing.assert_allclose(nn.to_numpy(p), nn.to_numpy(twin.params[key]),
+                                   rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 def test_invalid_hyperparameters():
