@@ -18,6 +18,12 @@ def _cupy_skip_reason():
 
 _CUPY_SKIP = _cupy_skip_reason()
 
+#: The threshold of every gradient check in this suite, stated once and independent of the
+#: code under test: the relative error of eq. (gradcheck-3), in float64, of smooth functions
+#: (docs/gradcheck.md: about 1e-7; kinks need care). Tests import it from here, never
+#: ``nnscratch.gradcheck.TOLERANCE``: a wrong threshold there must not pass the checks.
+TOLERANCE = 1e-7
+
 BACKEND_PARAMS = [
     pytest.param("numpy", id="numpy"),
     pytest.param("array_api_strict", id="strict"),

@@ -14,7 +14,7 @@ import pytest
 import nnscratch as nn
 from nnscratch.models.gan import (GAN, PRESETS, GANTrainer, discriminator_loss, generator_loss, pack,
                            unpack)
-from nnscratch.gradcheck import TOLERANCE
+from conftest import TOLERANCE
 from nnscratch.training.trainer import Trainer
 
 

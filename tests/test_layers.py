@@ -11,7 +11,20 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.gradcheck import TOLERANCE
+from conftest import TOLERANCE
+
+
+def test_every_gradient_check_uses_the_suites_own_threshold():
+    """conftest.TOLERANCE, 1e-7, is the one threshold; a test that took the library's (in
+    nnscratch/gradcheck.py) would pass any gradient if that were set to 10."""
+    import pathlib
+    import re
+    assert TOLERANCE == 1e-7
+    library = re.compile(r"^from nnscratch[.\w]* import [^\n]*\bTOLERANCE\b|\bgradcheck[.]TOLERANCE",
+                         re.MULTILINE)
+    offenders = [p.name for p in pathlib.Path(__file__).parent.glob("test_*.py")
+                 if library.search(p.read_text())]
+    assert offenders == []
 
 
 def away_from_zero(b, shape, margin=0.1):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.gradcheck import TOLERANCE
+from conftest import TOLERANCE
 
 
 def check_loss(loss, b, **inputs):

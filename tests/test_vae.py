@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.gradcheck import TOLERANCE
+from conftest import TOLERANCE
 from nnscratch.training.trainer import Trainer
 from nnscratch.models.vae import (PRESETS, VAE, VAETrainer, log_normal_posterior, log_normal_prior,
                            logmeanexp, reparameterize)
