@@ -299,3 +299,23 @@ def test_the_shipped_mathjax_typesets_offline_in_chromium(tmp_path):
     dom = check.render(browser, page)
     assert check.typeset_problems(dom) == [], dom[:2000]
     assert dom.count("<mjx-container") == 2
+
+
+def test_training_step_links_every_line_to_code():
+    """docs/training_step.md: each numbered line of the two algorithms names the code that
+    does it, and every name it links resolves to an importable, documented object."""
+    text = (ROOT / "docs" / "training_step.md").read_text()
+    blocks = re.findall(r"```\{container\} source-links\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        start = re.search(r"^1\. ", block, re.M).start()
+        # each numbered line, without the bold section heading that may follow it
+        lines = [line.split("\n\n")[0] for line in re.split(r"\n(?=\d+\. )", block[start:])]
+        numbers = [int(line.split(".")[0]) for line in lines]
+        assert numbers == list(range(1, len(lines) + 1)) and 15 <= len(lines) <= 25
+        for line in lines:
+            targets = TARGET.findall(line)
+            assert targets, f"no code linked on line {line[:60]!r}"
+            for target in (t.lstrip("~") for t in targets):
+                obj = resolve(target)          # a private helper links to its source only
+                assert target.rsplit(".", 1)[1].startswith("_") or inspect.getdoc(obj), target

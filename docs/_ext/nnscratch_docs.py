@@ -179,8 +179,10 @@ def _label_as_reference_number(app, env):
 # the function; a "[source]" link after it lands on its lines in the highlighted source that
 # sphinx.ext.viewcode writes (``_modules/nnscratch/dense.html#Dense.forward``). A private
 # helper (Adam's ``_update``) has no documentation entry, but gets its source anchor all
-# the same: it is registered with viewcode here.
+# the same: it is registered with viewcode here. Paragraphs inside a ``{container}
+# source-links`` block get the same links.
 IMPLEMENTED_BY = "Implemented by:"
+SOURCE_LINKS = "source-links"
 
 
 def _split_target(target):
@@ -196,11 +198,24 @@ def _split_target(target):
     raise ValueError(target)
 
 
+def _wants_source_links(para):
+    """An "Implemented by:" paragraph, or any paragraph inside a ``source-links`` container
+    (the algorithms of docs/training_step.md, one link per line)."""
+    if para.astext().startswith(IMPLEMENTED_BY):
+        return True
+    node = para.parent
+    while node is not None:
+        if SOURCE_LINKS in node.get("classes", ()):
+            return True
+        node = node.parent
+    return False
+
+
 def _add_source_links(app, doctree):
     from sphinx.addnodes import pending_xref
     env = app.env
     for para in doctree.findall(nodes.paragraph):
-        if not para.astext().startswith(IMPLEMENTED_BY):
+        if not _wants_source_links(para):
             continue
         for xref in list(para.findall(pending_xref)):
             target = xref.get("reftarget", "").lstrip("~")
