@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,20 +43,39 @@ class Part:
 
 def run(cmd, log_path, timeout, env=None):
     """Run ``cmd`` with its output into ``log_path``; ``(returncode or None on timeout, text)``."""
+    (code,), (text,) = run_all([cmd], [log_path], timeout, env)
+    return code, text
+
+
+def run_all(cmds, log_paths, timeout, env=None):
+    """Run ``cmds`` at once, each with its output into its log, for at most ``timeout``
+    seconds in all (then killed, with their children): lists of return codes (None: timed
+    out) and of log texts."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    with open(log_path, "w") as log:
+    started = []
+    for cmd, log_path in zip(cmds, log_paths):
+        log = open(log_path, "w")
         log.write("$ " + " ".join(map(str, cmd)) + "\n")
         log.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        started.append((proc, log))
+    deadline, codes = time.perf_counter() + timeout, []
+    for proc, log in started:
         try:
-            proc = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=log,
-                                  stderr=subprocess.STDOUT, timeout=timeout)
-            code = proc.returncode
+            codes.append(proc.wait(timeout=max(0.1, deadline - time.perf_counter())))
         except subprocess.TimeoutExpired:
-            code = None
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
+            proc.wait()
+            codes.append(None)
             log.write(f"\n[gpu_check] timed out after {timeout} s\n")
-    return code, Path(log_path).read_text(errors="replace")
+        log.close()
+    return codes, [Path(p).read_text(errors="replace") for p in log_paths]
 
 
 def environment(dry_run):
@@ -95,37 +115,74 @@ def have_gpu():
 
 # -- part 1: the test suite ----------------------------------------------------------------
 def part_pytest(out, dry_run, budget):
+    """The suite in shards run at once (pytest-xdist's ``-n`` when it is installed)."""
     part = Part("test suite (pytest)")
-    xml = out / "pytest.xml"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider",
-           f"--junitxml={xml}", "-o", "junit_family=xunit1"]
     if dry_run:
-        cmd += ["tests/test_gradcheck.py", "tests/test_counter_rng.py", "tests/test_optim.py"]
+        files = ["tests/test_gradcheck.py", "tests/test_counter_rng.py", "tests/test_optim.py"]
     else:
-        cmd += ["tests", "--ignore=tests/test_notebooks.py", "--ignore=tests/test_docs.py"]
+        files = [f"tests/{p.name}" for p in sorted((ROOT / "tests").glob("test_*.py"))
+                 if p.name not in ("test_notebooks.py", "test_docs.py")]
+    base = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider",
+            "-o", "junit_family=xunit1"]
     if importlib.util.find_spec("array_api_strict") is None:
-        cmd += ["-k", "not strict"]
+        base += ["-k", "not strict"]
         part.details.append("array-api-strict is not installed: its parametrisations "
                             "were deselected")
+    cores = os.cpu_count() or 1
     if importlib.util.find_spec("xdist") is not None and not dry_run:
-        cmd += ["-n", str(min(12, os.cpu_count() or 1))]
+        base += ["-n", str(min(12, cores))]
+        shards = [files]
+    else:
+        shards = shard_files(files, 2 if dry_run else max(1, min(8, cores // 2)))
+    threads = str(max(1, cores // len(shards)))
+    env = {k: os.environ.get(k, threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    xmls = [out / f"pytest_{j}.xml" for j in range(len(shards))]
+    cmds = [base + [f"--junitxml={xml}"] + shard for xml, shard in zip(xmls, shards)]
     t0 = time.perf_counter()
-    code, text = run(cmd, out / "pytest.log", budget)
+    codes, texts = run_all(cmds, [out / f"pytest_{j}.log" for j in range(len(shards))],
+                           budget, env)
     part.seconds = time.perf_counter() - t0
-    summary = [line for line in text.splitlines() if re.search(r"\d+ (passed|failed)", line)]
-    part.result = summary[-1].strip("= ") if summary else "no summary line"
-    part.status = "TIMEOUT" if code is None else ("PASS" if code == 0 else "FAIL")
-    part.details += junit_details(xml)
-    part.details += [line for line in text.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    (out / "pytest.log").write_text("\n".join(texts))
+    counts = {}
+    for text in texts:
+        summary = [line for line in text.splitlines()
+                   if re.search(r"\d+ (passed|failed|skipped|deselected|error)", line)]
+        for n, what in re.findall(r"(\d+) (\w+)", summary[-1] if summary else ""):
+            counts[what] = counts.get(what, 0) + int(n)
+    part.result = (", ".join(f"{n} {w}" for w, n in counts.items()) or "no summary line") + \
+        f" ({len(shards)} shard{'s' if len(shards) > 1 else ''})"
+    # 5: a shard whose tests were all deselected
+    if any(code is None for code in codes):
+        part.status = "TIMEOUT"
+    elif all(code in (0, 5) for code in codes) and not counts.get("failed"):
+        part.status = "PASS"
+    else:
+        part.status = "FAIL"
+    part.details += junit_details(xmls)
+    part.details += [line for text in texts for line in text.splitlines()
+                     if line.startswith(("FAILED", "ERROR"))]
     return part
 
 
-def junit_details(xml):
-    """Counts of the CuPy parametrisations and ``gpu``-marked tests by outcome."""
-    try:
-        cases = ET.parse(xml).getroot().iter("testcase")
-    except (OSError, ET.ParseError):
-        return ["(no JUnit XML: the run did not finish)"]
+def shard_files(files, n):
+    """``files`` in ``n`` groups of about equal size (bytes of source, largest first)."""
+    groups = [[] for _ in range(min(n, len(files)))]
+    sizes = [0] * len(groups)
+    for f in sorted(files, key=lambda f: -(ROOT / f).stat().st_size):
+        j = sizes.index(min(sizes))
+        groups[j].append(f)
+        sizes[j] += (ROOT / f).stat().st_size
+    return groups
+
+
+def junit_details(xmls):
+    """Counts of the CuPy parametrisations and fused-kernel tests by outcome."""
+    cases = []
+    for xml in xmls:
+        try:
+            cases += list(ET.parse(xml).getroot().iter("testcase"))
+        except (OSError, ET.ParseError):
+            return [f"(no JUnit XML in {Path(xml).name}: a shard did not finish)"]
     counts = {}
     for case in cases:
         name = case.get("name", "")

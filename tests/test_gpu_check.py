@@ -21,9 +21,9 @@ JUNIT = """<?xml version="1.0"?><testsuites><testsuite>
 
 def test_junit_counts_only_the_cupy_and_fused_tests(tmp_path):
     (tmp_path / "p.xml").write_text(JUNIT)
-    assert gpu_check.junit_details(tmp_path / "p.xml") == [
+    assert gpu_check.junit_details([tmp_path / "p.xml"]) == [
         "CuPy / GPU tests: 1 failed, 2 passed, 1 skipped"]
-    assert "did not finish" in gpu_check.junit_details(tmp_path / "missing.xml")[0]
+    assert "did not finish" in gpu_check.junit_details([tmp_path / "missing.xml"])[0]
 
 
 def test_a_failing_part_does_not_stop_the_others_and_every_part_is_summarised(
