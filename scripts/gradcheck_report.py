@@ -1,9 +1,15 @@
 """Print the worst float64 gradient-check error of every component on each CPU backend.
 
-    python scripts/gradcheck_report.py
+    python scripts/gradcheck_report.py [--json benchmarks/results/gradcheck.json]
 
 The same checks run in the test suite (threshold 1e-7); this script only tabulates them.
+``--json`` also records them in the results file the README's table is made from
+(``tests/test_readme.py`` regenerates the table from it).
 """
+import json
+import platform
+import sys
+
 import numpy as np
 
 import nnscratch as nn
@@ -65,12 +71,20 @@ def components(b):
                                                         loss=lambda p: nn.bce(p, target))
 
 
-def main():
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     rows = {}
     for name in ("numpy", "array_api_strict"):
         b = nn.Backend(name, "float64", seed=0)
         for component, report in components(b):
             rows.setdefault(component, {})[name] = max(report.values())
+    if argv[:1] == ["--json"]:
+        with open(argv[1], "w") as f:
+            json.dump({"benchmark": "worst float64 relative error of eq. (gradcheck-3)",
+                       "threshold": 1e-7, "rows": rows,
+                       "env": {"python": platform.python_version(), "numpy": np.__version__,
+                               "machine": platform.machine()}}, f, indent=1)
+            f.write("\n")
     print(f"| component | numpy | array-api-strict |\n|---|---|---|")
     for component, errs in rows.items():
         print(f"| {component} | {errs['numpy']:.1e} | {errs['array_api_strict']:.1e} |")
