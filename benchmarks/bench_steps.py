@@ -327,7 +327,7 @@ def measure_memory(impl, model, steps, before_tree=None):
 def time_interleaved(models, impls, device, rounds, steps, log, before_tree=None):
     """Per (model, impl): a list of step times gathered round by round, interleaved."""
     ctx = mp.get_context("spawn")
-    procs, config = {}, {}
+    procs, config, starting = {}, {}, {}
     for model in models:
         for impl in impls:
             parent, child = ctx.Pipe()
@@ -340,13 +340,15 @@ def time_interleaved(models, impls, device, rounds, steps, log, before_tree=None
                 os.environ.pop("BENCH_NNSCRATCH_TREE")
                 if saved is not None:
                     os.environ["BENCH_NNSCRATCH_TREE"] = saved
-            status, info = parent.recv()
-            if status == "error":
-                log(f"  {impl} {model} on {device}: {info} (skipped)")
-                p.join()
-                continue
-            procs[model, impl] = (p, parent)
-            config[impl] = info
+            starting[model, impl] = (p, parent)
+    for (model, impl), (p, parent) in starting.items():   # all start at once, then report
+        status, info = parent.recv()
+        if status == "error":
+            log(f"  {impl} {model} on {device}: {info} (skipped)")
+            p.join()
+            continue
+        procs[model, impl] = (p, parent)
+        config[impl] = info
     times = {key: [] for key in procs}
     order = list(procs)
     rng = random.Random(0)

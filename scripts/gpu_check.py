@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: seconds each part may take at most (the whole check: about 6 minutes on one H200)
-BUDGET = {"pytest": 210, "bench": 100, "cli": 90}
+BUDGET = {"pytest": 170, "bench": 120, "cli": 70}
 
 
 class Part:
