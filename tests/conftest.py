@@ -1,6 +1,7 @@
 """One test suite for every backend: NumPy, array-api-strict (CPU) and CuPy (GPU only)."""
 import importlib.util
 
+import numpy as np
 import pytest
 
 import nnscratch as nn
@@ -30,6 +31,22 @@ BACKEND_PARAMS = [
     pytest.param("cupy", id="cupy", marks=[pytest.mark.gpu] + (
         [pytest.mark.skip(reason=_CUPY_SKIP)] if _CUPY_SKIP else [])),
 ]
+
+
+def assert_plotted(path, lines=False, images=False):
+    """Fail unless the PNG at ``path`` shows data, not only axes: ``lines``, more than 20
+    coloured pixels (channels apart by more than 0.2: curves, points, colour maps; axes,
+    ticks and text are grey); ``images``, more than 20 grey levels (a grid of images; a
+    blank or constant grid has two or three)."""
+    import matplotlib.image
+    rgb = matplotlib.image.imread(str(path))[..., :3]
+    assert rgb.shape[0] > 20 and rgb.shape[1] > 20, rgb.shape
+    if lines:
+        coloured = int(((rgb.max(axis=2) - rgb.min(axis=2)) > 0.2).sum())
+        assert coloured > 20, f"{path}: {coloured} coloured pixels: nothing plotted?"
+    if images:
+        levels = len(np.unique(np.round(rgb.mean(axis=2) * 255)))
+        assert levels > 20, f"{path}: {levels} grey levels: a blank grid?"
 
 
 @pytest.fixture(params=BACKEND_PARAMS)

@@ -14,7 +14,7 @@ import pytest
 import nnscratch as nn
 from nnscratch.models.gan import (GAN, PRESETS, GANTrainer, discriminator_loss, generator_loss, pack,
                            unpack)
-from conftest import TOLERANCE
+from conftest import TOLERANCE, assert_plotted
 from nnscratch.training.trainer import Trainer
 
 
@@ -288,5 +288,6 @@ def test_figures(tmp_path):
     paths = epoch_figures(trainer, str(tmp_path), None, records)
     assert sorted(p.rsplit("/", 1)[-1] for p in paths) == ["curves.png", "samples.png"]
     save_step_curves(history, str(tmp_path / "steps.png"), window=2)
-    assert all((tmp_path / f).stat().st_size > 0 for f in ("curves.png", "samples.png", "steps.png"))
+    for name, kind in (("curves.png", "lines"), ("samples.png", "images"), ("steps.png", "lines")):
+        assert_plotted(tmp_path / name, **{kind: True})
     assert np.allclose(running_mean([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import assert_plotted
 from nnscratch.models import toy2d
 
 
@@ -100,7 +101,8 @@ def test_figures(tmp_path):
                           str(tmp_path / "over.png"))
     discriminator_map(trainer, "grid", log["samples"], str(tmp_path / "d.png"), resolution=20,
                       scale=0.25)
-    assert (tmp_path / "over.png").stat().st_size > 0 and (tmp_path / "d.png").stat().st_size > 0
+    assert_plotted(tmp_path / "over.png", lines=True)
+    assert_plotted(tmp_path / "d.png", lines=True)
 
 
 # -- the benchmark script's bookkeeping -------------------------------------------------------

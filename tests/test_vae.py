@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from conftest import TOLERANCE
+from conftest import TOLERANCE, assert_plotted
 from nnscratch.training.trainer import Trainer
 from nnscratch.models.vae import (PRESETS, VAE, VAETrainer, log_normal_posterior, log_normal_prior,
                            logmeanexp, reparameterize)
@@ -282,6 +282,9 @@ def test_figures_write_pngs(tmp_path):
     for p in paths:
         with open(p, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        name = p.rsplit("/", 1)[-1]
+        assert_plotted(p, lines=name in ("latent.png", "loss.png"),
+                       images=name in ("manifold.png", "reconstructions.png", "samples.png"))
     z = plots.manifold_codes(5)
     assert z.shape == (25, 2) and z[0, 0] < 0 < z[0, 1]     # top-left: low z1, high z2
     with pytest.raises(ValueError, match="2-D latent"):
