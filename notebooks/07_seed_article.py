@@ -78,6 +78,7 @@ before = {k: p.copy() for k, p in generator.params.items()}
 train_as_listed(b.normal((batch, z_dim)))
 moved = sum(float(np.abs(p - before[k]).max()) for k, p in generator.params.items())
 print("parameters changed by the listed train():", moved)
+assert moved == 0                                   # nothing trains, in every mode
 
 # %% [markdown]
 # Nothing trains. What `...` stands for:
@@ -114,6 +115,7 @@ for step in range(2 if FAST else 3):
     print(f"step {step}: L_D = {float(L_real + L_fake):.3f}  L_G = {float(L_G):.3f}")
 moved = sum(float(np.abs(p - before[k]).max()) for k, p in generator.params.items())
 print("now the generator's parameters move:", moved > 0)
+assert moved > 0
 
 # %% [markdown]
 # That works, but the clip has a cost (chapter 02): where $D$ is confident, the clipped loss
@@ -167,10 +169,13 @@ z_dim = 20
 encoder = tf_dense_stack([784, 4096, 2048, z_dim], None)          # one code, linear
 decoder = tf_dense_stack([z_dim, 2048, 4096, 784], nn.Sigmoid(backend=b))
 decoded = decoder.forward(encoder.forward(x_real))
+failed = False
 try:
     np.sum(np.square(x_real - decoded), axis=(1, 2, 3))
 except np.exceptions.AxisError as err:
+    failed = True
     print("the listing's loss fails:", err)
+assert failed
 print("what it meant, per example:", np.sum(np.square(x_real - decoded), axis=1)[:3])
 
 # %% [markdown]
@@ -213,6 +218,7 @@ ae_samples = nn.to_numpy(decoder.forward(b.normal((16, z_dim))))
 del encoder, decoder, ae, opt
 vae = VAETrainer({"preset": "seed"}, backend=nn.Backend("numpy", seed=0))
 print(vae.vae.describe(), f"{vae.vae.n_params():,} parameters")
+assert 23.2e6 < vae.vae.n_params() < 23.4e6          # "a 23M-parameter model"
 vae_records = fit(vae, x_train, 1 if FAST else 3, batch, f"{FIGURES}/07_vae_run",
                   figures=False, progress=False, overwrite=True)
 print({k: round(v, 1) for k, v in vae_records[-1].items() if k.startswith("train_")})
