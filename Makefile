@@ -34,11 +34,14 @@ docs-check: docs
 
 # The notebooks with their outputs (full mode; NNSCRATCH_FAST=1 make notebooks for the quick
 # one): notebooks/NN_*.ipynb and notebooks/figures/, built from the jupytext sources
-# notebooks/NN_*.py (the versioned files). One BLAS thread unless the environment says
-# otherwise: their matrices are small, and on a busy machine extra BLAS threads spin
-# against other processes (20 times slower measured on a loaded 2-core machine).
+# notebooks/NN_*.py (the versioned files), and notebooks/.executed-mode (full or fast: the
+# next `make docs` shows full-mode runs as "The chapters, executed"). One BLAS thread unless
+# the environment says otherwise: their matrices are small, and on a busy machine extra BLAS
+# threads spin against other processes (20 times slower measured on a loaded 2-core machine).
 notebooks: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	cd notebooks && ../$(BIN)/python -c "import _common; print('fast' if _common.FAST else \
+	  'full', file=open('.executed-mode', 'w'))"
 	cd notebooks && for f in [0-9]*.py; do \
 	  OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} \
 	  ../$(BIN)/jupytext --to ipynb --execute "$$f" || exit 1; done

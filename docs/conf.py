@@ -5,17 +5,25 @@ import sys
 sys.path.insert(0, os.path.abspath(".."))
 sys.path.insert(0, os.path.abspath("_ext"))
 
+import executed_notebooks  # noqa: E402
+
+executed_notebooks.stage()
+
 project = "nnscratch"
 author = "the nnscratch developers"
 copyright = "2026, the nnscratch developers"
-extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax",
+# MyST-NB is MyST-Parser plus notebooks: the pages are MyST markdown, and docs/executed/
+# holds the chapters as `make notebooks` executed them (docs/_ext/executed_notebooks.py)
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax",
               "sphinx.ext.viewcode", "nnscratch_docs"]
+nb_execution_mode = "off"
+nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 # Equations are numbered by their labels, "(dense-1)", not 1, 2, 3 (docs/_ext/nnscratch_docs.py)
 math_numfig = False
 math_eqref_format = "({number})"
-source_suffix = {".md": "markdown"}
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "_ext"]
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True}

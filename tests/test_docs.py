@@ -319,3 +319,27 @@ def test_training_step_links_every_line_to_code():
             for target in (t.lstrip("~") for t in targets):
                 obj = resolve(target)          # a private helper links to its source only
                 assert target.rsplit(".", 1)[1].startswith("_") or inspect.getdoc(obj), target
+
+
+def test_executed_notebooks_are_shown_only_after_a_full_run(tmp_path):
+    """docs/_ext/executed_notebooks.py: full-mode runs are staged for the site, fast-mode runs
+    and notebooks whose source changed since they ran are not."""
+    import os
+    spec = importlib.util.spec_from_file_location(
+        "executed_notebooks", ROOT / "docs" / "_ext" / "executed_notebooks.py")
+    staging = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(staging)
+    nbs, out = tmp_path / "notebooks", tmp_path / "executed"
+    nbs.mkdir()
+    assert staging.stage(out, nbs) == [] and "make notebooks" in (out / "index.md").read_text()
+    for name in ("01_a", "02_b"):
+        (nbs / f"{name}.py").write_text("")
+        (nbs / f"{name}.ipynb").write_text("{}")
+    os.utime(nbs / "02_b.py", (2e9, 2e9))                     # edited after it ran
+    (nbs / ".executed-mode").write_text("fast\n")
+    assert staging.stage(out, nbs) == [] and "fast mode" in (out / "index.md").read_text()
+    (nbs / ".executed-mode").write_text("full\n")
+    assert [p.name for p in staging.stage(out, nbs)] == ["01_a.ipynb"]
+    index = (out / "index.md").read_text()
+    assert "01_a\n" in index and "`02_b`" in index and (out / "01_a.ipynb").exists()
+    assert not (out / "02_b.ipynb").exists()
