@@ -383,9 +383,8 @@ class GANTrainer(Trainer):
         # G steps next: D's gradients would sit in memory unused through it
         self.gan.D.clear_grads()
         xp = self.backend.xp
-        return {"loss_D": float(L), "loss_G": float(generator_loss(s_fake, cfg["loss"])[0]),
-                "D_real": float(xp.mean(sigmoid(s_real))),
-                "D_fake": float(xp.mean(sigmoid(s_fake)))}
+        return self.metrics(loss_D=L, loss_G=generator_loss(s_fake, cfg["loss"])[0],
+                            D_real=xp.mean(sigmoid(s_real)), D_fake=xp.mean(sigmoid(s_fake)))
 
     def g_step(self, batch):
         """One generator step on ``batch`` fresh noise vectors; returns ``L_G``."""
@@ -395,7 +394,7 @@ class GANTrainer(Trainer):
         self.gan.G.clear_grads()                  # as in d_step: D steps next
         if self.ema is not None:
             self.ema.update()                     # eq. (ema-1)
-        return float(L)
+        return self.metrics(loss_G=L)["loss_G"]   # a float; on CuPy left on the device
 
     def _check_size(self, cfg):
         """Widths of at least 1, and a model that fits in memory, before allocating it."""
@@ -415,7 +414,8 @@ class GANTrainer(Trainer):
     def step(self, x):
         """One D step on the batch ``x`` ``(B, d)`` and, every ``k``-th call, one G step.
 
-        Returns ``{"loss_D", "loss_G", "D_real", "D_fake"}`` (host floats): ``D_real`` and
+        Returns ``{"loss_D", "loss_G", "D_real", "D_fake"}`` (host floats, device scalars on
+        CuPy: :meth:`~nnscratch.training.trainer.Trainer.metrics`): ``D_real`` and
         ``D_fake`` are the means of :math:`\\sigma(D(x))` and :math:`\\sigma(D(G(z)))` in
         the D step (before its update); ``loss_G`` is the loss of the generator step when
         this call takes one, else the generator loss of the D step's fakes.

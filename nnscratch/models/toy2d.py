@@ -159,7 +159,7 @@ def train(name, steps, config=None, batch=None, seed=0, lr_final=None, decay_sta
             for opt in trainer.optimizers.values():
                 opt.lr *= decay
         if t % 10 == 0:
-            history.append(out)
+            history.append({k: float(v) for k, v in out.items()})
         if t in snapshots:
             snaps[t] = draw()
     seconds = time.perf_counter() - start
