@@ -307,7 +307,7 @@ def test_ctrl_c_while_starting_is_one_line_and_130(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == "interrupted while starting (nothing was done)"
 
 
-# -- 8. the trainers' entry points ------------------------------------------------------------------
+# -- 8. the trainers' entry points -----------------------------------------------------------------
 @pytest.fixture(params=["vae", "gan"])
 def trainer(request):
     import nnscratch as nn

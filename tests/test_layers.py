@@ -20,8 +20,8 @@ def test_every_gradient_check_uses_the_suites_own_threshold():
     import pathlib
     import re
     assert TOLERANCE == 1e-7
-    library = re.compile(r"^from nnscratch[.\w]* import [^\n]*\bTOLERANCE\b|\bgradcheck[.]TOLERANCE",
-                         re.MULTILINE)
+    library = re.compile(r"^from nnscratch[.\w]* import [^\n]*\bTOLERANCE\b"
+                         r"|\bgradcheck[.]TOLERANCE", re.MULTILINE)
     offenders = [p.name for p in pathlib.Path(__file__).parent.glob("test_*.py")
                  if library.search(p.read_text())]
     assert offenders == []

@@ -167,7 +167,8 @@ def read_checkpoint(path):
         with np.load(path, allow_pickle=False) as data:
             state = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file ({err})") from err
+        raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file "
+                              f"({err})") from err
     for key in ("config", "loop/state", "loop/format"):
         if key not in state:
             raise CheckpointError(f"checkpoint {path!r} lacks {key!r}: not written by nnscratch")
@@ -219,7 +220,8 @@ def load_checkpoint(path, backend=None, kind=None):
         raise CheckpointError(f"checkpoint {path!r} holds a {found!r} model, not a {kind!r} one")
     if found not in Trainer.registry:
         raise CheckpointError(f"checkpoint {path!r} holds a model of kind {found!r}, which this "
-                              f"nnscratch does not know (known: {', '.join(sorted(Trainer.registry))})")
+                              f"nnscratch does not know (known: "
+                              f"{', '.join(sorted(Trainer.registry))})")
     try:
         trainer = Trainer.from_config(config, backend=backend)
     except (ArithmeticError, KeyError, TypeError, ValueError) as err:
