@@ -148,11 +148,11 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
     resumed_from : str, optional
         The checkpoint ``loop_state`` came from, named in the message of a divergence that
         happens before this run saves its own.
-
     overwrite : bool
         Let a fresh run replace the checkpoint and logs of an earlier run in ``out_dir``
         (otherwise refused: see :mod:`nnscratch.training.rundir`, which also locks
         ``out_dir`` for the run).
+
     Returns
     -------
     list of dict
