@@ -244,7 +244,10 @@ show(save_samples(trainer, f"{FIGURES}/04_samples.png"))
 # how steep its logit can get, so the generator's gradient neither vanishes nor explodes),
 # batch normalisation in G, dropout in D, an exponential moving average of G's weights for
 # sampling, and separate learning rates for D and G. They are options of the GAN's config
-# (`nnscratch train gan --help` lists them); the docs' GAN page measures what they do.
+# (`nnscratch train gan --help` lists them), grouped in recipes: the image presets (`mlp`,
+# used below, and `seed`) train with the `stable` recipe, spectral normalisation in D, batch
+# normalisation in G and an averaged G, unless told otherwise; the `toy` preset of the 2-D
+# experiments above is the bare GAN. The docs' GAN page measures what each one does.
 
 # %% [markdown]
 # ## Exercises
