@@ -176,9 +176,11 @@ wrong = np.zeros_like(s)                             # a backward that returns z
 delta_r = b.normal((3, 5))
 p = softmax()
 right = p * (delta_r - np.sum(delta_r * p, axis=1, keepdims=True))
-for name, f, claimed in [("sum of outputs,  wrong backward  ", lambda: np.sum(softmax()), wrong),
-                         ("random upstream, wrong backward  ", lambda: np.sum(delta_r * softmax()), wrong),
-                         ("random upstream, correct backward", lambda: np.sum(delta_r * softmax()), right)]:
+summed = lambda: np.sum(softmax())
+weighted = lambda: np.sum(delta_r * softmax())
+for name, f, claimed in [("sum of outputs,  wrong backward  ", summed, wrong),
+                         ("random upstream, wrong backward  ", weighted, wrong),
+                         ("random upstream, correct backward", weighted, right)]:
     numeric = numerical_gradient(f, s)
     print(f"{name}: max |numerical| = {np.abs(numeric).max():.1e}, "
           f"max |claimed - numerical| = {np.abs(claimed - numeric).max():.1e}")

@@ -133,9 +133,9 @@ print("from logits (bce-2) ", ds[0])
 # The networks of the article this project started from end in a sigmoid, so their loss
 # sees $p$, not $s$. Then $p$ must be clipped to $[\epsilon, 1-\epsilon]$ (bce-3) with
 # $\epsilon = 10^{-7}$: the loss stays finite, but each entry is capped at about
-# $-\log\epsilon \approx 16$ nats (15.9 in float32, where $1 - 10^{-7}$ rounds down), and where the clip is active the gradient (bce-4) is
-# zero, so a confidently wrong unit receives no signal at all. From logits, the gradient
-# pushes hardest exactly there.
+# $-\log\epsilon \approx 16$ nats (15.9 in float32, where $1 - 10^{-7}$ rounds down), and
+# where the clip is active the gradient (bce-4) is zero, so a confidently wrong unit receives
+# no signal at all. From logits, the gradient pushes hardest exactly there.
 
 # %%
 x1 = np.zeros_like(s)
@@ -143,8 +143,8 @@ Lc, dp = nn.bce(nn.sigmoid(s), x1)
 ds_through_sigmoid = dp * p * (1 - p)                  # the sigmoid layer's backward, (sigmoid-2)
 for i, si in enumerate(s[0]):
     Li = float(nn.bce(nn.sigmoid(s[:, [i]]), x1[:, [i]])[0])
-    print(f"s = {si:5.0f}: clipped loss {Li:7.3f}   gradient via sigmoid {ds_through_sigmoid[0, i]:.3f}"
-          f"   from logits {ds[0, i]:.3f}")
+    print(f"s = {si:5.0f}: clipped loss {Li:7.3f}   "
+          f"gradient via sigmoid {ds_through_sigmoid[0, i]:.3f}   from logits {ds[0, i]:.3f}")
 
 # %% [markdown]
 # ## The reduction convention

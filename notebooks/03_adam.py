@@ -161,7 +161,8 @@ for ax in axes:
     ax.legend(fontsize=7); ax.grid(alpha=0.3)
 savefig(fig, "03_valley.png")
 for name, path in paths.items():
-    print(f"{name:30s} f after {n_valley} steps: {0.5 * (path[-1, 0] ** 2 + 100 * path[-1, 1] ** 2):.2e}")
+    f_end = 0.5 * (path[-1, 0] ** 2 + 100 * path[-1, 1] ** 2)
+    print(f"{name:30s} f after {n_valley} steps: {f_end:.2e}")
 
 # %% [markdown]
 # ## Adam against SGD on a small network

@@ -17,7 +17,7 @@
 # code runs on the CPU and on an NVIDIA GPU, and the switch is one line:
 #
 # ```python
-# nn.use_backend("cupy")              # or NNSCRATCH_BACKEND=cupy, or nnscratch train ... --backend cupy
+# nn.use_backend("cupy")      # or NNSCRATCH_BACKEND=cupy, or nnscratch train ... --backend cupy
 # ```
 #
 # This chapter runs the same training on every backend this machine has, times it, and
@@ -138,7 +138,8 @@ for _ in range(2):
     la, lc = adam_step(a, xb, eps), adam_step(c, xb, eps)
 p0 = next(iter(a.vae.params.values()))
 m = a.optimizers["vae"].state[id(p0)]["m"]
-print(f"moved to {target}: the parameters and Adam's moments are {type(m).__module__.split('.')[0]} arrays")
+print(f"moved to {target}: the parameters and Adam's moments are "
+      f"{type(m).__module__.split('.')[0]} arrays")
 print(f"loss after two more steps on {target}: {la:.10f}; without moving: {lc:.10f}")
 assert abs(la - lc) < 1e-8
 
