@@ -191,8 +191,9 @@ print("D's gradients written by the generator step:", dict(gan.D.grads) == {})
 # learning rate decayed over the second half, the plane scaled by 1/4) and several seeds.
 # **Fast mode trains only 300 steps**: the samples have just started to spread out of the
 # blob they start in, and the mode counts it prints say nothing about collapse yet. Full
-# mode trains seed 0 of the benchmark (a few minutes) and asserts that packing finds more
-# modes. Over 10 seeds (`benchmarks/toy2d.py`, README): 15.5 of 25 modes for the plain GAN,
+# mode trains seed 0 of the benchmark (about four minutes) and asserts that packing finds more
+# modes (measured: 19 of 25 for the plain GAN, all 25 with pack 4, both with about 97% of the
+# samples high quality). Over 10 seeds (`benchmarks/toy2d.py`, README): 15.5 of 25 modes for the plain GAN,
 # 24.8 with pack 4. The figure of seed 0 from that benchmark:
 
 # %%
