@@ -9,17 +9,21 @@ and the mean D(G(z)) ("D_fake"), read from the run's ``log.jsonl``. Samples come
 moving average of G when the variant has one (what ``sample`` and ``eval`` use).
 
 Variants (``--variants``, comma-separated, see :data:`VARIANTS`): ``none`` (the bare
-GAN), ``stable`` (the default recipe: spectral norm in D, batch norm in G, EMA 0.999 of
-G), each of the three taken away from ``stable`` (``-sn``, ``-bn``, ``-ema``), and
-``ttur`` (``stable`` with lr_D 4e-4, lr_G 1e-4).
+GAN, lr 2e-4 for both networks), ``stable`` (the default recipe: spectral norm in D, batch
+norm in G, EMA 0.999 of G, two time scales lr_D 4e-4 and lr_G 1e-4), ``sn+bn+ema`` (the
+same with one learning rate, 2e-4), and ``sn+bn+ema`` with each of its three pieces taken
+away (``sn+bn``, ``sn+ema``, ``bn+ema``).
 
 Usage::
 
     .venv/bin/python benchmarks/gan_recipes.py --preset mlp --epochs 5       # the ablation
-    .venv/bin/python benchmarks/gan_recipes.py --preset seed --epochs 20 --variants stable \
-        --backend cupy                                                        # the target
+    .venv/bin/python benchmarks/gan_recipes.py --preset seed --epochs 20 \
+        --variants stable,sn+bn+ema --backend cupy                           # the targets
 
-Settings: seed 0, batch 64, Adam (0.5, 0.999) lr 2e-4, one D step per G step. Appends
+``--plot DIR`` draws the stored curves (D's loss and D_fake per epoch, every variant) into
+``DIR/gan_recipes_<entry>.png`` without training anything.
+
+Settings: seed 0, batch 64, Adam betas (0.5, 0.999), one D step per G step. Appends
 to (or creates) ``benchmarks/results/gan_recipes.json`` (``--results``), keyed by preset,
 epochs and variant, and prints a markdown table.
 """
@@ -36,13 +40,16 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+#: Each variant spelled out in full (explicit learning rates), so that a change of the
+#: recipes' defaults cannot change what a stored result means.
+EQUAL_LR = ["--lr-d", "2e-4", "--lr-g", "2e-4"]
 VARIANTS = {
     "none": ["--recipe", "none"],
-    "stable": ["--recipe", "stable"],
-    "-sn": ["--recipe", "stable", "--no-d-spectral"],
-    "-bn": ["--recipe", "stable", "--g-norm", "none"],
-    "-ema": ["--recipe", "stable", "--ema", "0"],
-    "ttur": ["--recipe", "stable", "--lr-d", "4e-4", "--lr-g", "1e-4"],
+    "stable": ["--recipe", "stable", "--lr-d", "4e-4", "--lr-g", "1e-4"],
+    "sn+bn+ema": ["--recipe", "stable", *EQUAL_LR],
+    "sn+bn": ["--recipe", "stable", *EQUAL_LR, "--ema", "0"],
+    "sn+ema": ["--recipe", "stable", *EQUAL_LR, "--g-norm", "none"],
+    "bn+ema": ["--recipe", "stable", *EQUAL_LR, "--no-d-spectral"],
 }
 
 
@@ -106,6 +113,30 @@ def table(rows):
     return "\n".join(lines)
 
 
+def plot_curves(results, key, path):
+    """D's training loss and mean D(G(z)) per epoch of every variant of ``results[key]``."""
+    sys.path.insert(0, ROOT)
+    from nnscratch.plots.grid import pyplot
+    plt = pyplot()
+    entry = results[key]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, run in entry["runs"].items():
+        c = run["curves"]
+        epochs = range(1, len(c["train_loss_D"]) + 1)
+        axes[0].plot(epochs, c["train_loss_D"], marker=".", label=name)
+        axes[1].plot(epochs, c["train_D_fake"], marker=".", label=name)
+    axes[0].axhline(2 * 0.6931, color="grey", lw=0.8, ls="--")        # 2 log 2: D at chance
+    axes[1].axhline(0.5, color="grey", lw=0.8, ls="--")
+    axes[0].set(xlabel="epoch", ylabel="train loss_D", title="D's loss (dashed: 2 log 2)")
+    axes[1].set(xlabel="epoch", ylabel="mean D(G(z))", title="D_fake (dashed: 1/2)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{entry['preset']} preset, {entry['epochs']} epochs, full Fashion-MNIST")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=["mlp", "seed"], default="mlp")
@@ -120,7 +151,15 @@ def main(argv=None):
     p.add_argument("--overwrite", action="store_true", help="replace earlier runs' outputs")
     p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results",
                                                      "gan_recipes.json"))
+    p.add_argument("--plot", metavar="DIR", default=None,
+                   help="only draw the curves of every stored entry into DIR (no training)")
     args = p.parse_args(argv)
+    if args.plot:
+        with open(args.results) as f:
+            results = json.load(f)
+        for key in results:
+            print(plot_curves(results, key, os.path.join(args.plot, f"gan_recipes_{key}.png")))
+        return
     names = args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:

@@ -128,7 +128,8 @@ DEFAULTS = {"k": 1, "pack": 1, "loss": "non-saturating", "label_smoothing": 0.0,
 #: choices are measured, not folklore: see the ablation table in ``docs/gan.md``.
 RECIPES = {
     "none": {},
-    "stable": {"D_spectral": True, "G_norm": "batch", "ema": 0.999},
+    "stable": {"D_spectral": True, "G_norm": "batch", "ema": 0.999, "lr_D": 4e-4,
+               "lr_G": 1e-4},
 }
 
 #: A complete config without a ``recipe`` key was saved before recipes existed.
