@@ -140,8 +140,8 @@ def build_parser():
     gan.add_argument("--k", type=_positive_int, default=None, help="D steps per G step")
     gan.add_argument("--recipe", choices=["stable", "none"], default=None,
                      help="stabilisers: stable (the default of mlp and seed: spectral norm "
-                          "in D, batch norm in G, EMA of G, lr_D 4e-4 and lr_G 1e-4) or none "
-                          "(the bare GAN); the options below override single pieces")
+                          "in D, batch norm in G, EMA of G, lr_D = 2 lr and lr_G = lr / 2) or "
+                          "none (the bare GAN); the options below override single pieces")
     gan.add_argument("--lr-d", dest="lr_D", type=_positive_float, default=None,
                      help="D's learning rate (two time-scale update rule; default --lr)")
     gan.add_argument("--lr-g", dest="lr_G", type=_positive_float, default=None,

@@ -50,14 +50,23 @@ def test_a_config_saved_before_recipes_loads_as_the_bare_gan():
 
 
 def test_two_time_scales_give_each_network_its_learning_rate(b32):
-    trainer = small(b32, lr=1e-3, lr_D=4e-4)
-    assert trainer.optimizers["D"].lr == pytest.approx(4e-4)
-    assert trainer.optimizers["G"].lr == pytest.approx(1e-3)
+    """The stable recipe: lr_D = 2 lr, lr_G = lr / 2; a given lr_D or lr_G wins; --lr
+    after a divergence scales both and keeps their ratio."""
+    default = small(b32)
+    assert default.optimizers["D"].lr == pytest.approx(4e-4)
+    assert default.optimizers["G"].lr == pytest.approx(1e-4)
+    trainer = small(b32, lr=1e-3, lr_D=3e-4)
+    assert trainer.optimizers["D"].lr == pytest.approx(3e-4)
+    assert trainer.optimizers["G"].lr == pytest.approx(5e-4)
+    trainer.set_lr(1e-4)
+    assert trainer.optimizers["D"].lr == pytest.approx(3e-5)
+    assert trainer.optimizers["G"].lr == pytest.approx(5e-5)
+    assert small(b32, recipe="none").optimizers["G"].lr == pytest.approx(2e-4)
 
 
 @pytest.mark.parametrize("bad, message", [
     ({"ema": 1.0}, "ema"), ({"D_dropout": -0.1}, "D_dropout"), ({"G_norm": "layer"}, "G_norm"),
-    ({"recipe": "magic"}, "recipe"), ({"lr_D": 0}, "lr_D")])
+    ({"recipe": "magic"}, "recipe"), ({"lr_D": 0}, "lr_D"), ({"ttur": [1.0, 0.0]}, "ttur")])
 def test_bad_stabiliser_settings_are_refused_by_name(b32, bad, message):
     with pytest.raises(ValueError, match=message):
         small(b32, **bad)

@@ -117,19 +117,18 @@ PRESETS = {
             "init": "pytorch", "lr": 1e-3, "betas": (0.5, 0.999), "batch_size": 256},
 }
 
-#: Config keys shared by every preset, with their defaults. ``lr_D`` and ``lr_G`` None:
-#: both networks take ``lr``.
+#: Config keys shared by every preset, with their defaults. The learning rates are
+#: ``lr_D`` and ``lr_G`` when given, else ``lr`` times the factors ``ttur`` (D's, G's).
 DEFAULTS = {"k": 1, "pack": 1, "loss": "non-saturating", "label_smoothing": 0.0,
-            "lr_D": None, "lr_G": None, "ema": 0.0, "G_norm": "none", "D_spectral": False,
-            "D_dropout": 0.0}
+            "lr_D": None, "lr_G": None, "ttur": [1.0, 1.0], "ema": 0.0, "G_norm": "none",
+            "D_spectral": False, "D_dropout": 0.0}
 
 #: Recipes: the stabilisers a preset trains with, on top of its architecture. ``"none"``
 #: is the bare GAN. A recipe sets defaults only: a key given in the config wins. The
 #: choices are measured, not folklore: see the ablation table in ``docs/gan.md``.
 RECIPES = {
     "none": {},
-    "stable": {"D_spectral": True, "G_norm": "batch", "ema": 0.999, "lr_D": 4e-4,
-               "lr_G": 1e-4},
+    "stable": {"D_spectral": True, "G_norm": "batch", "ema": 0.999, "ttur": [2.0, 0.5]},
 }
 
 #: A complete config without a ``recipe`` key was saved before recipes existed.
@@ -301,6 +300,8 @@ def _check(cfg):
     for key in ("lr", "lr_D", "lr_G"):
         if cfg[key] is not None and not float(cfg[key]) > 0:
             raise ValueError(f"{key} must be positive, got {cfg[key]}")
+    if len(cfg["ttur"]) != 2 or not all(float(f) > 0 for f in cfg["ttur"]):
+        raise ValueError(f"ttur must be two positive factors (D's, G's), got {cfg['ttur']}")
 
 
 # -- the trainer the shared loop drives ----------------------------------------------------
@@ -316,7 +317,8 @@ class GANTrainer(Trainer):
     the preset's suggestion to the loop (the pack size must divide the batch).
 
     Stabilisers (``recipe`` picks a set, :data:`RECIPES`; each key can be set alone):
-    ``lr_D``, ``lr_G`` (two time-scale update rule, Heusel et al., 2017), ``ema`` (decay
+    ``ttur`` (factors of ``lr`` for D and G: the two time-scale update rule, Heusel et al.,
+    2017) or ``lr_D``, ``lr_G`` (the learning rates themselves), ``ema`` (decay
     of the generator's moving average, eq. ema-1, 0 for none; :meth:`sample` draws from
     the average unless ``raw=True``), ``G_norm`` ("none" | "batch": batch normalisation
     after each hidden layer of G), ``D_spectral`` (spectral normalisation of every layer
@@ -340,8 +342,7 @@ class GANTrainer(Trainer):
                        cfg["G_alpha"], cfg["D_alpha"], cfg["output"], cfg["init"], cfg["pack"],
                        cfg["G_norm"], cfg["D_spectral"], cfg["D_dropout"], backend=self.backend)
         self.networks = {"G": self.gan.G, "D": self.gan.D}
-        lr = {"G": cfg["lr_G"] or cfg["lr"], "D": cfg["lr_D"] or cfg["lr"]}     # TTUR
-        self.optimizers = {name: Adam(net, lr=float(lr[name]), betas=tuple(cfg["betas"]))
+        self.optimizers = {name: Adam(net, lr=self._lr(name), betas=tuple(cfg["betas"]))
                            for name, net in self.networks.items()}
         self.ema = None
         #: True: :meth:`sample` and :meth:`generate` use G's own weights even with ``ema``
@@ -350,6 +351,24 @@ class GANTrainer(Trainer):
             self.networks["G_ema"] = self.gan.new_generator().eval()
             self.ema = EMA(self.gan.G, self.networks["G_ema"], float(cfg["ema"]))
         self.d_steps = 0
+
+    def _lr(self, name):
+        """Network ``name``'s learning rate: ``lr_<name>`` if given, else ``lr`` times its
+        factor in ``ttur`` (two time scales, Heusel et al., 2017)."""
+        cfg = self.config
+        given = cfg[f"lr_{name}"]
+        return float(given) if given else float(cfg["lr"]) * float(cfg["ttur"]["DG".index(name)])
+
+    def set_lr(self, lr):
+        """Scale both learning rates so that ``lr`` replaces ``lr`` (their ratio is kept), e.g.
+        to resume a diverged run with a smaller step."""
+        scale = float(lr) / float(self.config["lr"])
+        for key in ("lr_D", "lr_G"):
+            if self.config[key]:
+                self.config[key] = float(self.config[key]) * scale
+        self.config["lr"] = float(lr)
+        for name, opt in self.optimizers.items():
+            opt.lr = self._lr(name)
 
     @staticmethod
     def _resolve(config):
@@ -366,8 +385,8 @@ class GANTrainer(Trainer):
         defaults = {**DEFAULTS, **PRESETS[preset], **RECIPES[recipe]}
         cfg = {key: (config.get(key) if config.get(key) is not None else value)
                for key, value in defaults.items()}
-        for key in ("betas", "G_hidden", "D_hidden"):
-            cfg[key] = [float(v) if key == "betas" else int(v) for v in cfg[key]]
+        for key in ("betas", "G_hidden", "D_hidden", "ttur"):
+            cfg[key] = [int(v) if key.endswith("hidden") else float(v) for v in cfg[key]]
         _check(cfg)
         return {**cfg, "preset": preset, "recipe": recipe}
 
