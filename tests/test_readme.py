@@ -108,6 +108,43 @@ def gan_parity_table(r):
                 f["classes_covered"]["torch"], "")]
 
 
+def gan_recipes_table(r, key, variants):
+    lines = [row("variant", "Frechet distance", "classes (of 10)", "loss_D, last epoch",
+                 "D_fake, last epoch", "minutes"), "|---|---:|---:|---:|---:|---:|"]
+    for name in variants:
+        run = r[key]["runs"][name]
+        c = run["curves"]
+        lines.append(row(f"`{name}`", f"{run['frechet']:.2f}", int(run["classes"]),
+                         f"{c['train_loss_D'][-1]:.3f}", f"{c['train_D_fake'][-1]:.3f}",
+                         f"{run['seconds'] / 60:.1f}"))
+    return lines
+
+
+def ablation_table(r):
+    return gan_recipes_table(r, "mlp_e5", ["none", "bn+ema", "sn+ema", "sn+bn", "sn+bn+ema",
+                                           "stable"])
+
+
+def gan_targets_table(r):
+    lines = [row("preset", "recipe", "Frechet distance", "classes (of 10)",
+                 "share of the 10 classes in 10,000 samples"), "|---|---|---:|---:|---|"]
+    for preset in ("seed", "mlp"):
+        for name in ("stable", "sn+bn+ema"):
+            run = r[f"{preset}_e20"]["runs"][name]
+            shares = " ".join(f"{float(h):.2f}"[1:] for h in run["class_histogram"].split())
+            lines.append(row(f"`{preset}`", f"`{name}`", f"{run['frechet']:.2f}",
+                             int(run["classes"]), shares))
+    return lines
+
+
+def gpu_steps_table(text):
+    """The step table of the GPU check's summary, as printed there."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    return lines[start:end]
+
+
 TABLES = [
     Table("`python scripts/gradcheck_report.py", "gradcheck.json", gradcheck_table),
     Table("`python benchmarks/vae_parity.py --threads 1`", "vae_parity_threads1.json",
@@ -118,6 +155,9 @@ TABLES = [
           lambda r: bench_steps_table(r, memory=False, first="model, one thread each")),
     Table("`python benchmarks/toy2d.py`", "toy2d.json", toy2d_table),
     Table("`python benchmarks/gan_parity.py`", "gan_parity.json", gan_parity_table),
+    Table("**The 20-epoch targets**", "gan_recipes.json", gan_targets_table),
+    Table("**The ablation**", "gan_recipes.json", lambda r: ablation_table(r)),
+    Table("**Training step on the GPU**", "gpu_check_h200_2026-11-28.md", gpu_steps_table),
 ]
 
 #: tables that are not results: anchor -> why
@@ -155,8 +195,23 @@ def table_after(text, anchor):
 
 @pytest.mark.parametrize("table", TABLES, ids=[t.results for t in TABLES])
 def test_each_table_is_its_results_file(table):
-    results = json.loads((RESULTS / table.results).read_text())
+    text = (RESULTS / table.results).read_text()
+    results = json.loads(text) if table.results.endswith(".json") else text
     assert table_after(readme(), table.anchor) == table.format(results)
+
+
+#: the same tables in the docs: (page, anchor, results file, formatter)
+DOC_TABLES = [
+    ("docs/gan.md", "**Ablation**", "gan_recipes.json", ablation_table),
+    ("docs/gan.md", "**The 20-epoch runs**", "gan_recipes.json", gan_targets_table),
+]
+
+
+@pytest.mark.parametrize("page, anchor, name, format", DOC_TABLES,
+                         ids=[f"{p}:{a}" for p, a, _, _ in DOC_TABLES])
+def test_each_table_in_the_docs_is_its_results_file(page, anchor, name, format):
+    results = json.loads((RESULTS / name).read_text())
+    assert table_after((ROOT / page).read_text(), anchor) == format(results)
 
 
 @pytest.mark.parametrize("name, figure", [(f, fig) for f, fig in FIGURES])
