@@ -407,3 +407,26 @@ def test_kills_at_random_moments_always_leave_a_checkpoint_that_resumes_exactly(
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=f"seed {seed}: {key}")
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "log.csv", "log.jsonl"]
+
+
+def test_a_failed_figure_write_keeps_the_earlier_figure(tmp_path, monkeypatch):
+    """Figures (sample grids, curves) go through a temporary file and a rename: a write that
+    fails half-way (a full disk) leaves the earlier PNG as it was, and no temporary."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from nnscratch.plots.grid import save_image_grid
+    path = tmp_path / "samples.png"
+    save_image_grid(np.random.default_rng(0).random((4, 784)), str(path))
+    before = path.read_bytes()
+
+    def half_written(self, fname, **kwargs):
+        with open(fname, "wb") as f:
+            f.write(before[:100])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", half_written)
+    with pytest.raises(OSError):
+        save_image_grid(np.zeros((4, 784)), str(path))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.png"]

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from .grid import pyplot, save_image_grid
+from .grid import pyplot, save_atomic, save_image_grid
 
 SAMPLE_SEED = 1234        # the same noise every epoch, so successive grids are comparable
 
@@ -68,7 +68,7 @@ def save_epoch_curves(records, path, title="GAN"):
     _curves(axes, x, series, "epoch")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -84,7 +84,7 @@ def save_step_curves(history, path, window=50, every=1, title="GAN"):
     _curves(axes, x, series, "step")
     fig.suptitle(f"{title} (running means over {window * every} steps)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -36,14 +37,29 @@ def save_image_grid(images, path, nrow=None, title=None):
     square); returns ``path``."""
     plt = pyplot()
     grid = image_grid(images, nrow)
-    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
+    height = grid.shape[0] / 40 + (0.4 if title else 0)
+    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, height))
     ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        save_atomic(fig, path, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
+
+
+def save_atomic(fig, path, **options):
+    """``fig.savefig(path)`` through a temporary file in the same directory and a rename, so
+    that a full disk or a kill never leaves a truncated figure where a good one was."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fig.savefig(tmp, format=os.path.splitext(path)[1][1:] or "png", **options)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def metric_keys(records):
@@ -74,6 +90,6 @@ def save_curves(records, keys, path, title=None, ylabel=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.toy2d import mixture
-from .grid import pyplot
+from .grid import pyplot, save_atomic
 
 
 def _limits(name):
@@ -61,7 +61,7 @@ def samples_over_training(rows, name, path=None, panel_size=1.6, dpi=100):
         axes[i, 0].set_ylabel(label, fontsize=9)
     fig.tight_layout(pad=0.3)
     if path is not None:
-        fig.savefig(path, dpi=dpi)
+        save_atomic(fig, path, dpi=dpi)
     return fig
 
 
@@ -100,5 +100,5 @@ def discriminator_map(trainer, name, samples=None, path=None, resolution=200, ti
     if own:
         fig.tight_layout(pad=0.3)
         if path is not None:
-            fig.savefig(path, dpi=dpi)
+            save_atomic(fig, path, dpi=dpi)
     return fig

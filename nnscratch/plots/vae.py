@@ -11,7 +11,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .grid import image_grid, pyplot, save_curves, save_image_grid
+from .grid import image_grid, pyplot, save_atomic, save_curves, save_image_grid
 
 SAMPLE_SEED = 1234        # the same prior draws every epoch, so grids are comparable
 
@@ -53,7 +53,7 @@ def save_latent_scatter(trainer, data, path, n=5000):
     ax.set_ylabel(r"$\mu_2$")
     ax.set_title("test images in the latent space")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 
