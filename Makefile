@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= runs/demo
 
-.PHONY: demo test docs docs-check notebooks bench clean
+.PHONY: demo test lint docs docs-check notebooks bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ demo: $(BIN)/python
 test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pytest -q
+
+# Lint and import order with ruff, configured in pyproject.toml (part of CI). To sort the
+# imports in place: .venv/bin/ruff check --fix --select I .
+lint: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/ruff check .
 
 # The documentation, warnings as errors: docs/_build/html/index.html
 docs: $(BIN)/python

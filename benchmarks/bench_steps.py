@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import math
 import multiprocessing as mp
 import os
 import platform
@@ -82,8 +81,8 @@ def nnscratch_trainer(model, backend):
         from nnscratch.models.vae import VAETrainer
         return VAETrainer({"preset": "classic"}, backend=backend)
     from nnscratch.models.gan import GANTrainer
-    return GANTrainer({"preset": model, "recipe": "none", "lr": GAN_ADAM["lr"], "betas": list(GAN_ADAM["betas"])},
-                      backend=backend)
+    return GANTrainer({"preset": model, "recipe": "none", "lr": GAN_ADAM["lr"],
+                       "betas": list(GAN_ADAM["betas"])}, backend=backend)
 
 
 def dense_layers(obj, seen=None):
@@ -174,6 +173,7 @@ def build_step(impl, model, device):
     x_host = sample_batch(batch)
     if impl == "torch":
         import torch
+
         from torch_ref import nets
         torch.set_num_threads(n_cores())
         torch.manual_seed(0)
@@ -277,6 +277,7 @@ def memory_child(impl, model, steps):
     rng = np.random.default_rng(0)
     if impl == "torch":
         import torch
+
         from torch_ref import nets
         torch.set_num_threads(n_cores())
         runner = nets.make_step(model)
@@ -295,7 +296,8 @@ def memory_child(impl, model, steps):
             done += 1
             if done == steps:
                 break
-    print(json.dumps({"impl": impl, "model": model, "steps": steps, "peak_rss_mib": peak_rss_mib()}))
+    print(json.dumps({"impl": impl, "model": model, "steps": steps,
+                      "peak_rss_mib": peak_rss_mib()}))
 
 
 def peak_rss_mib():
@@ -447,8 +449,8 @@ def gpu_table(results, models, reference):
         r = results.get(model, {})
         n, t, g = (r.get(i, {}).get("median_ms") for i in ("nnscratch", "torch", "gemm"))
         c = cpu.get(model)
-        f = lambda v, d=2: f"{v:.{d}f}" if v else "-"  # noqa: E731
-        q = lambda a, b: f"{a / b:.2f}" if a and b else "-"  # noqa: E731
+        f = lambda v, d=2: f"{v:.{d}f}" if v else "-"
+        q = lambda a, b: f"{a / b:.2f}" if a and b else "-"
         rows.append(f"| {model} | {f(n)} | {f(t)} | {q(n, t)} | {f(g)} | {q(n, g)} | {f(c, 1)} | "
                     f"{q(c, n)} |")
     return "\n".join(rows)
@@ -466,8 +468,8 @@ def before_table(results, models):
         mem = r.get("memory", {})
         mb = mem.get(BEFORE, {}).get("peak_rss_mib")
         mn = mem.get("nnscratch", {}).get("peak_rss_mib")
-        f = lambda v, d=1: f"{v:.{d}f}" if v else "-"  # noqa: E731
-        q = lambda a, c: f"{a / c:.2f}" if a and c else "-"  # noqa: E731
+        f = lambda v, d=1: f"{v:.{d}f}" if v else "-"
+        q = lambda a, c: f"{a / c:.2f}" if a and c else "-"
         rows.append(f"| {model} | {f(b)} | {f(n)} | {q(b, n)} | {q(b, t)} | {q(b, g)} | "
                     f"{f(mb, 0)} | {f(mn, 0)} |")
     return "\n".join(rows)
@@ -513,10 +515,11 @@ def main(argv=None):
     if args.before:
         args.before = str(Path(args.before).resolve())
         impls.append(BEFORE)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
 
     env = {"python": platform.python_version(), "machine": platform.machine(),
-           "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": n_cores(), "load_average_start": os.getloadavg(),
+           "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": n_cores(),
+           "load_average_start": os.getloadavg(),
            "env_threads": {k: os.environ.get(k) for k in
                            ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
     results = {"env": env, "cpu": {}, "gpu": {},

@@ -26,7 +26,8 @@ alternating too). Real batches from the training set.
 
 Usage (torch is needed only here: ``.venv/bin/pip install -r benchmarks/requirements.txt``)::
 
-    .venv/bin/python benchmarks/gan_parity.py   # 3 epochs: ~15 min on 2 cores at load 10, ~4 min at load 2
+    # 3 epochs: ~15 min on 2 cores at load 10, ~4 min at load 2
+    .venv/bin/python benchmarks/gan_parity.py
     .venv/bin/python benchmarks/gan_parity.py --epochs 1 --limit 6400 --samples 2000 \
         --seed-steps 4 --seed-round 2 --no-figures      # smoke run, ~1-2 min
 
@@ -106,7 +107,8 @@ def env_info():
 
 
 def make_trainers(preset, seed):
-    ours = GANTrainer({"preset": preset, "recipe": "none"}, backend=nn.Backend("numpy", "float32", seed=seed))
+    ours = GANTrainer({"preset": preset, "recipe": "none"},
+                      backend=nn.Backend("numpy", "float32", seed=seed))
     ref = torch_gan.GANTrainer(preset, seed=seed)
     n_ours = ours.gan.G.n_params() + ours.gan.D.n_params()
     assert n_ours == ref.n_params(), (n_ours, ref.n_params())
@@ -141,7 +143,7 @@ def time_seed_preset(x, args):
     """Median step time of the ``seed`` preset, the frameworks alternating in rounds."""
     trainers, n_params = make_trainers("seed", args.seed)
     rng = np.random.default_rng(args.seed + 1)
-    batch = lambda: x[rng.choice(len(x), 64, replace=False)]   # noqa: E731
+    batch = lambda: x[rng.choice(len(x), 64, replace=False)]
     inputs = {"nnscratch": lambda a: a, "torch": torch.from_numpy}
     for name in FRAMEWORKS:
         for _ in range(args.seed_warmup):
@@ -179,21 +181,23 @@ def markdown(rows, final, seed):
             f"{a['classes_covered']} | {b['classes_covered']} | "
             f"{a['D_real']:.2f} / {a['D_fake']:.2f} | {b['D_real']:.2f} / {b['D_fake']:.2f} |")
     sp = final["mlp_steps_per_s"]
-    lines.append(f"| **median** | | | **{sp['nnscratch']:.2f}** | **{sp['torch']:.2f}** | | | | | | |")
+    lines.append(f"| **median** | | | **{sp['nnscratch']:.2f}** | **{sp['torch']:.2f}** "
+                 "| | | | | | |")
     lines += ["", f"Train-set floor (Frechet distance of {final['n_samples']} real training "
               f"images): {final['frechet_train']:.2f}.", ""]
     lines += ["| target | nnscratch | torch | ratio | met |", "|---|---:|---:|---:|---|"]
     fd = final["frechet"]
-    lines.append(f"| final Frechet distance (lower is better, <= 1.10x torch) | {fd['nnscratch']:.2f} | "
-                 f"{fd['torch']:.2f} | {final['frechet_ratio']:.3f} | "
+    lines.append("| final Frechet distance (lower is better, <= 1.10x torch) | "
+                 f"{fd['nnscratch']:.2f} | {fd['torch']:.2f} | {final['frechet_ratio']:.3f} | "
                  f"{'yes' if final['targets_met']['frechet_within_10pct'] else 'NO'} |")
     lines.append(f"| mlp steps/s, median over epochs (>= torch) | {sp['nnscratch']:.2f} | "
                  f"{sp['torch']:.2f} | {final['mlp_speed_ratio']:.3f} | "
                  f"{'yes' if final['targets_met']['mlp_steps_per_s'] else 'NO'} |")
     if seed:
         ss = seed["steps_per_s"]
-        lines.append(f"| seed steps/s, median of {len(seed['step_times_s']['torch'])} steps (>= torch) | "
-                     f"{ss['nnscratch']:.3f} | {ss['torch']:.3f} | {final['seed_speed_ratio']:.3f} | "
+        lines.append(f"| seed steps/s, median of {len(seed['step_times_s']['torch'])} steps "
+                     f"(>= torch) | {ss['nnscratch']:.3f} | {ss['torch']:.3f} | "
+                     f"{final['seed_speed_ratio']:.3f} | "
                      f"{'yes' if final['targets_met']['seed_steps_per_s'] else 'NO'} |")
     return "\n".join(lines)
 

@@ -22,14 +22,14 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse                                        # noqa: E402
-import json                                            # noqa: E402
-import math                                            # noqa: E402
-import platform                                        # noqa: E402
-import sys                                             # noqa: E402
-import time                                            # noqa: E402
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
 
-import numpy as np                                     # noqa: E402
+import numpy as np  # noqa: E402
 
 from nnscratch.models import toy2d  # noqa: E402
 

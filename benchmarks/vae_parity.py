@@ -80,7 +80,8 @@ def blas_info():
             info["blas"] = f"unknown ({err})"
         info["threads"] = ("threadpoolctl not installed; OpenBLAS defaults to one thread per "
                            f"core ({os.cpu_count()}) unless OPENBLAS_NUM_THREADS/OMP_NUM_THREADS "
-                           f"is set: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
+                           "is set: "
+                           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
                            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     return info
 
@@ -106,7 +107,8 @@ def markdown(rows, final):
              "nnscratch test neg-ELBO | torch test neg-ELBO |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['epoch']} | {r['nnscratch']['time_s']:.2f} | {r['torch']['time_s']:.2f} | "
+        lines.append(f"| {r['epoch']} | {r['nnscratch']['time_s']:.2f} | "
+                     f"{r['torch']['time_s']:.2f} | "
                      f"{r['nnscratch']['train_loss']:.2f} | {r['torch']['train_loss']:.2f} | "
                      f"{r['nnscratch']['test_neg_elbo']:.2f} | {r['torch']['test_neg_elbo']:.2f} |")
     lines.append(f"| median | {final['median_time_s']['nnscratch']:.2f} | "
@@ -181,7 +183,8 @@ def main(argv=None):
         f"test_iwae_k{K}": {"nnscratch": ours.evaluate(test.x, iw_samples=K)["iwae"],
                             "torch": ref.evaluate(x_test_t, iw_samples=K)["iwae"]},
     }
-    final["neg_elbo_gap_nats"] = final["test_neg_elbo"]["nnscratch"] - final["test_neg_elbo"]["torch"]
+    final["neg_elbo_gap_nats"] = (final["test_neg_elbo"]["nnscratch"]
+                                  - final["test_neg_elbo"]["torch"])
     final["time_ratio_nnscratch_over_torch"] = (final["median_time_s"]["nnscratch"]
                                                 / final["median_time_s"]["torch"])
     final["targets_met"] = {"neg_elbo_within_1_nat": abs(final["neg_elbo_gap_nats"]) <= 1.0,

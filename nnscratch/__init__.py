@@ -3,6 +3,8 @@
 The array library is chosen at run time (:func:`use_backend`, or ``NNSCRATCH_BACKEND``);
 NumPy is the default. Importing nnscratch imports neither matplotlib nor CuPy.
 """
+# The math first, then training, then the models: the order in which a reader meets the layers.
+# isort: off
 from .backend import Backend, BackendError, get_backend, namespace, to_numpy, use_backend
 from .module import Module, Sequential, ShapeError
 from .dense import Dense
@@ -17,6 +19,7 @@ from .gradcheck import check_gradients, format_report, gradcheck
 from .training.trainer import Trainer
 from .models.vae import VAE, VAETrainer
 from .models.gan import GAN, GANTrainer
+# isort: on
 
 __version__ = "0.1.0"
 

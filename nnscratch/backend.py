@@ -212,7 +212,7 @@ _current = None
 
 
 def get_backend() -> Backend:
-    """The backend in use: the one set by ``use_backend``, else ``$NNSCRATCH_BACKEND``, else NumPy."""
+    """The backend in use: set by ``use_backend``, else ``$NNSCRATCH_BACKEND``, else NumPy."""
     global _current
     if _current is None:
         _current = Backend(os.environ.get("NNSCRATCH_BACKEND", "numpy"),

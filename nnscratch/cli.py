@@ -206,7 +206,8 @@ def _backend(name, seed):
 def _load_data(dataset, data_dir, split, limit=None):
     from . import datasets
     if dataset is not None and dataset not in datasets.names():
-        raise UsageError(f"unknown dataset {dataset!r}; choose one of {', '.join(datasets.names())}")
+        raise UsageError(f"unknown dataset {dataset!r}; "
+                         f"choose one of {', '.join(datasets.names())}")
     if data_dir is not None and not os.path.isdir(data_dir):
         raise UsageError(f"--data-dir {data_dir!r} is not a directory")
     name = dataset or ("mnist" if data_dir else "fashion-mnist-mini")
@@ -285,6 +286,7 @@ def _command(argv, checkpoint, *extra):
 
 def _train(args):
     import importlib
+
     from .training.loop import TrainingDiverged, TrainingInterrupted, fit, new_loop_state
     from .training.rundir import check_fresh, check_unlocked
     importlib.import_module(f"nnscratch.models.{args.model}")
@@ -354,13 +356,12 @@ def _sample(args):
     grid = first[:100].copy()
     with ProgressBar(total=args.n, desc="sample", unit="img",
                      disable=args.n <= SAMPLE_CHUNK) as bar:
-        def blocks():
-            block = first
+        def blocks(block):
             for start in range(0, args.n, SAMPLE_CHUNK):
                 block = block if start == 0 else draw(min(SAMPLE_CHUNK, args.n - start))
                 bar.update(len(block))
                 yield block
-        save_npy_rows(args.out, shape, blocks())
+        save_npy_rows(args.out, shape, blocks(first))
     del first
     png = args.out[:-4] + ".png"
     try:

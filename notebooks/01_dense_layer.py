@@ -31,8 +31,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import nnscratch as nn
-from nnscratch.gradcheck import TOLERANCE, numerical_gradient, relative_error
 from _common import FAST, savefig  # noqa: F401  (every chapter reads the mode)
+from nnscratch.gradcheck import TOLERANCE, numerical_gradient, relative_error
 
 b = nn.Backend("numpy", dtype="float64", seed=0)     # float64: finite differences need it
 layer = nn.Dense(4, 3, backend=b)
@@ -121,8 +121,10 @@ for dtype, e in errors.items():
     ax.loglog(hs, e, "o-", ms=3, label=dtype)
 ax.axhline(TOLERANCE, color="k", lw=0.8, ls="--", label="threshold 1e-7")
 ax.axvline(1e-6, color="gray", lw=0.8, ls=":", label="h used by gradcheck")
-ax.set_xlabel("step h"); ax.set_ylabel("relative error (gradcheck-3)")
-ax.legend(fontsize=8); ax.grid(alpha=0.3)
+ax.set_xlabel("step h")
+ax.set_ylabel("relative error (gradcheck-3)")
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3)
 savefig(fig, "01_error_vs_h.png")
 i6 = np.argmin(np.abs(hs - 1e-6))
 for dtype, e in errors.items():
@@ -265,9 +267,12 @@ h = 1e-4
 forward_diff, central_diff = np.zeros_like(W0), np.zeros_like(W0)
 for idx in np.ndindex(W0.shape):
     old = W0[idx]
-    W0[idx] = old + h; f_plus = f_net()
-    W0[idx] = old - h; f_minus = f_net()
-    W0[idx] = old; f_0 = f_net()
+    W0[idx] = old + h
+    f_plus = f_net()
+    W0[idx] = old - h
+    f_minus = f_net()
+    W0[idx] = old
+    f_0 = f_net()
     forward_diff[idx] = (f_plus - f_0) / h
     central_diff[idx] = (f_plus - f_minus) / (2 * h)
 e_fwd, e_ctr = relative_error(exact, forward_diff), relative_error(exact, central_diff)

@@ -44,10 +44,12 @@ for layer, name in [(nn.LeakyReLU(0.2, backend=b), "leaky ReLU (0.2)"),
     dydz = layer.backward(np.ones_like(z))       # delta = 1 gives f'(z) itself
     axes[0].plot(z[0], y[0], label=name)
     axes[1].plot(z[0], dydz[0], label=name)
-axes[0].set_title("f(z)"); axes[1].set_title("f'(z), from backward with delta = 1")
+axes[0].set_title("f(z)")
+axes[1].set_title("f'(z), from backward with delta = 1")
 axes[0].set_ylim(-1.5, 3)
 for ax in axes:
-    ax.legend(fontsize=8); ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
 savefig(fig, "02_activations.png")
 
 # %% [markdown]

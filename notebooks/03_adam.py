@@ -103,7 +103,9 @@ axes[1].semilogx(t, np.array(moved) / opt.lr, label="nn.Adam (corrected)")
 axes[1].semilogx(t, np.array(uncorrected) / opt.lr, label="without bias correction")
 axes[1].set_title("step size / alpha")
 for ax in axes:
-    ax.set_xlabel("step t"); ax.legend(fontsize=8); ax.grid(alpha=0.3)
+    ax.set_xlabel("step t")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
 savefig(fig, "03_bias_correction.png")
 print(f"first step / alpha: corrected {moved[0] / opt.lr:.4f}, "
       f"uncorrected {uncorrected[0] / opt.lr:.4f}")
@@ -155,10 +157,12 @@ for name, path in paths.items():
     axes[0].plot(path[:, 0], path[:, 1], ".-", ms=3, lw=0.8, label=name)
     f = 0.5 * (path[:, 0] ** 2 + 100 * path[:, 1] ** 2)
     axes[1].semilogy(f, label=name)
-axes[0].set_title("paths from (-4, 1)"); axes[1].set_title("f(theta)")
+axes[0].set_title("paths from (-4, 1)")
+axes[1].set_title("f(theta)")
 axes[1].set_xlabel("step")
 for ax in axes:
-    ax.legend(fontsize=7); ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
 savefig(fig, "03_valley.png")
 for name, path in paths.items():
     f_end = 0.5 * (path[-1, 0] ** 2 + 100 * path[-1, 1] ** 2)
@@ -199,7 +203,10 @@ curves = {name: train(name, steps) for name in ("SGD + momentum", "Adam")}
 fig, ax = plt.subplots(figsize=(6, 3))
 for name, losses in curves.items():
     ax.semilogy(losses, label=name, lw=0.8)
-ax.set_xlabel("step"); ax.set_ylabel("MSE per example"); ax.legend(); ax.grid(alpha=0.3)
+ax.set_xlabel("step")
+ax.set_ylabel("MSE per example")
+ax.legend()
+ax.grid(alpha=0.3)
 savefig(fig, "03_adam_vs_sgd.png")
 print({k: round(float(np.mean(v[-20:])), 4) for k, v in curves.items()})
 

@@ -19,11 +19,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import nnscratch as nn
-from nnscratch import datasets
-from nnscratch.training.loop import fit
-from nnscratch.plots.vae import save_latent_scatter, save_manifold, save_reconstructions
-from nnscratch.models.vae import VAE, VAETrainer
 from _common import FAST, FIGURES, savefig, show
+from nnscratch import datasets
+from nnscratch.models.vae import VAE, VAETrainer
+from nnscratch.plots.vae import save_latent_scatter, save_manifold, save_reconstructions
+from nnscratch.training.loop import fit
 
 # %% [markdown]
 # ## The KL in closed form against Monte Carlo
@@ -156,6 +156,7 @@ assert abs(np.exp(d) - v_post) < 1e-3
 x0 = 1.5
 log_px0 = -0.5 * (np.log(2 * np.pi * (a * a + s2)) + x0 ** 2 / (a * a + s2))
 m0, lv0 = v_post * a * x0 / s2, np.log(2 * v_post)
+previous = -np.inf
 for K in (1, 5, 50):
     eps_k = rng.standard_normal((K, 2000))
     zk = m0 + np.exp(lv0 / 2) * eps_k
@@ -167,7 +168,7 @@ for K in (1, 5, 50):
           f"single draws above log p(x): {above:.0%}")
     if K == 50:
         assert L_K.mean() < log_px0 and above > 0.2
-    assert K == 1 or L_K.mean() > previous
+    assert L_K.mean() > previous
     previous = L_K.mean()
 
 # %% [markdown]
@@ -199,7 +200,8 @@ ts = np.linspace(0, 1, 10)[:, None]
 images = trainer.decode((1 - ts) * mu_ab[0] + ts * mu_ab[1])
 fig, axes = plt.subplots(1, 10, figsize=(10, 1.2))
 for ax, img in zip(axes, images):
-    ax.imshow(img.reshape(28, 28), cmap="gray"); ax.axis("off")
+    ax.imshow(img.reshape(28, 28), cmap="gray")
+    ax.axis("off")
 savefig(fig, "05_interpolation.png")
 
 # %% [markdown]
@@ -302,7 +304,8 @@ for with_kl in (True, False):
     prior_images = np.asarray(model2.decode(model2.backend.normal((8, 2))))
     fig, axes = plt.subplots(1, 8, figsize=(8, 1.2))
     for ax, img in zip(axes, prior_images):
-        ax.imshow(img.reshape(28, 28), cmap="gray"); ax.axis("off")
+        ax.imshow(img.reshape(28, 28), cmap="gray")
+        ax.axis("off")
     fig.suptitle(f"prior samples decoded, {'with' if with_kl else 'without'} the KL")
     savefig(fig, f"05_prior_{'kl' if with_kl else 'no_kl'}.png")
 assert results2[False][0] > 3 * results2[True][0] and results2[False][1] < results2[True][1]

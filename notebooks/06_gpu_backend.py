@@ -31,9 +31,9 @@ import time
 import numpy as np
 
 import nnscratch as nn
+from _common import FAST
 from nnscratch import datasets
 from nnscratch.models.vae import VAETrainer
-from _common import FAST
 
 available = ["numpy"]
 for name in ("array_api_strict", "cupy"):

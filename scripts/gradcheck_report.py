@@ -57,7 +57,8 @@ def components(b):
         yield name, nn.gradcheck(layer, away_from_zero(b, (4, 6)))
     yield "bce_with_logits", loss_report(b, nn.bce_with_logits, {"s": b.normal((4, 5)) * 3},
                                          {"x": b.uniform((4, 5))})
-    yield "bce", loss_report(b, nn.bce, {"p": b.uniform((4, 5), 0.05, 0.95)}, {"x": b.uniform((4, 5))})
+    yield "bce", loss_report(b, nn.bce, {"p": b.uniform((4, 5), 0.05, 0.95)},
+                             {"x": b.uniform((4, 5))})
     yield "mse", loss_report(b, nn.mse, {"y": b.normal((3, 4))}, {"t": b.normal((3, 4))})
     yield "kl_normal", loss_report(b, nn.kl_normal, {"mu": b.normal((3, 4)),
                                                      "logvar": b.normal((3, 4))}, {})
@@ -85,7 +86,7 @@ def main(argv=None):
                        "env": {"python": platform.python_version(), "numpy": np.__version__,
                                "machine": platform.machine()}}, f, indent=1)
             f.write("\n")
-    print(f"| component | numpy | array-api-strict |\n|---|---|---|")
+    print("| component | numpy | array-api-strict |\n|---|---|---|")
     for component, errs in rows.items():
         print(f"| {component} | {errs['numpy']:.1e} | {errs['array_api_strict']:.1e} |")
 

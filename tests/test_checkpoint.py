@@ -8,8 +8,13 @@ import pytest
 
 import nnscratch as nn
 from nnscratch.training import checkpoint
-from nnscratch.training.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint,
-                                  read_checkpoint, save_checkpoint)
+from nnscratch.training.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from nnscratch.training.loop import new_loop_state
 from test_loop import ToyAE, toy
 

@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.metrics import classifier as clf_module
-from nnscratch import datasets
-from nnscratch.metrics.classifier import Classifier, cache_path, cache_root, clear_memory, get_classifier
 from conftest import TOLERANCE
+from nnscratch import datasets
+from nnscratch.metrics import classifier as clf_module
+from nnscratch.metrics.classifier import (
+    Classifier,
+    cache_path,
+    cache_root,
+    clear_memory,
+    get_classifier,
+)
 
 MINI = "fashion-mnist-mini"
 EPOCHS = 3          # about 80 % on the mini test split, a couple of seconds on 2 cores

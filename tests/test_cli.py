@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from nnscratch.training.checkpoint import read_checkpoint
 from nnscratch.cli import main
+from nnscratch.training.checkpoint import read_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 QUICK = ["--latent", "2", "--limit", "64", "--test-limit", "50", "--batch-size", "32",
@@ -70,7 +70,8 @@ def test_resume_takes_the_run_from_the_checkpoint_and_is_bit_exact(tmp_path):
     # only --resume and the new total: data, limit, batch size, out come from the checkpoint
     assert main(["train", "vae", "--resume", str(tmp_path / "b" / "checkpoint.npz"),
                  "--epochs", "2", "--quiet"]) == 0
-    a, b = net_arrays(tmp_path / "a" / "checkpoint.npz"), net_arrays(tmp_path / "b" / "checkpoint.npz")
+    a = net_arrays(tmp_path / "a" / "checkpoint.npz")
+    b = net_arrays(tmp_path / "b" / "checkpoint.npz")
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)

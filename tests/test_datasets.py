@@ -19,7 +19,15 @@ import pytest
 
 from nnscratch import datasets
 from nnscratch.datasets import (
-    Dataset, DownloadError, IDXError, batches, binarize, download_file, load, read_idx, write_idx,
+    Dataset,
+    DownloadError,
+    IDXError,
+    batches,
+    binarize,
+    download_file,
+    load,
+    read_idx,
+    write_idx,
 )
 from nnscratch.datasets.registry import DEBIAN_SHA256, REGISTRY, SPLIT_FILES
 

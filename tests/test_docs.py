@@ -197,6 +197,7 @@ def _docs_extension():
 def _docstrings():
     """(name, docstring) of every module, class, function and method of nnscratch."""
     import pkgutil
+
     import nnscratch
     found = {}
     for info in pkgutil.walk_packages(nnscratch.__path__, "nnscratch."):

@@ -5,9 +5,16 @@ import pytest
 
 from nnscratch import datasets
 from nnscratch.metrics.classifier import clear_memory, get_classifier
-from nnscratch.metrics.frechet import (class_metrics, feature_stats, frechet_distance,
-                               frechet_distance_of, image_metrics, reference_stats, sqrtm_psd,
-                               trace_sqrt_product)
+from nnscratch.metrics.frechet import (
+    class_metrics,
+    feature_stats,
+    frechet_distance,
+    frechet_distance_of,
+    image_metrics,
+    reference_stats,
+    sqrtm_psd,
+    trace_sqrt_product,
+)
 
 MINI = "fashion-mnist-mini"
 

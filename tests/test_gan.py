@@ -12,9 +12,16 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.models.gan import (GAN, PRESETS, GANTrainer, discriminator_loss, generator_loss, pack,
-                           unpack)
 from conftest import TOLERANCE, assert_plotted
+from nnscratch.models.gan import (
+    GAN,
+    PRESETS,
+    GANTrainer,
+    discriminator_loss,
+    generator_loss,
+    pack,
+    unpack,
+)
 from nnscratch.training.trainer import Trainer
 
 
@@ -246,10 +253,10 @@ def test_config_defaults_and_errors():
     assert trainer.config["pack"] == 1 and trainer.config["loss"] == "non-saturating"
     assert trainer.optimizers["D"].beta1 == 0.5
     assert Trainer.registry["gan"] is GANTrainer
-    sizes = [(l.n_in, l.n_out) for l in trainer.networks["D"].layers if isinstance(l, nn.Dense)]
-    assert sizes == [(784, 1024), (1024, 512), (512, 256), (256, 1)]
-    sizes = [(l.n_in, l.n_out) for l in trainer.networks["G"].layers if isinstance(l, nn.Dense)]
-    assert sizes == [(100, 256), (256, 512), (512, 1024), (1024, 784)]
+    def sizes(net):
+        return [(layer.n_in, layer.n_out) for layer in net.layers if isinstance(layer, nn.Dense)]
+    assert sizes(trainer.networks["D"]) == [(784, 1024), (1024, 512), (512, 256), (256, 1)]
+    assert sizes(trainer.networks["G"]) == [(100, 256), (256, 512), (512, 1024), (1024, 784)]
     packed = GANTrainer({"preset": "mlp", "pack": 4, "G_hidden": [8], "D_hidden": [8]}, backend=b)
     assert packed.networks["D"].layers[0].n_in == 4 * 784
     with pytest.raises(ValueError, match="preset"):
@@ -269,11 +276,13 @@ def test_seed_preset_builds_with_the_articles_layer_sizes():
     b = nn.Backend("numpy", "float32", seed=0)
     trainer = GANTrainer({"preset": "seed"}, backend=b)
     G, D = trainer.networks["G"], trainer.networks["D"]
-    dense = lambda net: [(l.n_in, l.n_out) for l in net.layers if isinstance(l, nn.Dense)]
+    def dense(net):
+        return [(layer.n_in, layer.n_out) for layer in net.layers if isinstance(layer, nn.Dense)]
     assert dense(G) == [(100, 4096), (4096, 2048), (2048, 1024), (1024, 784)]
     assert dense(D) == [(784, 1024), (1024, 2048), (2048, 4096), (4096, 1)]
     assert isinstance(G.layers[-1], nn.Sigmoid) and isinstance(D.layers[-1], nn.Identity)
-    assert all(l.alpha == 0.2 for l in G.layers + D.layers if isinstance(l, nn.LeakyReLU))
+    assert all(layer.alpha == 0.2 for layer in G.layers + D.layers
+               if isinstance(layer, nn.LeakyReLU))
     assert PRESETS["seed"]["latent"] == 100
 
 

@@ -333,6 +333,7 @@ def test_non_finite_parameters_are_never_saved(tmp_path, data):
 # -- figures -----------------------------------------------------------------------------
 def test_without_matplotlib_one_warning_and_training_goes_on(tmp_path, data, monkeypatch):
     import io
+
     from nnscratch.plots import grid
 
     def no_matplotlib():

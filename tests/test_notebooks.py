@@ -9,8 +9,8 @@ machine several BLAS threads per process spin against each other and make a 3-se
 notebook take a minute.
 """
 import os
-import re
 import pathlib
+import re
 import subprocess
 import sys
 

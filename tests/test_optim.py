@@ -1,6 +1,5 @@
 """Optimizers: Adam against a hand-computed trajectory, state keyed by identity, saving and
 restoring state, and moving it with the model."""
-import math
 
 import numpy as np
 import pytest

@@ -10,7 +10,6 @@ the text are checked the same way (``FIGURES``).
 """
 import json
 import pathlib
-import re
 from dataclasses import dataclass
 from typing import Callable
 

@@ -20,7 +20,8 @@ def test_ring_modes_are_eight_points_on_the_unit_circle():
 def test_grid_modes_are_the_25_points_of_the_grid():
     modes, std = toy2d.mixture("grid")
     assert modes.shape == (25, 2) and std == 0.05
-    assert {tuple(m) for m in modes} == {(a, b) for a in (-4, -2, 0, 2, 4) for b in (-4, -2, 0, 2, 4)}
+    axis = (-4, -2, 0, 2, 4)
+    assert {tuple(m) for m in modes} == {(a, b) for a in axis for b in axis}
 
 
 @pytest.mark.parametrize("name", ["ring", "grid"])

@@ -12,10 +12,15 @@ import pytest
 
 import nnscratch as nn
 from nnscratch import datasets
-from nnscratch.training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from nnscratch.cli import main
-from nnscratch.training.loop import TrainingDiverged, TrainingInterrupted, fit, new_loop_state
 from nnscratch.models.vae import VAETrainer
+from nnscratch.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from nnscratch.training.loop import TrainingDiverged, TrainingInterrupted, fit, new_loop_state
 
 
 @pytest.fixture(scope="module")

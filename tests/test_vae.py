@@ -12,9 +12,16 @@ import pytest
 
 import nnscratch as nn
 from conftest import TOLERANCE, assert_plotted
+from nnscratch.models.vae import (
+    PRESETS,
+    VAE,
+    VAETrainer,
+    log_normal_posterior,
+    log_normal_prior,
+    logmeanexp,
+    reparameterize,
+)
 from nnscratch.training.trainer import Trainer
-from nnscratch.models.vae import (PRESETS, VAE, VAETrainer, log_normal_posterior, log_normal_prior,
-                           logmeanexp, reparameterize)
 
 
 def tiny_vae(b, alpha=0.0, enc_hidden=(5,), dec_hidden=None):

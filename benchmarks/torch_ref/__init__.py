@@ -1,1 +1,4 @@
-"""PyTorch versions of nnscratch's networks, for the benchmarks only (never imported by the library)."""
+"""PyTorch versions of nnscratch's networks, for the benchmarks only.
+
+Never imported by the library.
+"""

@@ -101,9 +101,9 @@ class GANTrainer:
             fake = self.G(self.noise(B))
         s = self.D(torch.cat([x, fake]))
         s_real, s_fake = s[:B], s[B:]
-        loss_D = (F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real), reduction="sum")
-                  + F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake),
-                                                       reduction="sum")) / B
+        bce = F.binary_cross_entropy_with_logits
+        loss_D = (bce(s_real, torch.ones_like(s_real), reduction="sum")
+                  + bce(s_fake, torch.zeros_like(s_fake), reduction="sum")) / B
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         self.opt_D.step()

@@ -356,7 +356,8 @@ class _Run:
                            if isinstance(v, (int, float))})
         eval_s = time.perf_counter() - t0
         record["time_s"] = round(state["elapsed"], 3)
-        record["img_per_s"] = round(self.n_batches * self.batch_size / max(state["elapsed"], 1e-9), 1)
+        record["img_per_s"] = round(self.n_batches * self.batch_size
+                                    / max(state["elapsed"], 1e-9), 1)
         record["eval_s"] = round(eval_s, 3)
         state["wall"] += eval_s
         record["wall_s"] = round(state["wall"], 3)
@@ -382,7 +383,8 @@ class _Run:
             if os.path.basename(str(path)) == "samples.png":
                 history = os.path.join(self.out_dir, "samples")
                 os.makedirs(history, exist_ok=True)
-                shutil.copyfile(path, os.path.join(history, f"epoch_{records[-1]['epoch']:03d}.png"))
+                shutil.copyfile(path,
+                                os.path.join(history, f"epoch_{records[-1]['epoch']:03d}.png"))
         return paths
 
 
