@@ -26,12 +26,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import nnscratch as nn
+from _common import FAST, FIGURES, savefig, show
 from nnscratch import datasets
 from nnscratch.models.gan import GANTrainer
-from nnscratch.training.loop import fit
-from nnscratch.plots.grid import image_grid
 from nnscratch.models.vae import VAETrainer
-from _common import FAST, FIGURES, savefig
+from nnscratch.plots.grid import image_grid
+from nnscratch.training.loop import fit
 
 b = nn.Backend("numpy", seed=0)
 train = datasets.load("fashion-mnist-mini", "train")
@@ -69,7 +69,7 @@ print(f"generator {generator.n_params():,} parameters, discriminator "
 
 def train_as_listed(z):
     generated_samples = generator.forward(z)
-    discriminator_output = discriminator.forward(generated_samples)
+    discriminator_output = discriminator.forward(generated_samples)  # noqa: F841 (as listed)
     # "adjust the parameters of the generator and the discriminator"
     ...
 
@@ -129,31 +129,130 @@ assert moved > 0
 # | | the listing | `GANTrainer({"preset": "seed"})` |
 # |---|---|---|
 # | generator | z-4096-2048-1024-784, leaky ReLU 0.2, sigmoid | the same |
-# | discriminator | 784-1024-2048-4096-1, leaky ReLU 0.2, **sigmoid** | the same, returning the **logit** |
+# | discriminator | 784-1024-2048-4096-1, leaky ReLU 0.2, **sigmoid** | the same, **logit** out |
 # | $z$ | undefined | 100-dimensional, $\mathcal N(0, I)$ |
 # | losses | `...` | (gan-1), (gan-3) from logits, stable |
 # | real data | never seen | every $D$ step |
 # | optimizer | `...` | Adam, lr $2 \times 10^{-4}$, $\beta_1 = 0.5$ |
 # | loop | `...` | $k$ $D$ steps per $G$ step, gradient through $D$ (gan-7) |
 # | initialisation | TF default (Glorot) | He's gain for slope 0.2, Glorot on output layers |
+# | stabilisers | none | the `stable` recipe by default (below); `"recipe": "none"` here |
 
 # %%
 del generator, discriminator, opt_D, opt_G
-gan = GANTrainer({"preset": "seed"}, backend=nn.Backend("numpy", seed=0))
+gan = GANTrainer({"preset": "seed", "recipe": "none"},
+                backend=nn.Backend("numpy", seed=0))
 print(f"G {gan.gan.G.n_params():,} + D {gan.gan.D.n_params():,} parameters")
 gan_records = fit(gan, x_train, 1 if FAST else 2, batch, f"{FIGURES}/07_gan_run",
                   figures=False, progress=False, overwrite=True)
 print({k: round(v, 3) for k, v in gan_records[-1].items() if k.startswith("train_")})
 
 # %% [markdown]
-# In full mode the logs show something the listing could not have told: networks this wide,
-# on 6,000 images, let the discriminator win within two epochs (the mean of
-# $\sigma(D(G(z)))$, `train_D_fake`, falls towards 0). The corrected losses keep the
-# generator's gradient alive even then: from the logit, the non-saturating gradient (gan-4)
-# tends to $-1/n$ however confident $D$ is, while on clipped probabilities (bce-3) it is
-# exactly zero for every fake with $\sigma(s) < 10^{-7}$. Training the seed GAN well is
-# another matter (a lower learning rate for $D$, label smoothing, packing: the options of
-# `GANTrainer`); the `mlp` preset of chapter 04 is the easier model.
+# The corrected losses are still the bare GAN (`"recipe": "none"` above): they keep the
+# generator's gradient alive, from the logit (gan-4) it tends to $-1/n$ however confident $D$
+# is, while on clipped probabilities (bce-3) it is exactly zero for every fake with
+# $\sigma(s) < 10^{-7}$. They do not stop the discriminator from winning, and with networks this
+# wide it wins fast: the next section shows it.
+
+# %% [markdown]
+# ## The article's GAN collapses, then trains
+# Bare, the article's GAN does not learn to make images: within the first hundred or two
+# steps the discriminator separates real from fake almost perfectly, the mean of
+# $\sigma(D(G(z)))$ (`D_fake`) falls towards 0, and every sample ends as the same noise
+# pattern. So the `seed` preset trains, unless told otherwise, with the recipe `stable`
+# (`nnscratch.models.gan.RECIPES`): four stabilisers, each a layer or a training rule with
+# its own forward and backward pass, derived in `docs/stabilisers.md` and measured in
+# `docs/gan.md` ("Stabilisers and recipes"):
+#
+# - **spectral normalisation of D** (sn-1) to (sn-7): each layer divides its weights by their
+#   largest singular value, estimated by one power-iteration step per training forward, so
+#   D's logit cannot get arbitrarily steep. This is the one that stops D from winning
+#   (chapter 04's ablation: without it, D's loss stays far below chance);
+# - **batch normalisation in G** (bn-1) to (bn-8): after each hidden layer, every unit is
+#   standardised over the batch, which keeps a deep generator's activations in range from
+#   the first step;
+# - **a moving average of G's weights** (ema-1), decay 0.999: samples and evaluations come
+#   from the average, which sits nearer the centre of the generator's oscillation than its
+#   last step and takes away the pixel speckle;
+# - **two time scales** (Heusel et al., 2017): D learns at twice the learning rate, G at half
+#   of it (`ttur` = [2, 1/2]).
+#
+# The same networks, the same data and the same batches, trained bare and with `stable`.
+# **Fast mode** takes the regression test of the suite
+# (`tests/test_gan_stabilisers.py`): the seed networks at 1/8 of their width (G
+# 100-512-256-128-784, D 784-128-256-512-1), 200 steps of batch 64 on the embedded subset.
+# **Full mode** takes the real widths (23 million parameters) on 4,096 images, 300 steps.
+# The criterion is the test's: bare, `D_fake` averages below 0.05 over the last 50 steps
+# (collapsed); with `stable` it stays above 0.05 at every step from step 100 on.
+
+# %%
+del gan
+widths = ({"G_hidden": [512, 256, 128], "D_hidden": [128, 256, 512]} if FAST else {})
+x_gan, steps = (train.x, 200) if FAST else (train.x[:4096], 300)
+d_fake, gan_samples = {}, {}
+for recipe in ("none", "stable"):
+    trainer = GANTrainer({"preset": "seed", "recipe": recipe, **widths},
+                         backend=nn.Backend("numpy", "float32", seed=0))
+    order = np.random.default_rng(0)                  # the same batches for both recipes
+    d_fake[recipe] = np.array([trainer.step(x_gan[order.integers(0, len(x_gan), 64)])
+                               ["D_fake"] for _ in range(steps)])
+    gan_samples[recipe] = trainer.sample(16, seed=0)
+    print(f"recipe {recipe:6s}: G {trainer.gan.G.n_params():,} + D "
+          f"{trainer.gan.D.n_params():,} parameters; D_fake over the last 50 steps "
+          f"{d_fake[recipe][-50:].mean():.3f}, lowest from step 100 on "
+          f"{d_fake[recipe][100:].min():.3f}")
+    del trainer
+assert d_fake["none"][-50:].mean() < 0.05                 # bare: D has won
+assert d_fake["stable"][100:].min() > 0.05                # stable: it never does
+
+# %%
+fig = plt.figure(figsize=(11, 3.4))
+ax = fig.add_subplot(1, 3, 1)
+for recipe, label in (("none", "bare (recipe none)"), ("stable", "recipe stable")):
+    ax.plot(np.arange(1, steps + 1), d_fake[recipe], lw=0.8, label=label)
+ax.axhline(0.05, color="k", lw=0.8, ls=":", label="0.05 (the criterion)")
+ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+ax.set_yscale("log")
+ax.set_ylim(1e-3, 1)
+ax.set(xlabel="step", ylabel="mean D(G(z))", title="D_fake per step")
+ax.legend(fontsize=8)
+for i, (recipe, title) in enumerate((("none", "bare"), ("stable", "stable")), start=2):
+    ax = fig.add_subplot(1, 3, i)
+    ax.imshow(image_grid(gan_samples[recipe], nrow=4), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title(f"{title}: samples after {steps} steps", fontsize=9)
+    ax.axis("off")
+savefig(fig, "07_gan_collapse.png")
+
+# %% [markdown]
+# A few hundred steps show the collapse and its cure, not garments: the `stable` samples
+# are still blurs. Twenty epochs of the full Fashion-MNIST (60,000 images), seed 0, make the
+# difference. The bare seed GAN never leaves the collapse (measured on a GPU for the issue
+# that asked for these stabilisers, 8 epochs: `D_fake` $8 \times 10^{-8}$, every sample the
+# same noise pattern, all of them in one class). With `stable`, the numbers of
+# `benchmarks/gan_recipes.py` (Frechet distance in the project's classifier's features and
+# classes covered by 10,000 samples, as in the README; chapter 04 has the ablation):
+
+# %%
+import json
+
+with open("../benchmarks/results/gan_recipes.json") as f:
+    recipe_results = json.load(f)
+seed20 = recipe_results["seed_e20"]["runs"]
+for name, run in seed20.items():
+    c = run["curves"]
+    print(f"seed preset, 20 epochs, {name:10s} ({' '.join(run['options'])}): Frechet distance "
+          f"{run['frechet']:.2f}, {int(run['classes'])} of 10 classes; last epoch loss_D "
+          f"{c['train_loss_D'][-1]:.3f}, D_fake {c['train_D_fake'][-1]:.3f}")
+stable20 = seed20["stable"]
+assert stable20["classes"] == 10 and 2 * stable20["frechet"] < seed20["sn+bn+ema"]["frechet"]
+assert min(stable20["curves"]["train_D_fake"]) > 0.4      # D never wins, in 20 epochs
+show("../docs/figures/gan_seed20_stable_samples.png")
+
+# %% [markdown]
+# The second line is the same recipe with one learning rate for both networks (no two time
+# scales): all ten classes too, but a Frechet distance more than twice as large.
+# `nnscratch train gan --preset seed --dataset fashion-mnist --epochs 20` trains this
+# recipe; `--recipe none` trains the article's GAN as it was.
 
 # %% [markdown]
 # ## The VAE listing, translated, and its error
@@ -164,7 +263,6 @@ print({k: round(v, 3) for k, v in gan_records[-1].items() if k.startswith("train
 # does NumPy. `z_dim` is left as `...`; 20 here.
 
 # %%
-del gan
 z_dim = 20
 encoder = tf_dense_stack([784, 4096, 2048, z_dim], None)          # one code, linear
 decoder = tf_dense_stack([z_dim, 2048, 4096, 784], nn.Sigmoid(backend=b))
@@ -207,8 +305,8 @@ ae_samples = nn.to_numpy(decoder.forward(b.normal((16, z_dim))))
 # | the listing | `VAETrainer({"preset": "seed"})` |
 # |---|---|
 # | `encoded = encoder(x)` (one code) | `mu, logvar = encode(x)`: two linear heads (vae-1) |
-# | `decoded = decoder(encoded)` | `z = mu + exp(logvar / 2) * eps`, then `s = decoder(z)` (vae-2), (vae-3) |
-# | `reduce_sum(square(x - decoded), axis=[1, 2, 3])` (fails) | `bce_with_logits(s, x)`, summed over the 784 pixels (bce-1) |
+# | `decoder(encoded)` | `s = decoder(z)`, `z = mu + exp(logvar / 2) * eps` (vae-2), (vae-3) |
+# | `reduce_sum(square(x - decoded), axis=[1, 2, 3])` (fails) | `bce_with_logits(s, x)` (bce-1) |
 # | no KL term | `+ kl_normal(mu, logvar)` (kl-1): the loss is the negative ELBO (vae-4) |
 # | sigmoid output | logits; the sigmoid lives in the stable BCE |
 # | `z_dim = ...` | $k = 20$ |
@@ -247,7 +345,8 @@ fig, axes = plt.subplots(1, 2, figsize=(8, 4.3))
 for ax, images, title in [(axes[0], ae_samples, "the listing (an autoencoder)"),
                           (axes[1], vae_samples, "seed preset (a VAE)")]:
     ax.imshow(image_grid(images, nrow=4), cmap="gray_r", vmin=0, vmax=1)
-    ax.set_title(f"{title}\ndecoding z ~ N(0, I)", fontsize=9); ax.axis("off")
+    ax.set_title(f"{title}\ndecoding z ~ N(0, I)", fontsize=9)
+    ax.axis("off")
 savefig(fig, "07_prior_samples.png")
 
 # %% [markdown]
