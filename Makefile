@@ -11,10 +11,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Main job: train the VAE on the embedded Fashion-MNIST subset and write its figures.
+# Main job: train the VAE on the embedded Fashion-MNIST subset and write its figures. The demo
+# directory is the demo's own, so a second `make demo` replaces it (--overwrite); runs of your
+# own are never replaced without that option.
 demo: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[plot]'
-	$(BIN)/nnscratch train vae --preset classic --latent 2 --epochs 10 --out $(OUT)/vae
+	$(BIN)/nnscratch train vae --preset classic --latent 2 --epochs 10 --out $(OUT)/vae --overwrite
 	@echo "figures, log and checkpoint written to $(OUT)/vae"
 
 # The test suite (what CI runs).
