@@ -2,6 +2,20 @@
 
 The array library is chosen at run time (:func:`use_backend`, or ``NNSCRATCH_BACKEND``);
 NumPy is the default. Importing nnscratch imports neither matplotlib nor CuPy.
+
+Where each equation of the docs is computed (the label is cited beside the line):
+
+- layers: ``init.py`` (init-*), ``dense.py`` (dense-*), ``activations.py`` (relu-*,
+  lrelu-*, sigmoid-*, tanh-*, identity-*), ``dropout.py`` (drop-*), ``batchnorm.py``
+  (bn-*), ``spectral.py`` (sn-*);
+- losses and training rules: ``losses.py`` (bce-*, mse-*, kl-*, softmax-*), ``optim.py``
+  (sgd-*, adam-*), ``ema.py`` (ema-*), ``gradcheck.py`` (gradcheck-*), ``counter_rng.py``
+  (rng-*);
+- models: ``models/vae.py`` (vae-*), ``models/gan.py`` (gan-*, game-*),
+  ``models/toy2d.py`` (toy-*);
+- image metrics: ``metrics/classifier.py`` (clf-*), ``metrics/frechet.py`` (frechet-*).
+
+See ``docs/package_map.md`` for the layers and which way the imports point.
 """
 # The math first, then training, then the models: the order in which a reader meets the layers.
 # isort: off

@@ -143,9 +143,11 @@ def build_parser():
                           "in D, batch norm in G, EMA of G, lr_D = 2 lr and lr_G = lr / 2) or "
                           "none (the bare GAN); the options below override single pieces")
     gan.add_argument("--lr-d", dest="lr_D", type=_positive_float, default=None,
-                     help="D's learning rate (two time-scale update rule; default --lr)")
+                     help="D's learning rate (two time-scale update rule; default: --lr "
+                          "times the recipe's factor, 2 for stable, 1 for none)")
     gan.add_argument("--lr-g", dest="lr_G", type=_positive_float, default=None,
-                     help="G's learning rate (default --lr)")
+                     help="G's learning rate (default: --lr times the recipe's factor, 1/2 "
+                          "for stable, 1 for none)")
     gan.add_argument("--ema", type=_fraction, default=None,
                      help="decay of the moving average of G's weights that samples are "
                           "drawn from (0: none)")
@@ -219,13 +221,20 @@ def _load_data(dataset, data_dir, split, limit=None):
 
 #: command-line option -> config key, per model (None: not given, use the preset's)
 MODEL_OPTIONS = {"vae": ("preset", "latent", "binarize"),
-                 "gan": ("preset", "latent", "pack", "k", "recipe", "lr_D", "lr_G", "ema",
-                         "G_norm", "D_spectral", "D_dropout", "loss", "label_smoothing")}
+                 "gan": ("preset", "latent", "pack", "k", "recipe", "ema", "G_norm",
+                         "D_spectral", "D_dropout", "loss", "label_smoothing")}
+#: learning rates: set on a new run, and like --lr replace the checkpoint's on --resume
+RATE_OPTIONS = {"vae": (), "gan": ("lr_D", "lr_G")}
+#: config key -> its command-line option, where the two are spelled differently
+OPTION_NAMES = {"lr_D": "--lr-d", "lr_G": "--lr-g", "G_norm": "--g-norm",
+                "D_spectral": "--d-spectral", "D_dropout": "--d-dropout",
+                "label_smoothing": "--label-smoothing"}
 
 
 def _new_trainer(args):
     from .training.trainer import Trainer
-    config = {key: getattr(args, key) for key in MODEL_OPTIONS[args.model]}
+    config = {key: getattr(args, key)
+              for key in MODEL_OPTIONS[args.model] + RATE_OPTIONS[args.model]}
     config["preset"] = config["preset"] or args.default_preset
     config["lr"] = args.lr
     return Trainer.registry[args.model](config, backend=_backend(args.backend, args.seed))
@@ -242,14 +251,18 @@ def _resume(args):
     for key in MODEL_OPTIONS[args.model]:
         given, stored = getattr(args, key), trainer.config.get(key)
         if given is not None and given != stored:
-            raise UsageError(f"--{key} {given} contradicts the checkpoint ({key} = {stored}); "
-                             f"a resumed run keeps its model (leave --{key} out)")
+            option = OPTION_NAMES.get(key, f"--{key}")
+            raise UsageError(f"{option} {given} contradicts the checkpoint ({key} = {stored}); "
+                             f"a resumed run keeps its model (leave {option} out)")
     run = state.get("run", {})
     if args.batch_size is not None and args.batch_size != run.get("batch_size", args.batch_size):
         raise UsageError(f"--batch-size {args.batch_size} differs from the checkpoint's "
                          f"{run['batch_size']}; a resumed run keeps its batch size")
     if args.lr is not None:
         trainer.set_lr(args.lr)
+    for key in RATE_OPTIONS[args.model]:
+        if getattr(args, key) is not None:
+            trainer.set_network_lr(key[3:], getattr(args, key))
     for key in ("dataset", "data_dir", "limit", "test_limit", "batch_size", "epochs"):
         if getattr(args, key) is None:
             setattr(args, key, run.get(key))
@@ -269,10 +282,10 @@ def _peek_run(path):
         return {}
 
 
-def _command(argv, checkpoint, *extra):
-    """The command line ``argv`` resuming from ``checkpoint`` (its own ``--resume`` and the
-    options in ``extra`` replaced)."""
-    drop = {"--resume"} | {extra[i] for i in range(0, len(extra), 2)}
+def _command(argv, checkpoint, *extra, drop=()):
+    """The command line ``argv`` resuming from ``checkpoint`` (its own ``--resume``, the
+    options in ``extra`` and those in ``drop`` replaced or left out)."""
+    drop = {"--resume", *drop} | {extra[i] for i in range(0, len(extra), 2)}
     kept, skip = [], False
     for a in argv:
         if skip:
@@ -330,7 +343,10 @@ def _train(args):
     except TrainingDiverged as err:
         if err.checkpoint is not None:
             lower = f"{float(trainer.config.get('lr') or 1e-3) / 10:g}"
-            err.command = _command(args.argv, err.checkpoint, "--lr", lower)
+            # --lr scales both networks' rates (their ratio kept), so a --lr-d or --lr-g of
+            # the first command would undo it for that network: left out
+            err.command = _command(args.argv, err.checkpoint, "--lr", lower,
+                                   drop=("--lr-d", "--lr-g"))
         raise
     print(f"done: log, figures and checkpoint in {out}", file=sys.stderr)
     return 0

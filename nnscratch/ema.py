@@ -15,8 +15,10 @@ the :math:`1 / (1 - \beta)` = 1000 steps that a constant 0.999 would need. No gr
 flows through the average: it is a second copy of the network, used for sampling only.
 
 Buffers that are not weights (a batch normalisation's running statistics) are copied from
-the network, not averaged: they describe the activations of the network that produced
-them.
+the network, not averaged. Strictly they describe the trained network's activations, not
+the average's; recomputing them for the average on a few batches of noise (BigGAN's
+"standing statistics") is the exact alternative. The copy is what the measured results in
+``docs/gan.md`` use.
 """
 from __future__ import annotations
 

@@ -42,11 +42,18 @@ def test_recipe_none_is_the_bare_gan_and_a_given_key_wins_over_the_recipe(b32):
     assert any(isinstance(m, nn.Dropout) for m in mixed.gan.D.layers)
 
 
-def test_a_config_saved_before_recipes_loads_as_the_bare_gan():
-    old = {"preset": "mlp", "k": 1, "pack": 1, "loss": "non-saturating",
+def test_a_saved_config_rebuilds_the_run_that_saved_it():
+    """A checkpoint from before recipes is the bare GAN; one from before two time scales
+    keeps one learning rate; a config a user writes gets today's defaults."""
+    old = {"kind": "gan", "preset": "mlp", "k": 1, "pack": 1, "loss": "non-saturating",
            "label_smoothing": 0.0, "G_hidden": [5], "D_hidden": [5], "init": "pytorch"}
     assert GANTrainer._resolve(old)["recipe"] == "none"
+    stable_before_ttur = {**old, "recipe": "stable", "ema": 0.999, "G_norm": "batch",
+                          "D_spectral": True, "lr": 2e-4, "lr_D": None, "lr_G": None}
+    cfg = GANTrainer._resolve(stable_before_ttur)
+    assert cfg["recipe"] == "stable" and cfg["ttur"] == [1.0, 1.0]
     assert GANTrainer._resolve({"preset": "mlp", "label_smoothing": 0.1})["recipe"] == "stable"
+    assert GANTrainer._resolve({"preset": "mlp", "recipe": "stable"})["ttur"] == [2.0, 0.5]
 
 
 def test_two_time_scales_give_each_network_its_learning_rate(b32):
@@ -162,3 +169,36 @@ def test_the_seed_architecture_at_one_eighth_width_does_not_collapse():
                                    ["D_fake"] for _ in range(200)])
     assert d_fake["stable"][100:].min() > 0.05, d_fake["stable"][100:].min()
     assert d_fake["none"][150:].mean() < 0.05, d_fake["none"][150:].mean()
+
+
+# -- the command line ---------------------------------------------------------------------------
+def test_learning_rates_on_resume_replace_the_checkpoints_like_lr(tmp_path):
+    """--lr-d and --lr-g set a new run's rates and, like --lr, replace a checkpoint's on
+    --resume (a run can slow down D alone); the resume command printed after a divergence
+    leaves them out, since its --lr scales both."""
+    from nnscratch.cli import _command, main
+    out = tmp_path / "run"
+    base = ["train", "gan", "--limit", "128", "--test-limit", "64", "--no-figures", "--quiet"]
+    assert main(base + ["--epochs", "1", "--lr-d", "4e-4", "--out", str(out)]) == 0
+    ckpt = str(out / "checkpoint.npz")
+    assert main(base + ["--epochs", "2", "--lr", "1e-4", "--resume", ckpt]) == 0
+    trainer, _ = load_checkpoint(ckpt)
+    assert trainer.optimizers["D"].lr == pytest.approx(2e-4)      # 4e-4 scaled by 1e-4 / 2e-4
+    assert main(base + ["--epochs", "3", "--lr-d", "3e-4", "--resume", ckpt]) == 0
+    trainer, _ = load_checkpoint(ckpt)
+    assert trainer.optimizers["D"].lr == pytest.approx(3e-4)
+    assert trainer.optimizers["G"].lr == pytest.approx(5e-5)      # lr 1e-4 times 1/2
+    command = _command(["train", "gan", "--lr-d", "4e-4", "--lr-g=1e-4"], ckpt, "--lr", "1e-5",
+                       drop=("--lr-d", "--lr-g"))
+    assert "--lr-d" not in command and "--lr-g" not in command and command.endswith("--lr 1e-5")
+
+
+def test_a_contradicting_stabiliser_is_named_by_its_option(tmp_path, capsys):
+    from nnscratch.cli import main
+    out = tmp_path / "run"
+    base = ["train", "gan", "--limit", "128", "--test-limit", "64", "--no-figures", "--quiet"]
+    assert main(base + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(base + ["--epochs", "2", "--g-norm", "none",
+                        "--resume", str(out / "checkpoint.npz")]) == 2
+    assert "--g-norm none contradicts the checkpoint" in capsys.readouterr().err

@@ -97,3 +97,21 @@ def test_the_check_sees_a_wrong_import(tmp_path, monkeypatch):
                         open(self, encoding="utf-8").read())
     assert "nnscratch.training.loop" in imports(bad)
     assert layer("nnscratch.training.loop") != "math"
+
+
+def test_the_package_docstring_names_the_module_of_every_equation_family():
+    """Two hops from ``nnscratch/__init__.py`` to any equation: its docstring names, for each
+    family of labels cited in the code (``bce-*``, ``sn-*``...), the module that cites it."""
+    import re
+
+    import nnscratch
+    doc = nnscratch.__doc__
+    for path in PACKAGE.rglob("*.py"):
+        for family in set(re.findall(r"\(([a-z]+)-[0-9]+\)", path.read_text())):
+            rel = path.relative_to(PACKAGE).as_posix()
+            entry = re.search(rf"``{re.escape(rel)}`` \(([^)]*)\)", doc)
+            if f"{family}-*" in (entry.group(1) if entry else ""):
+                continue
+            # cited here, derived elsewhere: some module must be named for the family
+            assert f"({family}-*" in doc or f" {family}-*" in doc, \
+                f"{rel} cites ({family}-N), which nnscratch's docstring does not place"

@@ -131,8 +131,11 @@ RECIPES = {
     "stable": {"D_spectral": True, "G_norm": "batch", "ema": 0.999, "ttur": [2.0, 0.5]},
 }
 
-#: A complete config without a ``recipe`` key was saved before recipes existed.
-LEGACY_KEYS = ("k", "pack", "loss", "label_smoothing", "G_hidden", "D_hidden", "init")
+#: A saved config (a checkpoint's: it names its ``kind`` and holds all of these) keeps the
+#: run it describes: without ``recipe`` it predates recipes (the bare GAN), and a key in
+#: :data:`ADDED_LATER` that it lacks takes the value that reproduces that run.
+SAVED_KEYS = ("kind", "k", "pack", "loss", "label_smoothing", "G_hidden", "D_hidden", "init")
+ADDED_LATER = {"ttur": [1.0, 1.0]}
 
 #: The recipe each preset trains with unless told otherwise.
 PRESET_RECIPES = {"seed": "stable", "mlp": "stable", "toy": "none"}
@@ -198,8 +201,16 @@ class GAN:
         Slopes of the leaky ReLUs of G and D (0: ReLU).
     output : {"sigmoid", "linear"}
         The generator's output.
+    init : {"he", "glorot", "pytorch"}
+        The initialisation of every layer (see :mod:`nnscratch.init`).
     pack : int
         ``m`` of eq. (gan-8); D's input is ``m d`` wide.
+    G_norm : {"none", "batch"}
+        Batch normalisation after each hidden layer of G (eqs. bn-1 to bn-8).
+    D_spectral : bool
+        Spectral normalisation of every layer of D (eqs. sn-1 to sn-7).
+    D_dropout : float
+        Dropout probability after each hidden layer of D (eq. drop-1), 0 for none.
     """
 
     def __init__(self, latent=100, data_dim=784, G_hidden=(256, 512, 1024),
@@ -262,11 +273,6 @@ class GAN:
         back to ``(B, d)``, then through G, filling ``G.grads``."""
         dx = self.D.backward(ds, param_grads=False)
         self.G.backward(unpack(dx, self.m, self.data_dim), input_grad=False)
-
-    def generate(self, z):
-        """``G(z)``: ``(n, latent)`` -> ``(n, d)``."""
-        return self.G.forward(z)
-
 
 @contextlib.contextmanager
 def evaluating(net):
@@ -359,6 +365,12 @@ class GANTrainer(Trainer):
         given = cfg[f"lr_{name}"]
         return float(given) if given else float(cfg["lr"]) * float(cfg["ttur"]["DG".index(name)])
 
+    def set_network_lr(self, name, lr):
+        """Give network ``name`` ("D" or "G") the learning rate ``lr`` (``lr_<name>`` in the
+        config), e.g. to slow down only D when resuming."""
+        self.config[f"lr_{name}"] = float(lr)
+        self.optimizers[name].lr = self._lr(name)
+
     def set_lr(self, lr):
         """Scale both learning rates so that ``lr`` replaces ``lr`` (their ratio is kept), e.g.
         to resume a diverged run with a smaller step."""
@@ -373,16 +385,18 @@ class GANTrainer(Trainer):
     @staticmethod
     def _resolve(config):
         """The full config: the preset's architecture, then its recipe's stabilisers, then
-        :data:`DEFAULTS`; a key given (not None) in ``config`` wins over all three."""
+        :data:`DEFAULTS`; a key given (not None) in ``config`` wins over all three. A saved
+        config (see :data:`SAVED_KEYS`) rebuilds the run that saved it."""
         preset = config.get("preset") or "mlp"
         if preset not in PRESETS:
             raise ValueError(f"unknown GAN preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        recipe = config.get("recipe") or PRESET_RECIPES[preset]
-        if "recipe" not in config and all(key in config for key in LEGACY_KEYS):
-            recipe = "none"           # a checkpoint's config from before recipes: bare GAN
+        saved = all(key in config for key in SAVED_KEYS)
+        recipe = config.get("recipe") or ("none" if saved else PRESET_RECIPES[preset])
         if recipe not in RECIPES:
             raise ValueError(f"unknown GAN recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
         defaults = {**DEFAULTS, **PRESETS[preset], **RECIPES[recipe]}
+        if saved:
+            defaults.update({k: v for k, v in ADDED_LATER.items() if k not in config})
         cfg = {key: (config.get(key) if config.get(key) is not None else value)
                for key, value in defaults.items()}
         for key in ("betas", "G_hidden", "D_hidden", "ttur"):
