@@ -61,12 +61,14 @@ def mean_se(values):
     return float(v.mean()), se
 
 
-def run(name, pack, seeds, snapshots=(), verbose=True):
-    """Train ``len(seeds)`` GANs on mixture ``name`` with pack ``pack``; per-seed results."""
+def run(name, pack, seeds, snapshots=(), verbose=True, extra=None):
+    """Train ``len(seeds)`` GANs on mixture ``name`` with pack ``pack``; per-seed results.
+    ``extra``: config keys added to the setting's (e.g. the stabilisers of the GAN)."""
     s = SETTINGS[name]
     rows, logs = [], {}
     for seed in seeds:
-        trainer, log = toy2d.train(name, s["steps"], {**s["config"], "pack": pack},
+        trainer, log = toy2d.train(name, s["steps"], {**s["config"], **(extra or {}),
+                                                      "pack": pack},
                                    batch=s["batch"], seed=seed, lr_final=s["lr_final"],
                                    decay_start=s["decay_start"], scale=s["scale"],
                                    snapshots=snapshots if seed == seeds[0] else ())
@@ -155,6 +157,9 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                       "toy2d.json"))
     parser.add_argument("--figures", default=None, help="directory for the figures of seed 0")
+    parser.add_argument("--config", type=json.loads, default={}, metavar="JSON",
+                        help='GAN config keys added to the settings, e.g. \'{"ema": 0.999, '
+                             '"D_spectral": true}\' (recorded in the results)')
     parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
                         help="merge earlier result files (e.g. one per mixture, run in "
                              "parallel) into --out and print their table; trains nothing")
@@ -169,7 +174,7 @@ def main(argv=None):
         snaps = sorted({0, steps // 8, steps // 4, steps // 2, steps}) if args.figures else ()
         logs_by_pack = {}
         for pack in args.packs or [SETTINGS[name]["pack"], 1]:
-            rows, logs = run(name, pack, seeds, snaps)
+            rows, logs = run(name, pack, seeds, snaps, extra=args.config)
             summaries.append(summarize(name, pack, rows))
             logs_by_pack[pack] = logs
         if args.figures:
@@ -179,7 +184,7 @@ def main(argv=None):
     result = {"benchmark": "toy2d mode coverage (PacGAN Table 1 protocol)",
               "metric": "eq. (toy-1): 2500 samples; high quality = nearest mode within 3 std; "
                         "mode captured = nearest mode of >= 1 high-quality sample",
-              "settings": SETTINGS, "summaries": summaries,
+              "settings": SETTINGS, "config_extra": args.config, "summaries": summaries,
               "machine": {"python": platform.python_version(), "numpy": np.__version__,
                           "cpu": platform.processor() or platform.machine(),
                           "cores": os.cpu_count(),
