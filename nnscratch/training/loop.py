@@ -183,7 +183,9 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
     state = _start_state(seed, loop_state, len(data.x), batch_size)
     os.makedirs(out_dir, exist_ok=True)
     with RunLock(out_dir), _SigintFlag() as sigint:
-        check_fresh(out_dir, resumed_from, overwrite, resuming=loop_state is not None)
+        # a loop state that has taken no step yet (the CLI's for a fresh run) starts a run
+        check_fresh(out_dir, resumed_from, overwrite,
+                    resuming=loop_state is not None and loop_state.get("step", 0) > 0)
         remove_stale_temporaries(out_dir)
         log = RunLog(out_dir)
         records = log.truncate(state["epoch"])

@@ -75,9 +75,12 @@ def check_fresh(out_dir, resumed_from=None, overwrite=False, resuming=False):
     if resumed_from is not None and os.path.isfile(own) and os.path.samefile(resumed_from, own):
         return
     if not overwrite:
+        # a run killed between its first log line and its first checkpoint has nothing to
+        # resume: then only the two other ways out are named
+        resume = f"continue it with --resume {own}, " if os.path.isfile(own) else ""
         raise RunDirectoryError(
-            f"{out_dir} holds an earlier run ({os.path.basename(found)}); continue it with "
-            f"--resume {own}, choose a fresh --out, or pass --overwrite to replace it")
+            f"{out_dir} holds an earlier run ({os.path.basename(found)}); {resume}choose a "
+            f"fresh --out, or pass --overwrite to replace it")
     for name in RUN_FILES:
         path = os.path.join(out_dir, name)
         if os.path.isfile(path):
