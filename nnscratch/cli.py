@@ -336,7 +336,8 @@ def _train(args):
     try:
         fit(trainer, train, args.epochs, args.batch_size, out, seed=args.seed, loop_state=state,
             test=test, eval_every=args.eval_every, figures=not args.no_figures,
-            progress=not args.quiet, resumed_from=args.resume, overwrite=args.overwrite)
+            progress=not args.quiet, resumed_from=args.resume, overwrite=args.overwrite,
+            fresh=not args.resume)
     except TrainingInterrupted as stop:
         stop.command = _command(args.argv, stop.path)
         raise

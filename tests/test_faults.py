@@ -440,9 +440,10 @@ def test_a_failed_figure_write_keeps_the_earlier_figure(tmp_path, monkeypatch):
 
 
 def test_fit_refuses_a_fresh_state_in_a_run_directory_and_overwrite_deletes_first(tmp_path):
-    """fit checks under the lock: a loop state that has taken no step starts a fresh run,
-    refused where a run is; with overwrite the earlier checkpoint and logs are gone before
-    the first step (a run that then fails leaves nothing of the old one to mistake)."""
+    """fit checks under the lock: a run it is told is fresh (as the CLI tells it, with a
+    loop state of its own) is refused where a run is; with overwrite the earlier checkpoint
+    and logs are gone before the first step (a run that then fails leaves nothing of the old
+    one to mistake)."""
     from nnscratch import datasets
     from nnscratch.models.vae import VAETrainer
     from nnscratch.training.loop import fit, new_loop_state
@@ -453,11 +454,11 @@ def test_fit_refuses_a_fresh_state_in_a_run_directory_and_overwrite_deletes_firs
     fit(VAETrainer({"latent": 2}), data, 1, 32, str(out), figures=False, progress=False)
     with pytest.raises(RunDirectoryError, match="--resume"):
         fit(VAETrainer({"latent": 2}), data, 1, 32, str(out), loop_state=new_loop_state(5),
-            figures=False, progress=False)
+            figures=False, progress=False, fresh=True)
     broken = VAETrainer({"latent": 2})
     broken.step = lambda x: (_ for _ in ()).throw(RuntimeError("planted"))
     with pytest.raises(RuntimeError, match="planted"):
         fit(broken, data, 1, 32, str(out), loop_state=new_loop_state(5), figures=False,
-            progress=False, overwrite=True)
+            progress=False, overwrite=True, fresh=True)
     assert not (out / "checkpoint.npz").exists()
     assert not (out / "log.jsonl").exists() or (out / "log.jsonl").read_text() == ""

@@ -116,7 +116,7 @@ def new_loop_state(seed):
 
 def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, test=None,
         eval_every=1, figures=True, progress=True, stream=None, eval_kwargs=None,
-        resumed_from=None, overwrite=False):
+        resumed_from=None, overwrite=False, fresh=None):
     """Train ``trainer`` on ``data`` until ``epochs`` epochs are done (counting resumed ones).
 
     Parameters
@@ -152,6 +152,10 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
         Let a fresh run replace the checkpoint and logs of an earlier run in ``out_dir``
         (otherwise refused: see :mod:`nnscratch.training.rundir`, which also locks
         ``out_dir`` for the run).
+    fresh : bool, optional
+        Whether this is a new run (checked against ``out_dir`` under its lock); default: a
+        new run exactly when no ``loop_state`` is given. The command line passes it, since
+        it gives a new run a ``loop_state`` of its own.
 
     Returns
     -------
@@ -183,9 +187,8 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
     state = _start_state(seed, loop_state, len(data.x), batch_size)
     os.makedirs(out_dir, exist_ok=True)
     with RunLock(out_dir), _SigintFlag() as sigint:
-        # a loop state that has taken no step yet (the CLI's for a fresh run) starts a run
-        check_fresh(out_dir, resumed_from, overwrite,
-                    resuming=loop_state is not None and loop_state.get("step", 0) > 0)
+        fresh = loop_state is None if fresh is None else fresh
+        check_fresh(out_dir, resumed_from, overwrite, resuming=not fresh)
         remove_stale_temporaries(out_dir)
         log = RunLog(out_dir)
         records = log.truncate(state["epoch"])
