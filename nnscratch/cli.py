@@ -300,7 +300,7 @@ def _command(argv, checkpoint, *extra, drop=()):
 def _train(args):
     import importlib
 
-    from .training.loop import TrainingDiverged, TrainingInterrupted, fit, new_loop_state
+    from .training.loop import TrainingDiverged, TrainingInterrupted, fit, new_loop_state, sync_log
     from .training.rundir import check_fresh, check_unlocked
     importlib.import_module(f"nnscratch.models.{args.model}")
     if args.resume:
@@ -324,6 +324,7 @@ def _train(args):
                     "batch_size": args.batch_size, "epochs": args.epochs,
                     "backend": trainer.backend.name}
     if args.resume and state["epoch"] >= args.epochs:
+        sync_log(os.path.dirname(os.path.abspath(args.resume)), state)
         print(f"{args.resume} has {state['epoch']} epochs done already; pass --epochs N with "
               f"N > {state['epoch']} to train more", file=sys.stderr)
         return 0

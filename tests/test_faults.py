@@ -370,8 +370,10 @@ def test_kills_at_random_moments_always_leave_a_checkpoint_that_resumes_exactly(
     rng = random.Random(seed)
     assert main(["train", "vae", *KILL_RUN, "--out", str(tmp_path / "straight")]) == 0
     out, ckpt = tmp_path / "killed", tmp_path / "killed" / "checkpoint.npz"
-    done, kills, began = False, 0, time.monotonic()
+    kills, began = 0, time.monotonic()
     while kills < 6 and time.monotonic() - began < 40:
+        if ckpt.exists() and load_checkpoint(ckpt)[1]["epoch"] == 4:
+            break               # killed after its last checkpoint: the run is done
         # a kill between the first epoch's log line and its checkpoint leaves a log and
         # nothing to resume: the run starts afresh there, which needs --overwrite
         argv = ["train", "vae", "--resume", str(ckpt), *QUIET] if ckpt.exists() else \
@@ -403,11 +405,11 @@ def test_kills_at_random_moments_always_leave_a_checkpoint_that_resumes_exactly(
             assert "resume with: nnscratch train vae" in err or "nothing saved" in err, \
                 what + err
         if proc.returncode == 0 or "\ndone: " in "\n" + err:
-            done = True
             break
         kills += 1
-    if not done:
-        assert main(["train", "vae", "--resume", str(ckpt), *QUIET]) == 0
+    # a finished run's resume trains nothing and restores a last log line that a kill
+    # between the checkpoint and the log left out
+    assert main(["train", "vae", "--resume", str(ckpt), *QUIET]) == 0
     assert [json.loads(r)["epoch"] for r in open(out / "log.jsonl")] == [1, 2, 3, 4]
     a, b = net_arrays(tmp_path / "straight" / "checkpoint.npz"), net_arrays(ckpt)
     assert a.keys() == b.keys()
@@ -462,3 +464,33 @@ def test_fit_refuses_a_fresh_state_in_a_run_directory_and_overwrite_deletes_firs
             progress=False, overwrite=True, fresh=True)
     assert not (out / "checkpoint.npz").exists()
     assert not (out / "log.jsonl").exists() or (out / "log.jsonl").read_text() == ""
+
+
+def test_a_stop_between_checkpoint_and_log_loses_no_log_line(tmp_path, monkeypatch):
+    """The checkpoint is written before the epoch's log line and carries it: a run stopped
+    between the two (here the log write fails once) gets the line back when it resumes, so
+    the log has every epoch exactly once."""
+    from nnscratch import datasets
+    from nnscratch.models.vae import VAETrainer
+    from nnscratch.training import loop
+    data = datasets.load("fashion-mnist-mini", "train")
+    data.x, data.labels = data.x[:64], data.labels[:64]
+    out = tmp_path / "run"
+    append = loop.RunLog.append
+
+    def fail_at_epoch_2(self, record):
+        if record["epoch"] == 2:
+            raise OSError(28, "No space left on device")
+        return append(self, record)
+
+    monkeypatch.setattr(loop.RunLog, "append", fail_at_epoch_2)
+    with pytest.raises(OSError):
+        loop.fit(VAETrainer({"latent": 2}), data, 3, 32, str(out), figures=False,
+                 progress=False)
+    monkeypatch.undo()
+    assert [json.loads(r)["epoch"] for r in open(out / "log.jsonl")] == [1]
+    trainer, state = load_checkpoint(str(out / "checkpoint.npz"))
+    assert state["epoch"] == 2
+    loop.fit(trainer, data, 3, 32, str(out), loop_state=state, figures=False,
+             progress=False, resumed_from=str(out / "checkpoint.npz"))
+    assert [json.loads(r)["epoch"] for r in open(out / "log.jsonl")] == [1, 2, 3]

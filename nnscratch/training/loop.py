@@ -191,7 +191,7 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
         check_fresh(out_dir, resumed_from, overwrite, resuming=not fresh)
         remove_stale_temporaries(out_dir)
         log = RunLog(out_dir)
-        records = log.truncate(state["epoch"])
+        records = _sync_log(log, state)
         stream = sys.stderr if stream is None else stream
         run = _Run(trainer, data, batch_size, epochs, out_dir, state, stream, progress,
                    last_good=_last_good(out_dir, loop_state, resumed_from))
@@ -201,10 +201,13 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
             due = test is not None and (state["epoch"] + 1 == epochs
                                         or (state["epoch"] + 1) % eval_every == 0)
             record = run.end_epoch(test if due else None, eval_kwargs or {})
-            records = log.append(record)
             started = time.perf_counter()
+            # the epoch's log line travels in its checkpoint, written first: a run stopped
+            # between the two writes gets the line back on resume, never a line too many
+            state["record"] = record
             save_checkpoint(run.ckpt, trainer, state)
             run.last_good = run.ckpt
+            records = log.append(record)
             if figures:
                 run.figures(test if test is not None else data, records)
             state["wall"] += time.perf_counter() - started
@@ -212,6 +215,25 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
             if sigint.raised:           # Ctrl-C during evaluation or figures: stop here
                 save_checkpoint(run.ckpt, trainer, state)
                 raise TrainingInterrupted(run.ckpt, state["epoch"], 0)
+    return records
+
+
+def sync_log(out_dir, loop_state):
+    """Bring ``out_dir``'s log in line with a checkpoint's ``loop_state`` (under the
+    directory's lock) without training: for a finished run whose last log line was not
+    written. Returns the records."""
+    with RunLock(out_dir):
+        return _sync_log(RunLog(out_dir), loop_state)
+
+
+def _sync_log(log, state):
+    """The log cut to the epochs the checkpoint has done, plus the last epoch's line from
+    the checkpoint if a stop between the two writes left it out."""
+    records = log.truncate(state["epoch"])
+    last = state.get("record")
+    if last and last["epoch"] == state["epoch"] and \
+            (not records or records[-1]["epoch"] < last["epoch"]):
+        records = log.append(last)
     return records
 
 
