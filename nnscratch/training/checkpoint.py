@@ -11,6 +11,7 @@ Read with ``allow_pickle=False``: strings are stored as 0-d unicode arrays, neve
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -51,13 +52,24 @@ def save_npz_atomic(path, arrays):
     permissions of any new file (the umask applies), flushed and fsync'ed, then renamed over
     ``path``; the temporary file is removed if anything, Ctrl-C included, interrupts.
     """
+    with _atomic_file(path) as f:
+        np.savez(f, **arrays)
+    return path
+
+
+@contextlib.contextmanager
+def _atomic_file(path):
+    """An open binary file that becomes ``path`` only when the block ends without error: a
+    temporary file in the same directory (so the rename never crosses file systems), created
+    with the permissions of any new file, flushed and fsync'ed, renamed over ``path``, and the
+    directory fsync'ed; removed if anything, Ctrl-C included, interrupts."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
                                   f"{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as f:
-            np.savez(f, **arrays)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -69,7 +81,6 @@ def save_npz_atomic(path, arrays):
                                      "there before, if any, is kept") from err
         raise
     _fsync_directory(directory)
-    return path
 
 
 def save_npy_rows(path, shape, blocks, dtype=np.float32):
@@ -86,38 +97,22 @@ def save_npy_rows(path, shape, blocks, dtype=np.float32):
     included, interrupts.
     """
     path, dtype, shape = os.fspath(path), np.dtype(dtype), tuple(int(n) for n in shape)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
-                                  f"{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            np.lib.format.write_array_header_1_0(f, {
-                "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                "shape": shape})
-            offset = f.tell()
-            _reserve(f, offset + math.prod(shape) * dtype.itemsize)
-            rows = 0
-            for block in blocks:
-                block = np.ascontiguousarray(block, dtype=dtype)
-                if block.shape[1:] != shape[1:] or rows + len(block) > shape[0]:
-                    raise ValueError(f"save_npy_rows: a block of shape {block.shape} does not "
-                                     f"fit rows {rows}.. of {shape}")
-                f.write(block.data)
-                rows += len(block)
-            if rows != shape[0]:
-                raise ValueError(f"save_npy_rows: {rows} rows given for a shape {shape}")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(err, OSError) and err.errno is not None:
-            raise OSError(err.errno, f"could not write {path} ({err.strerror}); the file "
-                                     "there before, if any, is kept") from err
-        raise
-    _fsync_directory(directory)
+    with _atomic_file(path) as f:
+        np.lib.format.write_array_header_1_0(f, {
+            "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+            "shape": shape})
+        offset = f.tell()
+        _reserve(f, offset + math.prod(shape) * dtype.itemsize)
+        rows = 0
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype=dtype)
+            if block.shape[1:] != shape[1:] or rows + len(block) > shape[0]:
+                raise ValueError(f"save_npy_rows: a block of shape {block.shape} does not "
+                                 f"fit rows {rows}.. of {shape}")
+            f.write(block.data)
+            rows += len(block)
+        if rows != shape[0]:
+            raise ValueError(f"save_npy_rows: {rows} rows given for a shape {shape}")
     return path
 
 
