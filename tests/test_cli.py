@@ -3,7 +3,6 @@
 Runs train a VAE (latent 2) on 64 embedded images and evaluate on 50: about a second each."""
 import json
 import os
-import pathlib
 import re
 import shlex
 import signal
@@ -14,16 +13,9 @@ import time
 import numpy as np
 import pytest
 
+from cli_helpers import QUICK, ROOT, one_error_line, train
 from nnscratch.cli import main
 from nnscratch.training.checkpoint import read_checkpoint
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-QUICK = ["--latent", "2", "--limit", "64", "--test-limit", "50", "--batch-size", "32",
-         "--quiet", "--no-figures"]
-
-
-def train(out, *extra):
-    return main(["train", "vae", *QUICK, "--out", str(out), *extra])
 
 
 def net_arrays(path):
@@ -32,12 +24,6 @@ def net_arrays(path):
 
 def epochs_in_log(out):
     return [json.loads(line)["epoch"] for line in open(out / "log.jsonl")]
-
-
-def one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("nnscratch: error: "), err
-    return err[0]
 
 
 def test_train_writes_figures_then_sample_and_eval(tmp_path, capsys):

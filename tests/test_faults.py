@@ -6,7 +6,6 @@ size (``RLIMIT_FSIZE``) to play a full disk. Runs train a VAE (latent 2) on 64 e
 images: well under a second an epoch."""
 import json
 import os
-import pathlib
 import random
 import re
 import signal
@@ -17,23 +16,10 @@ import time
 import numpy as np
 import pytest
 
+from cli_helpers import QUICK, ROOT, one_error_line, train
 from nnscratch.cli import main
 from nnscratch.training.checkpoint import load_checkpoint, read_checkpoint
 from nnscratch.training.rundir import LOCK, RunLock
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-QUICK = ["--latent", "2", "--limit", "64", "--test-limit", "50", "--batch-size", "32",
-         "--quiet", "--no-figures"]
-
-
-def train(out, *extra):
-    return main(["train", "vae", *QUICK, "--out", str(out), *extra])
-
-
-def one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("nnscratch: error: "), err
-    return err[0]
 
 
 def dead_pid():
