@@ -56,9 +56,7 @@ class EMA:
 
     def copy_buffers(self):
         """The network's buffers (not weights) into the average."""
-        buffers = getattr(self.module, "buffers", None)
-        if not buffers:
-            return
+        buffers = self.module.buffers
         for name, a in self.average.buffers.items():
             a[...] = buffers[name]
 

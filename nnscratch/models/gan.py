@@ -274,6 +274,7 @@ class GAN:
         dx = self.D.backward(ds, param_grads=False)
         self.G.backward(unpack(dx, self.m, self.data_dim), input_grad=False)
 
+
 @contextlib.contextmanager
 def evaluating(net):
     """``net`` in evaluation mode (dropout off, batch normalisation on its running
@@ -522,9 +523,6 @@ class GANTrainer(Trainer):
         self.check_data(x, "GANTrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
         m = self.gan.m
-        if x.ndim != 2 or x.shape[1] != self.gan.data_dim:
-            raise ShapeError(f"evaluate: expected x of shape (N, {self.gan.data_dim}), "
-                             f"got {x.shape}")
         N = (len(x) // m) * m
         if N == 0:
             raise ValueError(f"evaluate: need at least pack = {m} examples, got {len(x)}")

@@ -85,7 +85,7 @@ from ..activations import sigmoid
 from ..backend import namespace, to_numpy
 from ..dense import Dense
 from ..losses import bce_terms, bce_with_logits, kl_normal, kl_terms
-from ..module import Module, ShapeError
+from ..module import Module
 from ..optim import Adam
 from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
@@ -382,8 +382,6 @@ class VAETrainer(Trainer):
             raise ValueError(f"iw_samples must be >= 1, got {K}")
         self.check_data(x, "VAETrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.vae.n_in:
-            raise ShapeError(f"evaluate: expected x of shape (N, {self.vae.n_in}), got {x.shape}")
         if self.config["binarize"]:
             u = np.random.default_rng(seed).random(x.shape, dtype=np.float32)
             x = (u < x).astype(np.float32)

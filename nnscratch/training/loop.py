@@ -334,20 +334,17 @@ class _Run:
         ``READ_EVERY`` steps (or ``READ_SECONDS``), so that no step waits for the host."""
         if not self.pending:
             return
-        flat = [(i, key, value) for i, metrics in self.pending for key, value in metrics.items()]
-        values = host_floats([value for _, _, value in flat])
-        n_steps, self.pending, self.last_read = len(self.pending), [], time.perf_counter()
-        by_step = {}
-        for (i, key, _), value in zip(flat, values):
-            by_step.setdefault(i, {})[key] = value
+        steps, self.pending, self.last_read = self.pending, [], time.perf_counter()
+        values = iter(host_floats([v for _, metrics in steps for v in metrics.values()]))
         sums = self.state["sums"]
-        for i, metrics in by_step.items():
+        for i, metrics in steps:
+            metrics = {key: next(values) for key in metrics}
             bad = [k for k, v in metrics.items() if not math.isfinite(v)]
             if bad:
                 raise self._diverged(i, ", ".join(f"{k} = {metrics[k]}" for k in bad), bad[0])
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + value
-        bar.update(self.batch_size * n_steps, **dict(list(metrics.items())[:BAR_METRICS]))
+        bar.update(self.batch_size * len(steps), **dict(list(metrics.items())[:BAR_METRICS]))
 
     def _diverged(self, i, what, metric):
         state = self.state
