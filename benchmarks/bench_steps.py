@@ -52,6 +52,7 @@ sys.path.insert(0, os.environ.get("BENCH_NNSCRATCH_TREE", str(HERE.parent)))
 sys.path.insert(0, str(HERE))               # torch_ref
 
 import nnscratch as nn  # noqa: E402
+from nnscratch.losses import deferred_finite_checks  # noqa: E402
 
 MODELS = {
     "vae": {"batch": 128, "what": "classic VAE 784-400-20 ReLU, neg. ELBO (BCE logits + KL)"},
@@ -197,7 +198,11 @@ def build_step(impl, model, device):
         sync = backend.xp.cuda.Stream.null.synchronize
 
         def step():
-            runner.step(x)
+            # as the training loop runs a step on a device: the losses' finite checks
+            # deferred (each would wait for the GPU mid-step); PyTorch's reads its losses
+            # once, at the end of the step
+            with deferred_finite_checks():
+                runner.step(x)
             sync()
         return step
     return lambda: runner.step(x)
@@ -570,6 +575,9 @@ def main(argv=None):
         results["gpu"]["device"] = gpu_name()
         print(f"\n## Training step, GPU float32 ({results['gpu']['device']})\n")
         print(gpu_table(results["gpu"], models, cpu_reference(args.cpu_reference)))
+        if args.before:
+            print(f"\n## nnscratch before ({args.before}) and now on the GPU, same rounds\n")
+            print(before_table(results["gpu"], models))
     elif "gpu" in devices:
         print(f"\nGPU: skipped ({results['gpu'].get('skipped')}).")
     libs = env.get("libraries", {})

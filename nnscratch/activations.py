@@ -6,13 +6,21 @@ elementwise by the derivative, :math:`\partial L/\partial x = \delta \odot f'(x)
 Piecewise formulas are computed with arithmetic on a 0/1 mask (``max``, a product) rather
 than ``xp.where``: on activations of random sign, ``where``'s per-entry branch is
 mispredicted half the time, which makes it about ten times slower than a product on a CPU.
+
+Each formula is a function of its own (``leaky_relu``, ``leaky_relu_backward``...) that the
+layers call. On CuPy it runs as one kernel, the CUDA line written above its ``def``
+(:mod:`nnscratch.fused` says why); that line and the Python body compute the same thing.
 """
 from __future__ import annotations
 
 from .backend import namespace
+from .fused import elementwise
 from .module import Module
 
 
+@elementwise("T z", "T y", """
+    T e = exp(-fabs(z));
+    y = (z >= 0 ? (T)1 : e) / ((T)1 + e);""")
 def sigmoid(z):
     r"""Numerically stable logistic function, eq. (sigmoid-1).
 
@@ -32,6 +40,32 @@ def sigmoid_from_exp(z, e):
     Since :math:`0 < e \le 1`, that numerator is :math:`\max(e, [z \ge 0])`."""
     xp = namespace(z, e)
     return xp.maximum(e, xp.astype(z >= 0, e.dtype)) / (1.0 + e)
+
+
+@elementwise("T dy, T y", "T dx", "dx = dy * y * ((T)1 - y);")
+def sigmoid_backward(dy, y):
+    r"""Eq. (sigmoid-2) from the output :math:`y = \sigma(x)`: :math:`\delta \odot y(1 - y)`."""
+    return dy * y * (1.0 - y)
+
+
+@elementwise("T dy, T y", "T dx", "dx = y > 0 ? dy : (T)0;")
+def relu_backward(dy, y):
+    r"""Eq. (relu-2) from the output :math:`y`: :math:`\delta \odot [y > 0]`."""
+    return dy * namespace(y).astype(y > 0, dy.dtype)
+
+
+@elementwise("T x, T alpha", "T y", "y = x > 0 ? x : alpha * x;")
+def leaky_relu(x, alpha):
+    r"""Eq. (lrelu-1) for :math:`0 \le \alpha < 1`: :math:`y = \max(x, \alpha x)`."""
+    return namespace(x).maximum(x, alpha * x)
+
+
+@elementwise("T dy, T y, T alpha", "T dx", "dx = y > 0 ? dy : alpha * dy;")
+def leaky_relu_backward(dy, y, alpha):
+    r"""Eq. (lrelu-2) from the output :math:`y` (positive exactly where :math:`x` is):
+    :math:`\delta \odot \max([y > 0], \alpha)`."""
+    xp = namespace(dy, y)
+    return dy * xp.maximum(xp.astype(y > 0, dy.dtype), alpha)
 
 
 class _Elementwise(Module):
@@ -71,8 +105,7 @@ class ReLU(_Elementwise):
         return y
 
     def _backward(self, dy, y):
-        xp = self.backend.xp
-        return dy * xp.astype(y > 0, dy.dtype)                   # eq. (relu-2)
+        return relu_backward(dy, y)                              # eq. (relu-2)
 
 
 class LeakyReLU(_Elementwise):
@@ -101,13 +134,12 @@ class LeakyReLU(_Elementwise):
         return f"LeakyReLU({self.alpha:g})"
 
     def forward(self, x):
-        y = self.backend.xp.maximum(x, self.alpha * x)                   # eq. (lrelu-1)
+        y = leaky_relu(x, self.alpha)                            # eq. (lrelu-1)
         self._cache = y
         return y
 
     def _backward(self, dy, y):
-        xp = self.backend.xp
-        return dy * xp.maximum(xp.astype(y > 0, dy.dtype), self.alpha)  # eq. (lrelu-2)
+        return leaky_relu_backward(dy, y, self.alpha)            # eq. (lrelu-2)
 
 
 class Sigmoid(_Elementwise):
@@ -123,7 +155,7 @@ class Sigmoid(_Elementwise):
         return self._cache
 
     def _backward(self, dy, y):
-        return dy * y * (1.0 - y)                                # eq. (sigmoid-2)
+        return sigmoid_backward(dy, y)                           # eq. (sigmoid-2)
 
 
 class Tanh(_Elementwise):

@@ -19,6 +19,7 @@ import numpy as np
 
 from .activations import sigmoid_from_exp
 from .backend import namespace, to_numpy
+from .fused import elementwise
 from .module import ShapeError
 
 
@@ -100,16 +101,28 @@ def bce_with_logits(s, x):
     .. math:: \frac{\partial L}{\partial s} = \frac{1}{B}\left(\sigma(s) - x\right)
 
     Shapes: ``s`` and ``x`` ``(batch, d)``; ``x`` in [0, 1].
-    Returns ``(L, ds)``.
+    Returns ``(L, ds)``. Both come from :func:`bce_entries`, one CUDA kernel on CuPy.
     """
     _check_same_shape("bce_with_logits", s=s, x=x)
     xp = namespace(s, x)
     B = s.shape[0]
-    e = xp.exp(-xp.abs(s))
-    L = xp.sum(bce_terms(s, x, e)) / B                                            # eq. (bce-1)
+    ell, ds = bce_entries(s, x, B)                                # eqs. (bce-1), (bce-2)
+    L = xp.sum(ell) / B                                                           # eq. (bce-1)
     _ensure_finite("bce_with_logits", L, s=s, x=x)
-    ds = (sigmoid_from_exp(s, e) - x) / B                                         # eq. (bce-2)
     return L, ds
+
+
+@elementwise("T s, T x, T B", "T ell, T ds", """
+    T e = exp(-fabs(s));
+    ell = (s > 0 ? s : (T)0) - s * x + log1p(e);
+    ds = ((s >= 0 ? (T)1 : e) / ((T)1 + e) - x) / B;""")
+def bce_entries(s, x, B):
+    r"""Entry by entry, the loss :math:`\ell` of eq. (bce-1) and the gradient
+    :math:`(\sigma(s) - x)/B` of eq. (bce-2), both from one :math:`e = e^{-|s|}`.
+    Returns ``(ell, ds)``, each of the shape of ``s``."""
+    xp = namespace(s, x)
+    e = xp.exp(-xp.abs(s))
+    return bce_terms(s, x, e), (sigmoid_from_exp(s, e) - x) / B
 
 
 def bce_terms(s, x, e=None):

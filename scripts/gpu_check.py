@@ -209,6 +209,8 @@ def part_bench(out, dry_run, budget):
         cmd += ["--devices", "cpu", "--models", "vae", "--rounds", "1", "--steps", "1"]
     else:
         cmd += ["--devices", "gpu", "--rounds", "10"]
+    if os.environ.get("BENCH_BEFORE"):        # an older tree to time alongside (bench --before)
+        cmd += ["--before", os.environ["BENCH_BEFORE"]]
     if importlib.util.find_spec("torch") is None:
         cmd += ["--no-torch"]
         part.details.append("torch is not installed: nnscratch and the GEMM bound only")

@@ -10,6 +10,8 @@
 #
 # Wheels in .whl/ (array-api-strict for the suite) are installed first when present; the full
 # Fashion-MNIST and the classifier are looked up through NNSCRATCH_CACHE (default .gpucache/).
+# An older tree in .before/ (mkdir .before && git archive COMMIT nnscratch | tar -x -C .before)
+# is timed in the same benchmark rounds, to measure a change on the GPU (bench --before).
 set -u
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 if [ -d .whl ]; then
@@ -18,12 +20,13 @@ if [ -d .whl ]; then
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 export NNSCRATCH_CACHE=${NNSCRATCH_CACHE:-$PWD/.gpucache}
+[ -d .before/nnscratch ] && export BENCH_BEFORE=$PWD/.before
 PY=${PY:-python3}
 EPOCHS=${EPOCHS:-20}; BACKEND=${BACKEND:-cupy}; EXTRA=${EXTRA:-}
 (nvidia-smi -L; $PY -c "import cupy, numpy; print('cupy', cupy.__version__, 'numpy', numpy.__version__)") > "$OUT/env.txt" 2>&1
 DRYFLAG=""; [ "${DRY:-0}" = 1 ] && DRYFLAG="--dry-run"
-# smoke test of the fused CUDA kernels (RNG, Adam) on a few GAN steps; if it fails, the GAN
-# runs go on with the plain-array twins (patched in through sitecustomize, runs only)
+# smoke test of the fused CUDA kernels (RNG, Adam, nnscratch.fused) on a few GAN steps; if it
+# fails, the GAN runs go on with the plain-array twins (sitecustomize and NNSCRATCH_FUSED=0)
 SMOKE='import numpy as np, nnscratch as nn
 from nnscratch.models.gan import GANTrainer
 t = GANTrainer({"preset": "mlp"}, backend=nn.Backend("'"$BACKEND"'", seed=0))
@@ -46,22 +49,22 @@ def _adam(xp):
     return update
 o.adam_kernel = _adam
 PYEOF
-  export GANPATH=/tmp/fallback:$PYTHONPATH
+  export GANPATH=/tmp/fallback:$PYTHONPATH GANFUSED=0
   echo "smoke FAILED: GAN runs use the plain-array twins" >> "$OUT/times.txt"
-  PYTHONPATH=$GANPATH $PY -c "$SMOKE" >> "$OUT/smoke.log" 2>&1
+  PYTHONPATH=$GANPATH NNSCRATCH_FUSED=0 $PY -c "$SMOKE" >> "$OUT/smoke.log" 2>&1
 else
-  export GANPATH=$PYTHONPATH
+  export GANPATH=$PYTHONPATH GANFUSED=1
 fi
 start=$(date +%s)
 $PY scripts/gpu_check.py $DRYFLAG --parts bench --summary "$OUT/check_bench/summary.md" > "$OUT/check_bench.log" 2>&1
 echo "bench done $(( $(date +%s) - start )) s" >> "$OUT/times.txt"
 gan() {  # preset
-  PYTHONPATH=$GANPATH $PY benchmarks/gan_recipes.py --preset "$1" --epochs "$EPOCHS" --variants stable \
+  PYTHONPATH=$GANPATH NNSCRATCH_FUSED=$GANFUSED $PY benchmarks/gan_recipes.py --preset "$1" --epochs "$EPOCHS" --variants stable \
       --backend "$BACKEND" --runs /tmp/gan_runs --results "$OUT/gan_recipes_$1.json" $EXTRA \
       > "$OUT/gan_$1.log" 2>&1
   ck=/tmp/gan_runs/$1_e${EPOCHS}_stable
   for f in log.jsonl samples.png curves.png; do cp "$ck/$f" "$OUT/gan_$1_$f" 2>/dev/null; done
-  PYTHONPATH=$GANPATH $PY -m nnscratch sample --checkpoint "$ck/checkpoint.npz" --n 100 --seed 0 \
+  PYTHONPATH=$GANPATH NNSCRATCH_FUSED=$GANFUSED $PY -m nnscratch sample --checkpoint "$ck/checkpoint.npz" --n 100 --seed 0 \
       --backend "$BACKEND" --out "$OUT/gan_$1_samples100.npy" >> "$OUT/gan_$1.log" 2>&1
   echo "gan $1 done $(( $(date +%s) - start )) s" >> "$OUT/times.txt"
 }

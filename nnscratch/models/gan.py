@@ -405,11 +405,15 @@ class GANTrainer(Trainer):
         _check(cfg)
         return {**cfg, "preset": preset, "recipe": recipe}
 
-    def d_step(self, x):
+    #: What :meth:`step` returns, in this order.
+    STEP_METRICS = ("loss_D", "loss_G", "D_real", "D_fake")
+
+    def d_step(self, x, with_loss_G=True):
         """One discriminator step on real ``x`` ``(B, d)`` and ``B`` fresh fakes.
 
-        Returns ``loss_D``, ``D_real``, ``D_fake`` and ``loss_G``, the generator loss of these
-        fakes under D before its update (a value only: no generator step)."""
+        Returns ``loss_D``, ``D_real``, ``D_fake`` and, if ``with_loss_G``, ``loss_G``: the
+        generator loss of these fakes under D before its update (a value only: no generator
+        step). :meth:`step` asks for it only when no generator step follows to report its own."""
         cfg = self.config
         L, ds, s_real, s_fake = self.gan.d_loss(x, self.gan.noise(x.shape[0]),
                                                 float(cfg["label_smoothing"]))
@@ -418,8 +422,11 @@ class GANTrainer(Trainer):
         # G steps next: D's gradients would sit in memory unused through it
         self.gan.D.clear_grads()
         xp = self.backend.xp
-        return self.metrics(loss_D=L, loss_G=generator_loss(s_fake, cfg["loss"])[0],
-                            D_real=xp.mean(sigmoid(s_real)), D_fake=xp.mean(sigmoid(s_fake)))
+        values = {"loss_D": L, "D_real": xp.mean(sigmoid(s_real)),
+                  "D_fake": xp.mean(sigmoid(s_fake))}
+        if with_loss_G:
+            values["loss_G"] = generator_loss(s_fake, cfg["loss"])[0]
+        return self.metrics(**values)
 
     def g_step(self, batch):
         """One generator step on ``batch`` fresh noise vectors; returns ``L_G``."""
@@ -458,11 +465,12 @@ class GANTrainer(Trainer):
         self.check_data(x, "GANTrainer.step")
         if not self.backend.is_array(x):
             x = self.backend.asarray(x)
-        out = self.d_step(x)
         self.d_steps += 1
-        if self.d_steps % int(self.config["k"]) == 0:
+        takes_g_step = self.d_steps % int(self.config["k"]) == 0
+        out = self.d_step(x, with_loss_G=not takes_g_step)
+        if takes_g_step:
             out["loss_G"] = self.g_step(x.shape[0])
-        return out
+        return {key: out[key] for key in self.STEP_METRICS}     # the log's column order
 
     def state_dict(self):
         """The generic state plus the count of D steps (where the next G step falls) and

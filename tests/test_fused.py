@@ -1,0 +1,144 @@
+"""The CUDA forms of nnscratch.fused, compiled for the CPU and run against their Python
+bodies: a mistake in a kernel shows here without a GPU. On a GPU the layers' gradient
+checks (CuPy parametrisations) run through the kernels themselves."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import nnscratch  # noqa: F401  (registers every formula)
+from nnscratch import fused
+
+HARNESS = """
+#include <cmath>
+#include <cstdio>
+using namespace std;
+template <typename T> int run(long n) {
+  %(declare)s
+  for (long i = 0; i < n; i++) {
+    %(read)s
+  }
+  for (long i = 0; i < n; i++) {
+    %(load)s
+    %(outputs)s
+    %(body)s
+    %(write)s
+  }
+  return 0;
+}
+int main() {
+  int dbl; long n;
+  if (scanf("%%d %%ld", &dbl, &n) != 2) return 1;
+  return dbl ? run<double>(n) : run<float>(n);
+}
+"""
+
+
+def harness(kernel):
+    """C++ source running ``kernel.body`` on every entry of inputs read from stdin (a line
+    per entry, one number per parameter) and printing the outputs, a line per entry."""
+    ins, outs = kernel.names(kernel.in_params), kernel.names(kernel.out_params)
+    return HARNESS % {
+        "declare": " ".join(f"T* in_{a} = new T[n];" for a in ins),
+        "read": " ".join(f"double v_{a}; if (scanf(\"%lf\", &v_{a}) != 1) return 1; "
+                         f"in_{a}[i] = (T)v_{a};" for a in ins),
+        "load": " ".join(f"const T {a} = in_{a}[i];" for a in ins),
+        "outputs": " ".join(f"T {a};" for a in outs),
+        "body": kernel.body,
+        "write": "printf(\"" + " ".join(["%.17g"] * len(outs)) + "\\n\", "
+                 + ", ".join(f"(double){a}" for a in outs) + ");",
+    }
+
+
+def wide(rng, n, dtype):
+    """Values of both signs over many scales, with the edge cases: 0, -0, +-1e-30, +-100."""
+    v = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 2, n)
+    v[:6] = [0.0, -0.0, 1e-30, -1e-30, 100.0, -100.0]
+    return v.astype(dtype)
+
+
+#: For each formula: its arguments (arrays, or Python numbers as the layers pass them), and
+#: whether the two bodies must agree bit for bit (no exp or log inside).
+INPUTS = {
+    "sigmoid": (lambda r, n, t: [wide(r, n, t)], False),
+    "sigmoid_backward": (lambda r, n, t: [wide(r, n, t), r.random(n).astype(t)], True),
+    "relu_backward": (lambda r, n, t: [wide(r, n, t), wide(r, n, t)], True),
+    "leaky_relu": (lambda r, n, t: [wide(r, n, t), 0.2], True),
+    "leaky_relu_backward": (lambda r, n, t: [wide(r, n, t), wide(r, n, t), 0.2], True),
+    "bce_entries": (lambda r, n, t: [wide(r, n, t), r.random(n).astype(t), 64], False),
+}
+
+
+def test_every_formula_has_inputs_here():
+    assert sorted(fused.KERNELS) == sorted(INPUTS)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler")
+@pytest.mark.parametrize("name", sorted(INPUTS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_cuda_form_compiled_for_the_host_computes_the_python_body(tmp_path, name, dtype):
+    kernel = fused.KERNELS[name]
+    (tmp_path / "k.cpp").write_text(harness(kernel))
+    subprocess.run(["c++", "-O1", "-o", str(tmp_path / "k"), str(tmp_path / "k.cpp")],
+                   check=True)
+    n = 2000
+    make, exact = INPUTS[name]
+    args = make(np.random.default_rng(0), n, dtype)
+    columns = [np.broadcast_to(np.asarray(a, dtype), (n,)) for a in args]
+    text = f"{int(dtype == np.float64)} {n}\n" + "\n".join(
+        " ".join(repr(float(v)) for v in row) for row in zip(*columns)) + "\n"
+    out = subprocess.run([str(tmp_path / "k")], input=text, capture_output=True, text=True,
+                         check=True).stdout
+    got = np.array(out.split(), np.float64).reshape(n, -1).T
+    want = kernel.function(*args)
+    want = want if isinstance(want, tuple) else (want,)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert w.dtype == dtype and w.shape == (n,)
+        if exact:
+            np.testing.assert_array_equal(g.astype(dtype), w)
+        else:
+            eps = np.finfo(dtype).eps
+            np.testing.assert_allclose(g, w, rtol=8 * eps, atol=8 * eps * np.abs(w).max())
+
+
+def test_a_wrong_body_is_caught(tmp_path):
+    """The harness is not vacuous: a kernel that forgets alpha disagrees."""
+    if shutil.which("c++") is None:
+        pytest.skip("no C++ compiler")
+    wrong = fused.Kernel(fused.KERNELS["leaky_relu"].function, "T x, T alpha", "T y",
+                         "y = x > 0 ? x : x;")
+    (tmp_path / "k.cpp").write_text(harness(wrong))
+    subprocess.run(["c++", "-O1", "-o", str(tmp_path / "k"), str(tmp_path / "k.cpp")],
+                   check=True)
+    out = subprocess.run([str(tmp_path / "k")], input="0 2\n-1.0 0.2\n2.0 0.2\n",
+                         capture_output=True, text=True, check=True).stdout
+    assert [float(v) for v in out.split()] == [-1.0, 2.0]
+    assert list(wrong.function(np.array([-1.0, 2.0]), 0.2)) != [-1.0, 2.0]
+
+
+def test_numpy_and_array_api_strict_arrays_run_the_python_body(monkeypatch):
+    """Only CuPy arrays take the kernel: elsewhere the decorated function is its body."""
+    calls = []
+    monkeypatch.setattr(fused.Kernel, "cupy", lambda self: calls.append(self.name))
+    x = np.array([-2.0, 3.0], np.float32)
+    np.testing.assert_array_equal(nnscratch.activations.leaky_relu(x, 0.5), [-1.0, 3.0])
+    assert calls == []
+    assert not fused.on_device(x)
+
+
+def test_nnscratch_fused_0_runs_the_python_body_on_the_device_too(monkeypatch):
+    """The switch that rules the kernels out: with it, even a device array takes the body."""
+    calls = []
+    monkeypatch.setattr(fused, "on_device", lambda a: True)
+    monkeypatch.setattr(fused.Kernel, "cupy",
+                        lambda self: lambda *args: calls.append(self.name) or args[0])
+    x = np.array([-2.0, 3.0], np.float32)
+    nnscratch.activations.leaky_relu(x, 0.5)
+    assert calls == ["leaky_relu"]
+    monkeypatch.setenv("NNSCRATCH_FUSED", "0")
+    np.testing.assert_array_equal(nnscratch.activations.leaky_relu(x, 0.5), [-1.0, 3.0])
+    assert calls == ["leaky_relu"]
