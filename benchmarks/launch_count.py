@@ -23,6 +23,7 @@ which function issues them::
 
     python benchmarks/launch_count.py                   # the three models of bench_steps.py
     python benchmarks/launch_count.py --models seed --recipe stable --by-function
+    BENCH_NNSCRATCH_TREE=/tmp/old python benchmarks/launch_count.py    # another checkout
 
 The count is a model of the GPU, not a measurement on it: a cuBLAS product may launch more
 than one kernel, and CuPy caches nothing across calls that this would miss. It tells which
@@ -34,6 +35,7 @@ import argparse
 import collections
 import contextlib
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -41,13 +43,20 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+# the checkout to count; BENCH_NNSCRATCH_TREE=DIR counts another (an older commit's tree)
+TREE = Path(os.environ.get("BENCH_NNSCRATCH_TREE", str(HERE.parent))).resolve()
+sys.path.insert(0, str(TREE))
 
 import nnscratch as nn  # noqa: E402
-from nnscratch import fused, optim  # noqa: E402
+from nnscratch import optim  # noqa: E402
 from nnscratch.losses import deferred_finite_checks  # noqa: E402
 
-PACKAGE = str(HERE.parent / "nnscratch")
+try:
+    from nnscratch import fused  # noqa: E402
+except ImportError:            # a tree from before the fused kernels
+    fused = None
+
+PACKAGE = str(TREE / "nnscratch")
 #: Functions of the array module that return views or metadata on CuPy: no kernel.
 NO_KERNEL = {"reshape", "permute_dims", "matrix_transpose", "expand_dims", "squeeze",
              "broadcast_to", "shape", "ndim", "result_type", "can_cast", "isdtype", "finfo",
@@ -199,10 +208,11 @@ def counting_backend(seed=0):
 
 
 @contextlib.contextmanager
-def as_on_a_device(trainer, fuse=True):
+def as_on_a_device(trainer, fuse=True, defer=True):
     """The CuPy backend's behaviour around ``trainer``: one launch per parameter in each
     optimizer step and (if ``fuse``) per formula of :mod:`nnscratch.fused`, metrics left
-    as arrays, finite checks deferred. ``fuse=False``: as with ``NNSCRATCH_FUSED=0``."""
+    as arrays, finite checks deferred (unless not ``defer``: then each loss checks its value
+    on the host, as outside the training loop). ``fuse=False``: as ``NNSCRATCH_FUSED=0``."""
     original_step = optim.Optimizer.step
 
     def fused_step(self):
@@ -214,7 +224,7 @@ def as_on_a_device(trainer, fuse=True):
         for _ in self.module.params:
             TALLY.launches["optim:Optimizer.step (fused, 1 per parameter)"] += 1
 
-    original_run = fused.run
+    original_run = fused.run if fused else None
 
     def one_kernel(kernel, args):
         TALLY.launches[f"fused:{kernel.name} (1 kernel)"] += TALLY.depth == 0
@@ -225,15 +235,16 @@ def as_on_a_device(trainer, fuse=True):
             TALLY.depth -= 1
 
     optim.Optimizer.step = fused_step
-    if fuse:
+    if fuse and fused:
         fused.run = one_kernel
     trainer.metrics = lambda **values: values
     try:
-        with deferred_finite_checks():
+        with deferred_finite_checks(defer):
             yield
     finally:
         optim.Optimizer.step = original_step
-        fused.run = original_run
+        if fused:
+            fused.run = original_run
         del trainer.metrics
 
 
@@ -251,10 +262,10 @@ def build(model, recipe):
     return trainer, backend.asarray(x)
 
 
-def count_step(trainer, x, warmup=2, fuse=True):
+def count_step(trainer, x, warmup=2, fuse=True, defer=True):
     """Launches and syncs of one ``trainer.step(x)`` after ``warmup`` untimed steps (the
     optimizers create their state in the first): two Counters keyed by function."""
-    with as_on_a_device(trainer, fuse):
+    with as_on_a_device(trainer, fuse, defer):
         for _ in range(warmup):
             trainer.step(x)
         TALLY.reset()
@@ -271,12 +282,17 @@ def main(argv=None):
     ap.add_argument("--by-function", action="store_true", help="the launches of each function")
     ap.add_argument("--no-fused", action="store_true",
                     help="count the Python bodies of nnscratch.fused (NNSCRATCH_FUSED=0)")
-    ap.add_argument("--json", help="write the counts to this file")
+    ap.add_argument("--checks", action="store_true",
+                    help="the losses check their values on the host (trainer.step called "
+                         "outside the training loop), instead of deferring as the loop does")
+    ap.add_argument("--json", help="add the counts to this file, under --label")
+    ap.add_argument("--label", default="now", help="the key of these counts in --json")
     args = ap.parse_args(argv)
     out = {}
     print("| model | launches per step | host syncs per step |\n| --- | ---: | ---: |")
     for model in args.models.split(","):
-        launches, syncs = count_step(*build(model, args.recipe), fuse=not args.no_fused)
+        launches, syncs = count_step(*build(model, args.recipe), fuse=not args.no_fused,
+                                     defer=not args.checks)
         out[model] = {"launches": sum(launches.values()), "syncs": sum(syncs.values()),
                       "by_function": dict(launches.most_common()), "syncs_by": dict(syncs)}
         print(f"| {model} | {out[model]['launches']} | {out[model]['syncs']} |")
@@ -288,8 +304,12 @@ def main(argv=None):
             for where, n in counts["syncs_by"].items():
                 print(f"  sync {n:4d}  {where}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"recipe": args.recipe, "fused": not args.no_fused,
-                                               "models": out}, indent=1))
+        path = Path(args.json)
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        saved[args.label] = {"recipe": args.recipe, "fused": not args.no_fused,
+                             "finite_checks_deferred": not args.checks,
+                             "tree": str(TREE), "models": out}
+        path.write_text(json.dumps(saved, indent=1) + "\n")
 
 
 if __name__ == "__main__":

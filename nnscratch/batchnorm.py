@@ -2,6 +2,7 @@ r"""Batch normalisation of a batch of feature vectors (Ioffe & Szegedy, 2015), d
 ``docs/stabilisers.md``."""
 from __future__ import annotations
 
+from .ema import moving_average
 from .module import Module, ShapeError
 
 
@@ -88,9 +89,8 @@ class BatchNorm1d(Module):
             raise ShapeError(f"{self.describe()}: training mode needs a batch of at least 2 "
                              "(one example has no variance); use eval() for single inputs")
         rho, buffers = self.momentum, self._buffers
-        buffers["running_mean"] = (1.0 - rho) * buffers["running_mean"] + rho * mu
-        buffers["running_var"] = ((1.0 - rho) * buffers["running_var"]
-                                  + (rho * B / (B - 1)) * var)
+        moving_average(mu, 1.0 - rho, rho, buffers["running_mean"])
+        moving_average(var, 1.0 - rho, rho * B / (B - 1), buffers["running_var"])
 
     def backward(self, dy, param_grads=True, input_grad=True):
         r"""Eqs. (bn-5) to (bn-7) (training mode) or (bn-5), (bn-6), (bn-8) (evaluation mode):

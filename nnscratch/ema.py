@@ -24,6 +24,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fused import elementwise
+
+
+@elementwise("T p, T keep, T take", "T a", "a = keep * a + take * p;")
+def moving_average(p, keep, take, a):
+    r"""One step of an exponential moving average, in place:
+    :math:`a \leftarrow k\, a + \tau\, p`; returns ``a``. Eq. (ema-1) is
+    :math:`k = \beta_t`, :math:`\tau = 1 - \beta_t`; a batch normalisation's running
+    statistics, eq. (bn-3), use it too. In place: the average is a long-lived array that a
+    new one would only replace."""
+    a *= keep
+    a += take * p
+    return a
+
 
 class EMA:
     """Keeps ``average`` (a module) the moving average, eq. (ema-1), of ``module``'s
@@ -45,8 +59,7 @@ class EMA:
         beta = self.beta()
         params = self.module.params
         for name, a in self.average.params.items():
-            a *= beta
-            a += (1.0 - beta) * params[name]                   # eq. (ema-1)
+            moving_average(params[name], beta, 1.0 - beta, a)   # eq. (ema-1)
         self.t += 1
         self.copy_buffers()
 

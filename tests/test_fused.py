@@ -37,16 +37,19 @@ int main() {
 """
 
 
-def harness(kernel):
+def harness(kernel, in_place=False):
     """C++ source running ``kernel.body`` on every entry of inputs read from stdin (a line
-    per entry, one number per parameter) and printing the outputs, a line per entry."""
+    per entry, one number per parameter) and printing the outputs, a line per entry. With
+    ``in_place`` the outputs' starting values are read too (after the inputs), as for an
+    update in place."""
     ins, outs = kernel.names(kernel.in_params), kernel.names(kernel.out_params)
+    read = ins + outs if in_place else ins
     return HARNESS % {
-        "declare": " ".join(f"T* in_{a} = new T[n];" for a in ins),
+        "declare": " ".join(f"T* in_{a} = new T[n];" for a in read),
         "read": " ".join(f"double v_{a}; if (scanf(\"%lf\", &v_{a}) != 1) return 1; "
-                         f"in_{a}[i] = (T)v_{a};" for a in ins),
+                         f"in_{a}[i] = (T)v_{a};" for a in read),
         "load": " ".join(f"const T {a} = in_{a}[i];" for a in ins),
-        "outputs": " ".join(f"T {a};" for a in outs),
+        "outputs": " ".join(f"T {a} = in_{a}[i];" if in_place else f"T {a};" for a in outs),
         "body": kernel.body,
         "write": "printf(\"" + " ".join(["%.17g"] * len(outs)) + "\\n\", "
                  + ", ".join(f"(double){a}" for a in outs) + ");",
@@ -69,6 +72,8 @@ INPUTS = {
     "leaky_relu": (lambda r, n, t: [wide(r, n, t), 0.2], True),
     "leaky_relu_backward": (lambda r, n, t: [wide(r, n, t), wide(r, n, t), 0.2], True),
     "bce_entries": (lambda r, n, t: [wide(r, n, t), r.random(n).astype(t), 64], False),
+    "moving_average": (lambda r, n, t: [wide(r, n, t), 0.999, 1.0 - 0.999, wide(r, n, t)],
+                       True),
 }
 
 
@@ -81,12 +86,13 @@ def test_every_formula_has_inputs_here():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_cuda_form_compiled_for_the_host_computes_the_python_body(tmp_path, name, dtype):
     kernel = fused.KERNELS[name]
-    (tmp_path / "k.cpp").write_text(harness(kernel))
+    make, exact = INPUTS[name]
+    args = make(np.random.default_rng(0), 2000, dtype)
+    in_place = len(args) > len(kernel.names(kernel.in_params))
+    (tmp_path / "k.cpp").write_text(harness(kernel, in_place))
     subprocess.run(["c++", "-O1", "-o", str(tmp_path / "k"), str(tmp_path / "k.cpp")],
                    check=True)
     n = 2000
-    make, exact = INPUTS[name]
-    args = make(np.random.default_rng(0), n, dtype)
     columns = [np.broadcast_to(np.asarray(a, dtype), (n,)) for a in args]
     text = f"{int(dtype == np.float64)} {n}\n" + "\n".join(
         " ".join(repr(float(v)) for v in row) for row in zip(*columns)) + "\n"

@@ -147,6 +147,23 @@ def gpu_steps_table(text):
     return lines[start:end]
 
 
+def launch_table(r):
+    """Launches and host waits per step (benchmarks/launch_count.py), before and now."""
+    then = r["before (61d35de), as bench_steps timed it on the H200"]["models"]
+    then_stable = r["before (61d35de), recipe stable"]["models"]
+    now, now_stable = r["now"]["models"], r["now, recipe stable"]["models"]
+    lines = [row("model", "launches then", "host waits then", "launches now",
+                 "host waits now"), "| --- | ---: | ---: | ---: | ---: |"]
+    for key, name in STEP_MODELS.items():
+        lines.append(row(name, then[key]["launches"], then[key]["syncs"],
+                         f"**{now[key]['launches']}**", now[key]["syncs"]))
+    for key in ("mlp", "seed"):
+        lines.append(row(f"{key} GAN, recipe stable", then_stable[key]["launches"],
+                         then_stable[key]["syncs"], f"**{now_stable[key]['launches']}**",
+                         now_stable[key]["syncs"]))
+    return lines
+
+
 TABLES = [
     Table("`python scripts/gradcheck_report.py", "gradcheck.json", gradcheck_table),
     Table("`python benchmarks/vae_parity.py --threads 1`", "vae_parity_threads1.json",
@@ -160,6 +177,7 @@ TABLES = [
     Table("**The 20-epoch targets**", "gan_recipes.json", gan_targets_table),
     Table("**The ablation**", "gan_recipes.json", lambda r: ablation_table(r)),
     Table("**Training step on the GPU**", "gpu_check_h200_2026-11-28.md", gpu_steps_table),
+    Table("**Kernel launches per training step**", "launch_count.json", launch_table),
 ]
 
 #: tables that are not results: anchor -> why
