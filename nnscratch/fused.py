@@ -57,9 +57,11 @@ def on_device(a):
 
 
 def run(kernel, args):
-    """One call of a decorated formula: the CUDA kernel for CuPy arrays, else the Python
-    body. (``benchmarks/launch_count.py`` replaces this to count a kernel as one launch.)"""
-    if on_device(args[0]) and os.environ.get("NNSCRATCH_FUSED", "1") != "0":
+    """One call of a decorated formula: the CUDA kernel for CuPy arrays of one dtype, else
+    the Python body (which promotes mixed dtypes as the array library does; the kernel's
+    ``T`` cannot). ``benchmarks/launch_count.py`` replaces this to count one launch."""
+    if on_device(args[0]) and os.environ.get("NNSCRATCH_FUSED", "1") != "0" and \
+            len({a.dtype for a in args if hasattr(a, "dtype")}) == 1:
         return kernel.cupy()(*args)
     return kernel.function(*args)
 

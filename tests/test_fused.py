@@ -148,3 +148,16 @@ def test_nnscratch_fused_0_runs_the_python_body_on_the_device_too(monkeypatch):
     monkeypatch.setenv("NNSCRATCH_FUSED", "0")
     np.testing.assert_array_equal(nnscratch.activations.leaky_relu(x, 0.5), [-1.0, 3.0])
     assert calls == ["leaky_relu"]
+
+
+def test_arrays_of_two_dtypes_take_the_python_body(monkeypatch):
+    """The kernel's ``T`` is one dtype; mixed arrays are promoted by the array library."""
+    calls = []
+    monkeypatch.setattr(fused, "on_device", lambda a: True)
+    monkeypatch.setattr(fused.Kernel, "cupy",
+                        lambda self: lambda *args: calls.append(self.name) or args[0])
+    s, x = np.zeros((2, 1), np.float32), np.ones((2, 1), np.float64)
+    ell, ds = nnscratch.losses.bce_entries(s, x, 2)
+    assert calls == [] and ds.dtype == np.float64
+    nnscratch.losses.bce_entries(s, x.astype(np.float32), 2)
+    assert calls == ["bce_entries"]
