@@ -60,7 +60,7 @@ $PY scripts/gpu_check.py $DRYFLAG --parts bench --summary "$OUT/check_bench/summ
 echo "bench done $(( $(date +%s) - start )) s" >> "$OUT/times.txt"
 gan() {  # preset
   PYTHONPATH=$GANPATH NNSCRATCH_FUSED=$GANFUSED $PY benchmarks/gan_recipes.py --preset "$1" --epochs "$EPOCHS" --variants stable \
-      --backend "$BACKEND" --runs /tmp/gan_runs --results "$OUT/gan_recipes_$1.json" $EXTRA \
+      --backend "$BACKEND" --runs /tmp/gan_runs --overwrite --results "$OUT/gan_recipes_$1.json" $EXTRA \
       > "$OUT/gan_$1.log" 2>&1
   ck=/tmp/gan_runs/$1_e${EPOCHS}_stable
   for f in log.jsonl samples.png curves.png; do cp "$ck/$f" "$OUT/gan_$1_$f" 2>/dev/null; done
