@@ -112,6 +112,37 @@ def test_stale_temporaries_of_dead_processes_are_removed_when_a_run_starts(tmp_p
     assert not names & set(stale) and set(kept) <= names
 
 
+def test_the_log_is_synced_before_it_replaces_the_last_one(tmp_path, monkeypatch):
+    """Each log file: its data on the disk, then the rename in the directory, as for the
+    checkpoint; a write that fails keeps the earlier log whole."""
+    import stat
+
+    from nnscratch.training import checkpoint
+    from nnscratch.training.runlog import RunLog
+    log = RunLog(str(tmp_path))
+    log.append({"epoch": 1, "loss": 2.5})
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    log.append({"epoch": 2, "loss": 2.0})
+    assert synced == ["file", "dir"] * 2                    # log.jsonl, then log.csv
+    assert sorted(os.listdir(tmp_path)) == ["log.csv", "log.jsonl"]
+    before = (tmp_path / "log.jsonl").read_text()
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(checkpoint.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        log.append({"epoch": 3, "loss": 1.5})
+    assert (tmp_path / "log.jsonl").read_text() == before
+    assert [r["epoch"] for r in log.read()] == [1, 2]
+    assert sorted(os.listdir(tmp_path)) == ["log.csv", "log.jsonl"]
+
+
 # -- 3. sample: atomic, streamed in chunks --------------------------------------------------------
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):

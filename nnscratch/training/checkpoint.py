@@ -52,13 +52,13 @@ def save_npz_atomic(path, arrays):
     permissions of any new file (the umask applies), flushed and fsync'ed, then renamed over
     ``path``; the temporary file is removed if anything, Ctrl-C included, interrupts.
     """
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         np.savez(f, **arrays)
     return path
 
 
 @contextlib.contextmanager
-def _atomic_file(path):
+def atomic_file(path):
     """An open binary file that becomes ``path`` only when the block ends without error: a
     temporary file in the same directory (so the rename never crosses file systems), created
     with the permissions of any new file, flushed and fsync'ed, renamed over ``path``, and the
@@ -97,7 +97,7 @@ def save_npy_rows(path, shape, blocks, dtype=np.float32):
     included, interrupts.
     """
     path, dtype, shape = os.fspath(path), np.dtype(dtype), tuple(int(n) for n in shape)
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         np.lib.format.write_array_header_1_0(f, {
             "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
             "shape": shape})

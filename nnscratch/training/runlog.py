@@ -1,7 +1,7 @@
 """The per-epoch metrics log of a run: ``log.jsonl`` (one JSON object a line) and ``log.csv``.
 
-Both are rewritten after every epoch (to a temporary file, then renamed over the old one, so
-an interruption never leaves half a log), so a resumed run continues the same files and an
+Both are rewritten after every epoch (to a temporary file, synced, then renamed over the old
+one, so an interruption never leaves half a log), so a resumed run continues the same files and an
 interrupted run keeps every finished epoch. ``log.jsonl`` is the reference; ``log.csv`` has
 one column per key seen in any record (blank where an epoch has no value, e.g. held-out
 metrics computed every few epochs only).
@@ -12,6 +12,8 @@ import csv
 import io
 import json
 import os
+
+from .checkpoint import atomic_file
 
 
 class RunLog:
@@ -54,7 +56,8 @@ class RunLog:
 
 
 def _write_atomic(path, text):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """``text`` becomes the file ``path`` whole or not at all, and is on the disk before
+    the rename makes it the log: :func:`~nnscratch.training.checkpoint.atomic_file` (a
+    power cut after an epoch keeps that epoch's line, as it keeps its checkpoint)."""
+    with atomic_file(path) as f:
+        f.write(text.encode())
