@@ -446,6 +446,43 @@ def test_bad_checksum_alone_leaves_nothing(tmp_path, server):
     assert os.listdir(tmp_path) == []
 
 
+def test_parts_left_by_killed_downloads_are_removed_and_live_ones_kept(tmp_path, server):
+    """A SIGKILL skips every cleanup; the next download of the file removes what a dead
+    process left, never the part file of a download still running."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()                                     # a PID that no longer runs
+    dead = tmp_path / f".file.gz.{child.pid}.k2j3h4.part"
+    live = tmp_path / f".file.gz.{os.getppid()}.a1b2c3.part"
+    other = tmp_path / f".other.gz.{child.pid}.a1b2c3.part"
+    for part in (dead, live, other):
+        part.write_bytes(b"half a file")
+    body = os.urandom(1000)
+    download_file([serve(server, "/file.gz", body)], tmp_path / "file.gz", sha(body),
+                  progress=False)
+    assert sorted(os.listdir(tmp_path)) == sorted(["file.gz", live.name, other.name])
+
+
+def test_a_full_disk_is_named_as_such_and_no_other_mirror_is_tried(tmp_path, server,
+                                                                   monkeypatch):
+    body = os.urandom(200_000)
+    first, second = serve(server, "/m1/file.gz", body), serve(server, "/m2/file.gz", body)
+    real_fdopen = os.fdopen
+
+    class FullDisk(io.BufferedWriter):
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        return FullDisk(real_fdopen(fd, mode, buffering=0)) if mode == "wb" else \
+            real_fdopen(fd, mode, *args, **kwargs)
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    with pytest.raises(DownloadError) as err:
+        download_file([first, second], tmp_path / "file.gz", sha(body), progress=False)
+    assert str(err.value).startswith(f"could not write file.gz into {tmp_path} (No space left "
+                                     f"on device) while downloading it from {first}")
+    assert server.hits == ["/m1/file.gz"] and os.listdir(tmp_path) == []
+
+
 def test_connection_dropped_half_way_falls_back_to_the_next_mirror(tmp_path, server):
     body = os.urandom(200_000)
     cut = serve(server, "/m1/file.gz", body[:100_000], declared=len(body))

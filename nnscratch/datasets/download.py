@@ -43,6 +43,10 @@ class _AttemptFailed(Exception):
     """One mirror failed; the message says how (internal, turned into a DownloadError)."""
 
 
+class _WriteFailed(Exception):
+    """Writing the downloaded bytes here failed (a full disk): no mirror is to blame."""
+
+
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in chunks so big files need little memory."""
     h = hashlib.sha256()
@@ -90,6 +94,7 @@ def download_file(
     if not urls:
         raise DownloadError(f"no mirrors to download {dest.name} from")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(dest)
     attempts: list[tuple[str, str]] = []
     for url in urls:
         try:
@@ -97,6 +102,10 @@ def download_file(
             return dest
         except _AttemptFailed as err:
             attempts.append((url, str(err)))
+        except _WriteFailed as err:     # this machine's fault: another mirror cannot help
+            raise DownloadError(f"could not write {dest.name} into {dest.parent} "
+                                f"({err.__cause__.strerror}) while downloading it from {url}; "
+                                "nothing was kept", [(url, str(err))]) from err
     lines = "\n".join(f"  {url}: {why}" for url, why in attempts)
     raise DownloadError(
         f"could not download {dest.name} into {dest.parent}; tried {len(attempts)} "
@@ -107,8 +116,11 @@ def download_file(
 
 def _fetch_verified(url: str, dest: Path, sha256: str, progress: bool,
                     timeout: tuple[float, float], stream: TextIO | None) -> None:
-    """One attempt: stream ``url`` to a temp file, check it, rename it to ``dest``."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    """One attempt: stream ``url`` to a temp file, check it, rename it to ``dest``. The
+    temp file's name carries this process's ID, so that one left by a killed process can be
+    told from one still being written (:func:`_remove_stale_parts`)."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}.",
+                               suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
             digest, size = _stream(url, out, dest.name, progress, timeout, stream)
@@ -142,7 +154,10 @@ def _stream(url: str, out: BinaryIO, label: str, progress: bool,
                     if time.monotonic() > give_up:
                         raise _AttemptFailed(f"gave up after the deadline of {deadline:g} s "
                                              f"({size} bytes received; deleted)")
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as err:           # a full disk, not the mirror
+                        raise _WriteFailed(f"{type(err).__name__}: {err}") from err
                     h.update(chunk)
                     size += len(chunk)
                     bar.update(len(chunk))
@@ -159,6 +174,16 @@ def _stream(url: str, out: BinaryIO, label: str, progress: bool,
             f"connection closed after {size} of {total} bytes (incomplete download; deleted)"
         )
     return h.hexdigest(), size
+
+
+def _remove_stale_parts(dest: Path) -> None:
+    """Delete the temp files of downloads of ``dest`` whose process is gone (killed before
+    its cleanup could run); those of a live process, a concurrent download, are kept."""
+    from ..training.rundir import pid_alive
+    for part in dest.parent.glob(f".{dest.name}.*.part"):
+        pid = part.name[len(dest.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
 
 
 def _content_length(response: http.client.HTTPResponse) -> int | None:
