@@ -10,8 +10,8 @@ array wrapped in :class:`Counted`, an ``ndarray`` subclass that counts
   ``sum``, ``astype``...), each array created from nothing (``zeros``, a random draw), each
   gather (``a[idx]``) and each assignment into an array: what CuPy would turn into one
   kernel each. Views (``reshape``, ``.T``, slices) launch nothing and are not counted;
-- **syncs**: each ``float``, ``bool``, ``int`` or ``.item()`` of an array, and each copy to
-  the host.
+- **syncs**: each ``float``, ``bool``, ``int``, ``.item()`` or ``.tolist()`` of an array,
+  and each copy to the host through ``nnscratch.backend.to_numpy``.
 
 It mimics what the CuPy backend does differently from NumPy: the optimizers' update counts
 one launch per parameter (the fused kernel of ``nnscratch.optim.ADAM_CUDA``; on NumPy it is
@@ -174,6 +174,10 @@ class Counted(np.ndarray):
         TALLY.sync()
         return _plain(self).item(*args)
 
+    def tolist(self):
+        TALLY.sync()
+        return _plain(self).tolist()
+
 
 class CountedNumpy:
     """NumPy as an array module whose results are :class:`Counted`; a function that makes
@@ -234,7 +238,18 @@ def as_on_a_device(trainer, fuse=True, defer=True):
         finally:
             TALLY.depth -= 1
 
+    plain_to_numpy = nn.backend.to_numpy
+
+    def to_host(a):                      # on CuPy a copy from the device: the host waits
+        if isinstance(a, Counted):
+            TALLY.sync()
+        return plain_to_numpy(a)
+    importers = [m for name, m in list(sys.modules.items()) if name.startswith("nnscratch")
+                 and getattr(m, "to_numpy", None) is plain_to_numpy]
+
     optim.Optimizer.step = fused_step
+    for module in importers:
+        module.to_numpy = to_host
     if fuse and fused:
         fused.run = one_kernel
     trainer.metrics = lambda **values: values
@@ -243,6 +258,8 @@ def as_on_a_device(trainer, fuse=True, defer=True):
             yield
     finally:
         optim.Optimizer.step = original_step
+        for module in importers:
+            module.to_numpy = plain_to_numpy
         if fused:
             fused.run = original_run
         del trainer.metrics

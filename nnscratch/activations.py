@@ -8,8 +8,10 @@ than ``xp.where``: on activations of random sign, ``where``'s per-entry branch i
 mispredicted half the time, which makes it about ten times slower than a product on a CPU.
 
 Each formula is a function of its own (``leaky_relu``, ``leaky_relu_backward``...) that the
-layers call. On CuPy it runs as one kernel, the CUDA line written above its ``def``
-(:mod:`nnscratch.fused` says why); that line and the Python body compute the same thing.
+layers call. On CuPy it runs as one kernel, the CUDA C++ written above its ``def``
+(:mod:`nnscratch.fused` says why); that text and the Python body compute the same thing
+(``dy * 0`` rather than ``0`` in the ReLU's, so that a NaN or infinite gradient stays NaN
+on both).
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def sigmoid_backward(dy, y):
     return dy * y * (1.0 - y)
 
 
-@elementwise("T dy, T y", "T dx", "dx = y > 0 ? dy : (T)0;")
+@elementwise("T dy, T y", "T dx", "dx = y > 0 ? dy : dy * (T)0;")
 def relu_backward(dy, y):
     r"""Eq. (relu-2) from the output :math:`y`: :math:`\delta \odot [y > 0]`."""
     return dy * namespace(y).astype(y > 0, dy.dtype)

@@ -89,7 +89,7 @@ class BatchNorm1d(Module):
             raise ShapeError(f"{self.describe()}: training mode needs a batch of at least 2 "
                              "(one example has no variance); use eval() for single inputs")
         rho, buffers = self.momentum, self._buffers
-        moving_average(mu, 1.0 - rho, rho, buffers["running_mean"])
+        moving_average(mu, 1.0 - rho, rho, buffers["running_mean"])              # eq. (bn-3)
         moving_average(var, 1.0 - rho, rho * B / (B - 1), buffers["running_var"])
 
     def backward(self, dy, param_grads=True, input_grad=True):

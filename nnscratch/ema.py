@@ -29,11 +29,12 @@ from .fused import elementwise
 
 @elementwise("T p, T keep, T take", "T a", "a = keep * a + take * p;")
 def moving_average(p, keep, take, a):
-    r"""One step of an exponential moving average, in place:
-    :math:`a \leftarrow k\, a + \tau\, p`; returns ``a``. Eq. (ema-1) is
-    :math:`k = \beta_t`, :math:`\tau = 1 - \beta_t`; a batch normalisation's running
-    statistics, eq. (bn-3), use it too. In place: the average is a long-lived array that a
-    new one would only replace."""
+    r"""One step of an exponential moving average of ``p`` into ``a``, in place:
+    ``a = keep * a + take * p``; returns ``a``. Eq. (ema-1) has ``keep`` :math:`= \beta_t`
+    and ``take`` :math:`= 1 - \beta_t`; the running statistics of batch normalisation,
+    eq. (bn-3), have ``keep`` :math:`= 1 - \rho` and ``take`` :math:`= \rho` (the mean) or
+    :math:`\rho B / (B - 1)` (the variance). In place: the average is a long-lived array
+    that a new one would only replace."""
     a *= keep
     a += take * p
     return a

@@ -4,8 +4,9 @@
 #   .whl/       the wheels of array-api-strict and array-api-compat (the suite's third backend)
 #   .gpucache/  the full Fashion-MNIST (Debian's dataset-fashion-mnist) and the trained
 #               classifier of the Frechet distance (trained here if missing, about 2 minutes)
-#   .before/    the nnscratch package of BASE (default: the commit before the GPU work that is
-#               to be measured), timed in the same benchmark rounds as the tree itself
+#   .before/    the nnscratch package of BASE (default 61d35de, the last commit before the
+#               fused kernels; name the commit before the change to be measured), timed in
+#               the same benchmark rounds as the tree itself
 #
 #   bash scripts/gpu_prepare.sh [BASE]
 # then, on the device: OUT=$OUT bash scripts/gpu_session.sh, carrying .whl .gpucache .before.
@@ -19,7 +20,7 @@ if ! ls .whl/array_api_strict-*.whl >/dev/null 2>&1; then
 fi
 FMNIST=/usr/share/datasets/fashion-mnist
 if [ ! -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
-  apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null
 fi
 cp -u "$FMNIST"/*-ubyte.gz .gpucache/fashion-mnist/
 # the classifier the evaluation uses: from the user's cache, else trained into .gpucache

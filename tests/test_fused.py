@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import nnscratch  # noqa: F401  (registers every formula)
+from conftest import _CUPY_SKIP
 from nnscratch import fused
 
 HARNESS = """
@@ -57,23 +58,33 @@ def harness(kernel, in_place=False):
 
 
 def wide(rng, n, dtype):
-    """Values of both signs over many scales, with the edge cases: 0, -0, +-1e-30, +-100."""
+    """Values of both signs over many scales, with the edge cases: 0, -0, +-1e-30, +-100,
+    NaN and both infinities."""
     v = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 2, n)
-    v[:6] = [0.0, -0.0, 1e-30, -1e-30, 100.0, -100.0]
+    v[:9] = [0.0, -0.0, 1e-30, -1e-30, 100.0, -100.0, np.nan, np.inf, -np.inf]
     return v.astype(dtype)
 
 
+def unit(rng, n, dtype):
+    """Values in [0, 1): targets of the cross-entropy, outputs of a sigmoid."""
+    return rng.random(n).astype(dtype)
+
+
 #: For each formula: its arguments (arrays, or Python numbers as the layers pass them), and
-#: whether the two bodies must agree bit for bit (no exp or log inside).
+#: None where the two bodies must agree bit for bit (no exp or log inside), else, for each
+#: output, the scale of the rounding error of each entry (cancellations: the loss of a big
+#: logit is a difference of big terms; the gradient is divided by B): the comparison allows
+#: 8 ulps of that scale and 8 ulps of the value.
 INPUTS = {
-    "sigmoid": (lambda r, n, t: [wide(r, n, t)], False),
-    "sigmoid_backward": (lambda r, n, t: [wide(r, n, t), r.random(n).astype(t)], True),
-    "relu_backward": (lambda r, n, t: [wide(r, n, t), wide(r, n, t)], True),
-    "leaky_relu": (lambda r, n, t: [wide(r, n, t), 0.2], True),
-    "leaky_relu_backward": (lambda r, n, t: [wide(r, n, t), wide(r, n, t), 0.2], True),
-    "bce_entries": (lambda r, n, t: [wide(r, n, t), r.random(n).astype(t), 64], False),
+    "sigmoid": (lambda r, n, t: [wide(r, n, t)], lambda s: [0.0]),
+    "sigmoid_backward": (lambda r, n, t: [wide(r, n, t), unit(r, n, t)], None),
+    "relu_backward": (lambda r, n, t: [wide(r, n, t), wide(r, n, t)], None),
+    "leaky_relu": (lambda r, n, t: [wide(r, n, t), 0.2], None),
+    "leaky_relu_backward": (lambda r, n, t: [wide(r, n, t), wide(r, n, t), 0.2], None),
+    "bce_entries": (lambda r, n, t: [wide(r, n, t), unit(r, n, t), 64],
+                    lambda s, x, B: [1.0 + np.abs(s), 1.0 / B]),
     "moving_average": (lambda r, n, t: [wide(r, n, t), 0.999, 1.0 - 0.999, wide(r, n, t)],
-                       True),
+                       None),
 }
 
 
@@ -81,34 +92,67 @@ def test_every_formula_has_inputs_here():
     assert sorted(fused.KERNELS) == sorted(INPUTS)
 
 
+def assert_same(name, got, args, dtype):
+    """``got`` (a tuple of host arrays, one per output) against the Python body on ``args``."""
+    with np.errstate(invalid="ignore", over="ignore"):     # NaN and inf on purpose
+        want = fused.KERNELS[name].function(*[np.copy(a) if isinstance(a, np.ndarray) else a
+                                              for a in args])
+    want = want if isinstance(want, tuple) else (want,)
+    scales = INPUTS[name][1]
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert w.dtype == dtype and g.shape == w.shape
+        if scales is None:
+            np.testing.assert_array_equal(np.asarray(g, dtype), w)
+        else:
+            eps = np.finfo(dtype).eps
+            with np.errstate(invalid="ignore"):
+                scale = np.asarray(scales(*args)[i], np.float64)
+            scale = np.where(np.isfinite(scale), scale, 0.0)  # inf, NaN: the same inf, NaN
+            close = np.isclose(g, w, rtol=8 * eps, atol=8 * eps * scale, equal_nan=True)
+            bad = np.flatnonzero(~close)[:5]
+            assert close.all(), f"output {i}: at {bad.tolist()} got {g[bad]}, want {w[bad]}"
+
+
+def compile_harness(tmp_path, kernel, in_place=False):
+    (tmp_path / "k.cpp").write_text(harness(kernel, in_place))
+    subprocess.run(["c++", "-O1", "-ffp-contract=off", "-o", str(tmp_path / "k"),
+                    str(tmp_path / "k.cpp")], check=True)
+    return tmp_path / "k"
+
+
 @pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler")
 @pytest.mark.parametrize("name", sorted(INPUTS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_cuda_form_compiled_for_the_host_computes_the_python_body(tmp_path, name, dtype):
-    kernel = fused.KERNELS[name]
-    make, exact = INPUTS[name]
-    args = make(np.random.default_rng(0), 2000, dtype)
-    in_place = len(args) > len(kernel.names(kernel.in_params))
-    (tmp_path / "k.cpp").write_text(harness(kernel, in_place))
-    subprocess.run(["c++", "-O1", "-o", str(tmp_path / "k"), str(tmp_path / "k.cpp")],
-                   check=True)
-    n = 2000
+    kernel, n = fused.KERNELS[name], 2000
+    args = INPUTS[name][0](np.random.default_rng(0), n, dtype)
+    program = compile_harness(tmp_path, kernel,
+                              in_place=len(args) > len(kernel.names(kernel.in_params)))
     columns = [np.broadcast_to(np.asarray(a, dtype), (n,)) for a in args]
     text = f"{int(dtype == np.float64)} {n}\n" + "\n".join(
         " ".join(repr(float(v)) for v in row) for row in zip(*columns)) + "\n"
-    out = subprocess.run([str(tmp_path / "k")], input=text, capture_output=True, text=True,
+    out = subprocess.run([str(program)], input=text, capture_output=True, text=True,
                          check=True).stdout
-    got = np.array(out.split(), np.float64).reshape(n, -1).T
-    want = kernel.function(*args)
-    want = want if isinstance(want, tuple) else (want,)
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert w.dtype == dtype and w.shape == (n,)
-        if exact:
-            np.testing.assert_array_equal(g.astype(dtype), w)
-        else:
-            eps = np.finfo(dtype).eps
-            np.testing.assert_allclose(g, w, rtol=8 * eps, atol=8 * eps * np.abs(w).max())
+    got = np.array([float(v) for v in out.split()]).reshape(n, -1).T
+    assert_same(name, tuple(got), args, dtype)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_CUPY_SKIP is not None, reason=str(_CUPY_SKIP))
+@pytest.mark.parametrize("name", sorted(INPUTS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_kernel_on_the_gpu_computes_the_python_body(name, dtype):
+    """On CuPy: the kernel itself (scalars converted to ``T``, several outputs as a tuple,
+    an output updated in place) against the Python body on NumPy."""
+    import cupy
+    args = INPUTS[name][0](np.random.default_rng(0), 2000, dtype)
+    on_device = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+    got = fused.KERNELS[name].cupy()(*on_device)
+    got = tuple(cupy.asnumpy(g) for g in (got if isinstance(got, tuple) else (got,)))
+    assert_same(name, got, args, dtype)
+    if len(args) > len(fused.KERNELS[name].names(fused.KERNELS[name].in_params)):
+        np.testing.assert_array_equal(cupy.asnumpy(on_device[-1]), got[0])   # in place
 
 
 def test_a_wrong_body_is_caught(tmp_path):
@@ -117,10 +161,8 @@ def test_a_wrong_body_is_caught(tmp_path):
         pytest.skip("no C++ compiler")
     wrong = fused.Kernel(fused.KERNELS["leaky_relu"].function, "T x, T alpha", "T y",
                          "y = x > 0 ? x : x;")
-    (tmp_path / "k.cpp").write_text(harness(wrong))
-    subprocess.run(["c++", "-O1", "-o", str(tmp_path / "k"), str(tmp_path / "k.cpp")],
-                   check=True)
-    out = subprocess.run([str(tmp_path / "k")], input="0 2\n-1.0 0.2\n2.0 0.2\n",
+    program = compile_harness(tmp_path, wrong)
+    out = subprocess.run([str(program)], input="0 2\n-1.0 0.2\n2.0 0.2\n",
                          capture_output=True, text=True, check=True).stdout
     assert [float(v) for v in out.split()] == [-1.0, 2.0]
     assert list(wrong.function(np.array([-1.0, 2.0]), 0.2)) != [-1.0, 2.0]
@@ -161,3 +203,10 @@ def test_arrays_of_two_dtypes_take_the_python_body(monkeypatch):
     assert calls == [] and ds.dtype == np.float64
     nnscratch.losses.bce_entries(s, x.astype(np.float32), 2)
     assert calls == ["bce_entries"]
+
+
+def test_keywords_are_passed_by_position_and_reserved_names_refused():
+    x = np.array([-2.0, 3.0], np.float32)
+    np.testing.assert_array_equal(nnscratch.activations.leaky_relu(x, alpha=0.5), [-1.0, 3.0])
+    with pytest.raises(ValueError, match=r"reserves the parameter names \['n'\]"):
+        fused.Kernel(len, "T x, T n", "T y", "y = x * n;")

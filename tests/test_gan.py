@@ -182,6 +182,26 @@ def test_k_discriminator_steps_per_generator_step(b32):
     assert trainer.optimizers["G"].t == 2 and trainer.optimizers["D"].t == 6
 
 
+def test_a_step_that_fails_does_not_advance_the_count_of_d_steps(b32, monkeypatch):
+    """A caller who catches the error and goes on keeps the G steps where they fall."""
+    from nnscratch.losses import NonFiniteError
+    trainer = tiny_trainer(b32, k=2)
+    trainer.step(host_batch(8))
+    assert trainer.d_steps == 1
+
+    def diverged(*args, **kwargs):
+        raise NonFiniteError("the loss is nan")
+    with monkeypatch.context() as m:
+        m.setattr(trainer.gan, "d_loss", diverged)
+        with pytest.raises(NonFiniteError):
+            trainer.step(host_batch(8, seed=1))
+    assert trainer.d_steps == 1
+    assert list(trainer.d_step(b32.asarray(host_batch(8)))) == list(trainer.STEP_METRICS)
+    G_steps = trainer.optimizers["G"].t
+    trainer.step(host_batch(8, seed=2))               # the second D step: a G step follows
+    assert trainer.optimizers["G"].t == G_steps + 1
+
+
 def test_a_step_frees_each_networks_gradients_after_its_update(b32):
     trainer = tiny_trainer(b32, k=2)
     trainer.step(host_batch(8))                           # a D step only

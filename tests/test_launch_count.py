@@ -46,9 +46,33 @@ def test_the_stable_recipe_never_waits_for_the_device_either():
     assert sum(launches.values()) > BUDGETS["mlp"]       # more layers' worth of work
 
 
-def test_each_fused_formula_counts_once():
-    """Without the fused kernels (the Python bodies counted op by op) a GAN step makes
-    more than twice the launches: the counter sees what the kernels remove."""
-    fused_launches = sum(lc.count_step(*lc.build("mlp", "none"))[0].values())
-    plain_launches = sum(lc.count_step(*lc.build("mlp", "none"), fuse=False)[0].values())
-    assert plain_launches > 2 * fused_launches
+def test_each_fused_formula_counts_once_and_its_python_body_not_at_all():
+    """The counter sees the CuPy path: each formula of nnscratch.fused one launch, none of
+    the operations of its Python body (which the same step without fusion does count)."""
+    bodies = ("activations:sigmoid", "activations:relu_backward", "activations:leaky_relu",
+              "losses:bce_entries", "losses:bce_terms", "losses:log1p", "ema:moving_average")
+    expected = {"vae": {"relu_backward", "bce_entries"},
+                "mlp": {"leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+                        "bce_entries"}}
+    for model, formulas in expected.items():
+        launches = lc.count_step(*lc.build(model, "none"))[0]
+        assert {w.split(":")[1].split(" ")[0] for w in launches if w.startswith("fused:")} \
+            == formulas
+        assert not [w for w in launches if w.startswith(bodies)]
+        plain = lc.count_step(*lc.build(model, "none"), fuse=False)[0]
+        assert [w for w in plain if w.startswith(bodies)]
+    stable = lc.count_step(*lc.build("mlp", "stable"))[0]
+    assert "fused:moving_average (1 kernel)" in stable
+
+
+def test_a_copy_to_the_host_inside_a_step_is_a_sync(monkeypatch):
+    trainer, x = lc.build("mlp", "none")
+    plain = lc.nn.models.gan.GAN.g_loss
+
+    def g_loss_that_looks(self, z, loss="non-saturating"):
+        out = plain(self, z, loss)
+        lc.nn.models.gan.to_numpy(out[1])           # e.g. printing a gradient
+        return out
+    monkeypatch.setattr(lc.nn.models.gan.GAN, "g_loss", g_loss_that_looks)
+    syncs = lc.count_step(trainer, x)[1]
+    assert dict(syncs) == {"models.gan:g_step": 1}

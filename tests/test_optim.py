@@ -237,8 +237,8 @@ def test_the_fused_cuda_update_compiled_for_the_host_agrees_with_the_readable_on
     :func:`nnscratch.optim.adam_step`: a break in the kernel shows without a GPU."""
     import subprocess
     (tmp_path / "adam.cpp").write_text(ADAM_HARNESS % nn.optim.ADAM_CUDA)
-    subprocess.run(["c++", "-O1", "-o", str(tmp_path / "adam"), str(tmp_path / "adam.cpp")],
-                   check=True)
+    subprocess.run(["c++", "-O1", "-ffp-contract=off", "-o", str(tmp_path / "adam"),
+                    str(tmp_path / "adam.cpp")], check=True)
     rng = np.random.default_rng(1)
     W = rng.standard_normal(500).astype(np.float32)
     grads = [(rng.standard_normal(500) * 1e-2).astype(np.float32) for _ in range(3)]

@@ -422,10 +422,10 @@ class GANTrainer(Trainer):
         # G steps next: D's gradients would sit in memory unused through it
         self.gan.D.clear_grads()
         xp = self.backend.xp
-        values = {"loss_D": L, "D_real": xp.mean(sigmoid(s_real)),
-                  "D_fake": xp.mean(sigmoid(s_fake))}
+        values = {"loss_D": L}
         if with_loss_G:
             values["loss_G"] = generator_loss(s_fake, cfg["loss"])[0]
+        values["D_real"], values["D_fake"] = xp.mean(sigmoid(s_real)), xp.mean(sigmoid(s_fake))
         return self.metrics(**values)
 
     def g_step(self, batch):
@@ -465,9 +465,9 @@ class GANTrainer(Trainer):
         self.check_data(x, "GANTrainer.step")
         if not self.backend.is_array(x):
             x = self.backend.asarray(x)
-        self.d_steps += 1
-        takes_g_step = self.d_steps % int(self.config["k"]) == 0
+        takes_g_step = (self.d_steps + 1) % int(self.config["k"]) == 0
         out = self.d_step(x, with_loss_G=not takes_g_step)
+        self.d_steps += 1                 # after the step: one that fails is not counted
         if takes_g_step:
             out["loss_G"] = self.g_step(x.shape[0])
         return {key: out[key] for key in self.STEP_METRICS}     # the log's column order
