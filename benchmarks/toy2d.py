@@ -160,6 +160,12 @@ def main(argv=None):
     parser.add_argument("--config", type=json.loads, default={}, metavar="JSON",
                         help='GAN config keys added to the settings, e.g. \'{"ema": 0.999, '
                              '"D_spectral": true}\' (recorded in the results)')
+    # to search for better settings without editing SETTINGS (recorded in the results)
+    for flag, kind in (("--steps", int), ("--batch", int), ("--lr-final", float),
+                       ("--decay-start", float)):
+        parser.add_argument(flag, type=kind, default=None,
+                            help=f"override the setting's {flag[2:].replace('-', '_')} "
+                                 "for the mixtures run")
     parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
                         help="merge earlier result files (e.g. one per mixture, run in "
                              "parallel) into --out and print their table; trains nothing")
@@ -167,6 +173,10 @@ def main(argv=None):
     if args.combine:
         return combine(args.combine, args.out)
 
+    for name in args.mixtures:
+        for key in ("steps", "batch", "lr_final", "decay_start"):
+            if getattr(args, key) is not None:
+                SETTINGS[name][key] = getattr(args, key)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     summaries, start = [], time.perf_counter()
     for name in args.mixtures:
