@@ -5,6 +5,7 @@ Usage::
     python benchmarks/toy2d.py                       # both mixtures, PacGAN and GAN, 10 seeds
     python benchmarks/toy2d.py --mixtures ring --seeds 3 --packs 2
     python benchmarks/toy2d.py --figures docs/figures    # also the figures of seed 0
+    python benchmarks/toy2d.py --mixtures grid --packs 4 --steps 96000   # meets the grid target
 
 Each run trains from scratch with the tight loop of :func:`nnscratch.models.toy2d.train` (fresh
 samples of the mixture at every step) and measures eq. (toy-1) on 2,500 samples: modes
