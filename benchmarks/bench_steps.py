@@ -443,21 +443,36 @@ def cpu_reference(path):
     return f"{env.get('cores', '?')}-core CPU", medians
 
 
-def gpu_table(results, models, reference):
-    """nnscratch on CuPy against PyTorch on CUDA (same rounds), and against a saved CPU run."""
+def launches_per_step(models):
+    """Kernel launches of one nnscratch step of each model, counted on the CPU by
+    ``launch_count.py`` (``{}`` if the count fails: it is a column of the table only)."""
+    try:
+        import launch_count
+        return {m: sum(launch_count.count_step(*launch_count.build(m, "none"))[0].values())
+                for m in models}
+    except Exception as err:       # noqa: BLE001 - a column only
+        print(f"launch count skipped ({type(err).__name__}: {err})", file=sys.stderr)
+        return {}
+
+
+def gpu_table(results, models, reference, launches=None):
+    """nnscratch on CuPy against PyTorch on CUDA (same rounds), and against a saved CPU run;
+    with ``launches`` (per step), the host time per launch that the step's time implies."""
     label, cpu = reference
     label = label or "CPU"
+    launches = launches or {}
     rows = [f"| model | nnscratch ms | PyTorch CUDA ms | nnscratch / PyTorch | GEMM bound ms | "
-            f"nnscratch / GEMM | {label} nnscratch ms | speed-up over {label} |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            f"nnscratch / GEMM | {label} nnscratch ms | speed-up over {label} | launches | "
+            "us per launch |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for model in models:
         r = results.get(model, {})
         n, t, g = (r.get(i, {}).get("median_ms") for i in ("nnscratch", "torch", "gemm"))
-        c = cpu.get(model)
+        c, k = cpu.get(model), launches.get(model)
         f = lambda v, d=2: f"{v:.{d}f}" if v else "-"
         q = lambda a, b: f"{a / b:.2f}" if a and b else "-"
         rows.append(f"| {model} | {f(n)} | {f(t)} | {q(n, t)} | {f(g)} | {q(n, g)} | {f(c, 1)} | "
-                    f"{q(c, n)} |")
+                    f"{q(c, n)} | {k or '-'} | {f(1e3 * n / k, 1) if n and k else '-'} |")
     return "\n".join(rows)
 
 
@@ -574,7 +589,9 @@ def main(argv=None):
     if results["gpu"] and "skipped" not in results["gpu"]:
         results["gpu"]["device"] = gpu_name()
         print(f"\n## Training step, GPU float32 ({results['gpu']['device']})\n")
-        print(gpu_table(results["gpu"], models, cpu_reference(args.cpu_reference)))
+        results["gpu"]["launches"] = launches_per_step(models)
+        print(gpu_table(results["gpu"], models, cpu_reference(args.cpu_reference),
+                        results["gpu"]["launches"]))
         if args.before:
             print(f"\n## nnscratch before ({args.before}) and now on the GPU, same rounds\n")
             print(before_table(results["gpu"], models))
