@@ -68,7 +68,11 @@ class Optimizer:
             if state is None:
                 state = self.state[id(p)] = self._init_state(p)
             g = grads[name]
-            for rows in backend.row_blocks(p.shape, self.block_size):
+            blocks = backend.row_blocks(p.shape, self.block_size)
+            if len(blocks) == 1:          # the whole array (always on CuPy): no views to make
+                self._update(p, g, state)
+                continue
+            for rows in blocks:
                 self._update(p[rows], g[rows], {k: a[rows] for k, a in state.items()})
 
     def _init_state(self, p):
