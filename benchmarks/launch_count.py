@@ -231,7 +231,8 @@ def as_on_a_device(trainer, fuse=True, defer=True):
     original_run = fused.run if fused else None
 
     def one_kernel(kernel, args):
-        TALLY.launches[f"fused:{kernel.name} (1 kernel)"] += TALLY.depth == 0
+        if TALLY.depth == 0 and not TALLY.in_optimizer:     # Adam's is counted per parameter
+            TALLY.launches[f"fused:{kernel.name} (1 kernel)"] += 1
         TALLY.depth += 1
         try:
             return _counted(kernel.function(*args))

@@ -26,6 +26,7 @@ CPU twin the test suite checks) and on CuPy alike; on CuPy a draw is one CUDA ke
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -91,14 +92,17 @@ class CounterRNG:
     Has the two methods of ``numpy.random.Generator`` that :class:`~nnscratch.backend.Backend`
     uses (``standard_normal``, ``random``) and a ``state`` (a JSON-ready dict) to save and
     restore. ``fused`` (CuPy only) draws with one CUDA kernel instead of the reference's
-    dozen array operations.
+    dozen array operations (the same numbers); by default it does on CuPy unless
+    ``NNSCRATCH_FUSED=0`` is set, as for the formulas of :mod:`nnscratch.fused`.
     """
 
     def __init__(self, seed=None, xp=np, fused=None):
         self.xp = xp
         self.key = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
         self.counter = 0
-        self.fused = (xp.__name__ == "cupy") if fused is None else fused
+        if fused is None:
+            fused = xp.__name__ == "cupy" and os.environ.get("NNSCRATCH_FUSED", "1") != "0"
+        self.fused = fused
 
     @property
     def state(self):

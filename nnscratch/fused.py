@@ -5,8 +5,8 @@ pass over the array per operation. On a GPU each operation is a kernel launch, a
 launch costs the host 10 to 20 microseconds of Python and driver time, more than the
 arithmetic on a ``(64, 1024)`` array: a GAN step of 269 launches was bound by them (see
 ``benchmarks/launch_count.py``). So the few formulas that every step evaluates many times
-(the activations, their derivatives, the cross-entropy from logits, the moving averages)
-are written twice, next to each other:
+(the activations, their derivatives, the cross-entropy from logits, the moving averages,
+Adam's update) are written twice, next to each other:
 
 - the Python body, the one to read against the equation, run by NumPy and array-api-strict;
 - the same formula in CUDA C++, one thread per entry, given to the decorator
@@ -21,7 +21,8 @@ on the same inputs, NaN and infinities included (``tests/test_fused.py``), so a 
 one shows without a GPU; on a GPU the same comparison runs on CuPy, and the layers' float64
 gradient checks run through the kernels.
 ``NNSCRATCH_FUSED=0`` in the environment runs the Python bodies on CuPy too (one launch
-per operation), to rule the kernels out when a result looks wrong.
+per operation; the device generator of :mod:`nnscratch.counter_rng` too), to rule the
+kernels out when a result looks wrong.
 """
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import namespace, to_numpy
+from .fused import elementwise
 
 
 def adam_step(theta, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -53,8 +54,9 @@ class Optimizer:
         again, on a block the later passes find it in the cache. (Spreading the blocks over a
         thread pool was measured too: no faster on a 2-core machine, so no.) On CuPy each
         line would be one kernel launch, so the whole array is one block and Adam's update
-        is one fused CUDA kernel per parameter (:data:`ADAM_CUDA`). Both compute what the
-        readable :func:`adam_step` computes, to float32 rounding (tested).
+        is one CUDA kernel per parameter (:func:`adam_update`, through
+        :mod:`nnscratch.fused`). Both compute what the readable :func:`adam_step` computes,
+        to float32 rounding (tested).
         """
         params, grads = self.module.params, self.module.grads
         missing = [name for name in params if name not in grads]
@@ -167,30 +169,15 @@ class Adam(Optimizer):
         """One Adam step of parameter ``p`` with gradient ``g``, in place: eqs. (adam-1) to
         (adam-5), and (adam-6) when ``weight_decay`` is set; :func:`adam_step` is the same
         step written as in the paper (see :meth:`Optimizer.step` for why in place)."""
-        backend = self.module.backend
         b1, b2, t = self.beta1, self.beta2, self.t
-        m, v = state["m"], state["v"]
         c1 = 1.0 - b1 ** t                                       # m_hat = m / c1, eq. (adam-3)
         c2 = 1.0 - b2 ** t                                       # v_hat = v / c2, eq. (adam-4)
         decay = 1.0 - self.lr * self.weight_decay                # eq. (adam-6)
-        if backend.name == "cupy":
-            adam_kernel(backend.xp)(g, b1, b2, self.lr / c1, c2, self.eps, decay, p, m, v)
-            return
-        m *= b1                                                  # eq. (adam-1)
-        m += (1.0 - b1) * g
-        v *= b2                                                  # eq. (adam-2)
-        v += (1.0 - b2) * (g * g)
-        if self.weight_decay:
-            p *= decay
-        # eq. (adam-5), theta -= alpha m_hat / (sqrt(v_hat) + eps), with m_hat and v_hat
-        # substituted: alpha m_hat = (alpha / c1) m saves a pass over the block, and eps is
-        # still added to sqrt(v_hat), as in Algorithm 1.
-        p -= (self.lr / c1) * m / (backend.xp.sqrt(v / c2) + self.eps)
+        adam_update(g, b1, b2, self.lr / c1, c2, self.eps, decay, p, state["m"], state["v"])
 
 
-#: Adam's update (:meth:`Adam._update`) as one CUDA thread per entry, in double precision
-#: between the loads and the stores: eqs. (adam-1), (adam-2), (adam-6) and (adam-5), with
-#: ``step`` = alpha / (1 - beta1^t), ``c2`` = 1 - beta2^t and ``decay`` = 1 - alpha lambda.
+#: Adam's update (:func:`adam_update`) as one CUDA thread per entry, in double precision
+#: between the loads and the stores: eqs. (adam-1), (adam-2), (adam-6) and (adam-5).
 ADAM_CUDA = """
     double m1 = b1 * (double)m + (1.0 - b1) * (double)g;
     double v1 = b2 * (double)v + (1.0 - b2) * (double)g * (double)g;
@@ -198,15 +185,23 @@ ADAM_CUDA = """
     v = (T)v1;
     p = (T)(decay * (double)p - step * m1 / (sqrt(v1 / c2) + eps));
 """
-_ADAM_KERNEL = {}
 
 
-def adam_kernel(xp):
-    """The fused update of :data:`ADAM_CUDA` as a CuPy ElementwiseKernel (built once),
-    called as ``kernel(g, b1, b2, step, c2, eps, decay, p, m, v)``: ``p``, ``m``, ``v``
-    change in place."""
-    if "kernel" not in _ADAM_KERNEL:
-        _ADAM_KERNEL["kernel"] = xp.ElementwiseKernel(
-            "T g, float64 b1, float64 b2, float64 step, float64 c2, float64 eps, "
-            "float64 decay", "T p, T m, T v", ADAM_CUDA, "nnscratch_adam_update")
-    return _ADAM_KERNEL["kernel"]
+@elementwise("T g, float64 b1, float64 b2, float64 step, float64 c2, float64 eps, "
+             "float64 decay", "T p, T m, T v", ADAM_CUDA)
+def adam_update(g, b1, b2, step, c2, eps, decay, p, m, v):
+    r"""Adam's step of one array ``p`` with gradient ``g`` and moments ``m``, ``v``, in place;
+    returns ``(p, m, v)``. ``step`` is :math:`\alpha / (1 - \beta_1^t)`, ``c2`` is
+    :math:`1 - \beta_2^t` and ``decay`` :math:`1 - \alpha\lambda` (1 without weight
+    decay). On CuPy it runs as :data:`ADAM_CUDA`, one kernel per array."""
+    m *= b1                                                      # eq. (adam-1)
+    m += (1.0 - b1) * g
+    v *= b2                                                      # eq. (adam-2)
+    v += (1.0 - b2) * (g * g)
+    if decay != 1.0:
+        p *= decay                                               # eq. (adam-6)
+    # eq. (adam-5), theta -= alpha m_hat / (sqrt(v_hat) + eps), with m_hat and v_hat
+    # substituted: alpha m_hat = (alpha / c1) m saves a pass over the block, and eps is
+    # still added to sqrt(v_hat), as in Algorithm 1.
+    p -= step * m / (namespace(v).sqrt(v / c2) + eps)
+    return p, m, v

@@ -38,6 +38,10 @@ int main() {
 """
 
 
+#: The C++ type of each type in a parameter list (``T`` stays the template's).
+C_TYPES = {"T": "T", "float64": "double", "float32": "float"}
+
+
 def harness(kernel, in_place=False):
     """C++ source running ``kernel.body`` on every entry of inputs read from stdin (a line
     per entry, one number per parameter) and printing the outputs, a line per entry. With
@@ -45,11 +49,13 @@ def harness(kernel, in_place=False):
     update in place."""
     ins, outs = kernel.names(kernel.in_params), kernel.names(kernel.out_params)
     read = ins + outs if in_place else ins
+    ctype = dict(zip(ins + outs, [C_TYPES[p.split()[0]] for p in
+                                  (kernel.in_params + "," + kernel.out_params).split(",")]))
     return HARNESS % {
-        "declare": " ".join(f"T* in_{a} = new T[n];" for a in read),
+        "declare": " ".join(f"{ctype[a]}* in_{a} = new {ctype[a]}[n];" for a in read),
         "read": " ".join(f"double v_{a}; if (scanf(\"%lf\", &v_{a}) != 1) return 1; "
-                         f"in_{a}[i] = (T)v_{a};" for a in read),
-        "load": " ".join(f"const T {a} = in_{a}[i];" for a in ins),
+                         f"in_{a}[i] = ({ctype[a]})v_{a};" for a in read),
+        "load": " ".join(f"const {ctype[a]} {a} = in_{a}[i];" for a in ins),
         "outputs": " ".join(f"T {a} = in_{a}[i];" if in_place else f"T {a};" for a in outs),
         "body": kernel.body,
         "write": "printf(\"" + " ".join(["%.17g"] * len(outs)) + "\\n\", "
@@ -85,6 +91,17 @@ INPUTS = {
                     lambda s, x, B: [1.0 + np.abs(s), 1.0 / B]),
     "moving_average": (lambda r, n, t: [wide(r, n, t), 0.999, 1.0 - 0.999, wide(r, n, t)],
                        None),
+    # computed in double between the loads and the stores on the device, in T by NumPy
+    # (g = v = 0 in ten entries, where eps is the whole denominator)
+    "adam_update": (lambda r, n, t: [(r.standard_normal(n) * 1e-2 * (np.arange(n) > 9)
+                                      ).astype(t), 0.5, 0.999,
+                                     0.01 / (1 - 0.5 ** 3), 1 - 0.999 ** 3, 1e-8, 0.999,
+                                     r.standard_normal(n).astype(t),
+                                     (r.standard_normal(n) * 1e-2).astype(t),
+                                     (r.random(n) * 1e-4 * (np.arange(n) > 9)).astype(t)],
+                    lambda g, b1, b2, step, c2, eps, decay, p, m, v: [
+                        1.0 + np.abs(p) + np.abs(step * m / (np.sqrt(v / c2) + eps)),
+                        np.abs(m) + np.abs(g), v + g * g]),
 }
 
 
@@ -151,8 +168,9 @@ def test_each_kernel_on_the_gpu_computes_the_python_body(name, dtype):
     got = fused.KERNELS[name].cupy()(*on_device)
     got = tuple(cupy.asnumpy(g) for g in (got if isinstance(got, tuple) else (got,)))
     assert_same(name, got, args, dtype)
-    if len(args) > len(fused.KERNELS[name].names(fused.KERNELS[name].in_params)):
-        np.testing.assert_array_equal(cupy.asnumpy(on_device[-1]), got[0])   # in place
+    n_in = len(fused.KERNELS[name].names(fused.KERNELS[name].in_params))
+    for a, g in zip(on_device[n_in:], got):                 # outputs updated in place
+        np.testing.assert_array_equal(cupy.asnumpy(a), g)
 
 
 def test_a_wrong_body_is_caught(tmp_path):
