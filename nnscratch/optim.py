@@ -13,6 +13,7 @@ import numpy as np
 
 from .backend import namespace, to_numpy
 from .fused import elementwise
+from .module import finite_float
 
 
 def adam_step(theta, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -36,10 +37,9 @@ class Optimizer:
     block_size = 1 << 16
 
     def __init__(self, module, lr):
-        if lr <= 0:
-            raise ValueError(f"{type(self).__name__}: the learning rate must be positive, got {lr}")
         self.module = module
-        self.lr = float(lr)
+        self.lr = finite_float(type(self).__name__, "the learning rate lr", lr, 0.0,
+                               low_open=True)
         self.t = 0
         self.state = {}          # id(param) -> {"m": array, ...}
 
@@ -124,7 +124,7 @@ class SGD(Optimizer):
 
     def __init__(self, module, lr=0.01, momentum=0.0):
         super().__init__(module, lr)
-        self.momentum = float(momentum)
+        self.momentum = finite_float("SGD", "momentum", momentum, 0.0, 1.0, high_open=True)
 
     def _init_state(self, p):
         return {"v": self.module.backend.zeros_like(p)} if self.momentum else {}
@@ -155,11 +155,13 @@ class Adam(Optimizer):
 
     def __init__(self, module, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(module, lr)
-        self.beta1, self.beta2 = (float(b) for b in betas)
-        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
-            raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
-        self.eps = float(eps)
-        self.weight_decay = float(weight_decay)
+        if len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1, self.beta2 = (finite_float("Adam", f"betas[{i}]", b, 0.0, 1.0, high_open=True)
+                                  for i, b in enumerate(betas))
+        # eps > 0 keeps the step finite where v_hat = 0 (a parameter whose gradient is 0)
+        self.eps = finite_float("Adam", "eps", eps, 0.0, low_open=True)
+        self.weight_decay = finite_float("Adam", "weight_decay", weight_decay, 0.0)
 
     def _init_state(self, p):
         zeros = self.module.backend.zeros_like

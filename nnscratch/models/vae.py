@@ -236,8 +236,11 @@ class VAE(Module):
         ``dy = (ds, dmu, dlogvar)``: dL/d(outputs of forward), the KL's own gradients
         entering as ``dmu`` and ``dlogvar``. Returns dL/dx through the encoder when
         ``input_grad`` (off by default: the input is data), else None."""
-        ds, dmu, dlogvar = dy
         eps, std = self._cached()
+        if not isinstance(dy, tuple) or len(dy) != 3:
+            raise TypeError("VAE.backward: dy must be the tuple (ds, dmu, dlogvar) that "
+                            "VAE.loss returns")
+        ds, dmu, dlogvar = dy
         dz = self.dec.backward(ds, param_grads=param_grads)
         dmu = dz + dmu                                                 # eq. (vae-5)
         dlogvar = 0.5 * (dz * eps * std) + dlogvar                     # eq. (vae-6)
