@@ -150,7 +150,10 @@ class Adam(Optimizer):
 
     ``weight_decay`` > 0 adds AdamW's decoupled decay (Loshchilov & Hutter, 2019) before the
     Adam step, eq. (adam-6): :math:`\theta \leftarrow \theta - \alpha \lambda \theta`. It is
-    not an L2 term in the gradient, so it does not pass through the moment estimates.
+    not an L2 term in the gradient, so it does not pass through the moment estimates. The
+    decay is scaled by the learning rate :math:`\alpha`, as in PyTorch's ``AdamW``; in
+    Loshchilov & Hutter's Algorithm 2 it is scaled by the schedule multiplier instead, so
+    their :math:`\lambda` is this ``weight_decay`` times ``lr``.
     """
 
     def __init__(self, module, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
