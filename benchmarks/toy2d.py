@@ -123,7 +123,7 @@ def figures(name, logs_by_pack, out_dir):
     discriminator_map(first["trainer"], name, first["log"]["samples"], paths[1],
                       resolution=150, scale=SETTINGS[name]["scale"], dpi=80,
                       title=f"{'GAN' if pack == 1 else f'PacGAN{pack}'} on {name}: "
-                            r"$\sigma(D(x))$ and samples")
+                            r"$D(x) = \sigma(s(x))$ and samples")
     return paths
 
 

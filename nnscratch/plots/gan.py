@@ -43,7 +43,7 @@ def _curves(axes, x, series, xlabel):
             ax_d.plot(x, series[key], "--", label=label)
     ax_d.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax_loss.set_ylabel("loss (nats)")
-    ax_d.set_ylabel(r"mean $\sigma(D(\cdot))$")
+    ax_d.set_ylabel(r"mean $D(\cdot) = \sigma(s(\cdot))$")
     ax_d.set_ylim(0.0, 1.0)
     for ax in axes:
         ax.set_xlabel(xlabel)
