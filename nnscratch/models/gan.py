@@ -11,16 +11,17 @@ Model and notation (the docs use the same labels):
   inside the stable binary cross-entropy (eq. bce-1), never in the network.
 
 * Discriminator loss, eq. (gan-1), on ``n`` real and ``n`` generated examples, with
-  one-sided label smoothing :math:`\varepsilon` (Salimans et al., 2016; 0 by default):
+  one-sided label smoothing :math:`\varepsilon_{ls}` (Salimans et al., 2016; 0 by default):
 
-  .. math:: L_D = \mathrm{BCE}(s_{real}, 1 - \varepsilon) + \mathrm{BCE}(s_{fake}, 0)
-            = -\frac1n \sum_i \Big[(1 - \varepsilon) \log \sigma(s_{real,i})
-              + \varepsilon \log(1 - \sigma(s_{real,i})) + \log(1 - \sigma(s_{fake,i}))\Big]
+  .. math:: L_D = \mathrm{BCE}(s_{real}, 1 - \varepsilon_{ls}) + \mathrm{BCE}(s_{fake}, 0)
+            = -\frac1n \sum_i \Big[(1 - \varepsilon_{ls}) \log \sigma(s_{real,i})
+              + \varepsilon_{ls} \log(1 - \sigma(s_{real,i})) + \log(1 - \sigma(s_{fake,i}))\Big]
 
   with gradients, eq. (gan-2), from eq. (bce-2):
 
-  .. math:: \frac{\partial L_D}{\partial s_{real}} = \frac{\sigma(s_{real}) - (1 - \varepsilon)}{n},
-            \qquad \frac{\partial L_D}{\partial s_{fake}} = \frac{\sigma(s_{fake})}{n}
+  .. math:: \frac{\partial L_D}{\partial s_{real}}
+            = \frac{\sigma(s_{real}) - (1 - \varepsilon_{ls})}{n}, \qquad
+            \frac{\partial L_D}{\partial s_{fake}} = \frac{\sigma(s_{fake})}{n}
 
 * Generator loss, non-saturating (the default; Goodfellow et al., section 3), eq. (gan-3),
   and its gradient with respect to the logit, eq. (gan-4):
