@@ -117,9 +117,10 @@ class Optimizer:
 class SGD(Optimizer):
     r"""Stochastic gradient descent with (heavy-ball) momentum, eqs. (sgd-1), (sgd-2).
 
-    .. math:: v \leftarrow \mu v + g, \qquad \theta \leftarrow \theta - \eta v
+    .. math:: \bar g \leftarrow \mu \bar g + g, \qquad \theta \leftarrow \theta - \eta \bar g
 
-    With ``momentum=0`` this is plain :math:`\theta \leftarrow \theta - \eta g`.
+    :math:`\bar g` (the velocity, state ``"v"``), :math:`\mu` = ``momentum``, :math:`\eta` =
+    ``lr``. With ``momentum=0`` this is plain :math:`\theta \leftarrow \theta - \eta g`.
     """
 
     def __init__(self, module, lr=0.01, momentum=0.0):

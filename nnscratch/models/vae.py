@@ -23,8 +23,10 @@ Model and notation (the docs use the same labels):
   units, mean over the batch), a one-sample reconstruction term plus the analytic KL of
   eq. (kl-1):
 
-  .. math:: L = \frac1B \sum_n \Big[ \mathrm{BCE}(s_n, x_n)
+  .. math:: L = \frac1B \sum_n \Big[ \sum_i \ell(s_{ni}, x_{ni})
             + \mathrm{KL}\big(q(z \mid x_n) \,\|\, \mathcal N(0, I)\big) \Big]
+
+  with :math:`\ell` the binary cross-entropy of one pixel, eq. (bce-1).
 
 * Backward through the sampling, eqs. (vae-5) and (vae-6), given
   :math:`\delta_z = \partial L / \partial z` from the decoder's backward:
