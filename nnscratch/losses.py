@@ -138,9 +138,10 @@ def bce(p, x, eps=1e-7):
     r"""Binary cross-entropy on probabilities ``p`` (the output of a sigmoid layer).
 
     The seed article's networks end in a sigmoid, so this is the loss its listings need.
-    :math:`\log p` is infinite at :math:`p \in \{0, 1\}`, which a float32 sigmoid reaches
-    for :math:`|s| > 17`, so ``p`` is clipped to :math:`[\epsilon, 1 - \epsilon]` first,
-    eq. (bce-3):
+    :math:`\log p` is infinite at :math:`p = 0` and :math:`\log(1 - p)` at :math:`p = 1`;
+    a float32 sigmoid reaches 1 for logits above about 16.6, and 0 only below about -88.7
+    (computed naively) or -104 (:func:`~nnscratch.activations.sigmoid`). So ``p`` is
+    clipped to :math:`[\epsilon, 1 - \epsilon]` first, eq. (bce-3):
 
     .. math:: \ell = -x \log \tilde p - (1 - x) \log(1 - \tilde p), \quad
               \tilde p = \mathrm{clip}(p, \epsilon, 1 - \epsilon)

@@ -117,9 +117,10 @@ class Optimizer:
 class SGD(Optimizer):
     r"""Stochastic gradient descent with (heavy-ball) momentum, eqs. (sgd-1), (sgd-2).
 
-    .. math:: v \leftarrow \mu v + g, \qquad \theta \leftarrow \theta - \eta v
+    .. math:: \bar g \leftarrow \mu \bar g + g, \qquad \theta \leftarrow \theta - \eta \bar g
 
-    With ``momentum=0`` this is plain :math:`\theta \leftarrow \theta - \eta g`.
+    :math:`\bar g` (the velocity, state ``"v"``), :math:`\mu` = ``momentum``, :math:`\eta` =
+    ``lr``. With ``momentum=0`` this is plain :math:`\theta \leftarrow \theta - \eta g`.
     """
 
     def __init__(self, module, lr=0.01, momentum=0.0):
@@ -150,7 +151,10 @@ class Adam(Optimizer):
 
     ``weight_decay`` > 0 adds AdamW's decoupled decay (Loshchilov & Hutter, 2019) before the
     Adam step, eq. (adam-6): :math:`\theta \leftarrow \theta - \alpha \lambda \theta`. It is
-    not an L2 term in the gradient, so it does not pass through the moment estimates.
+    not an L2 term in the gradient, so it does not pass through the moment estimates. The
+    decay is scaled by the learning rate :math:`\alpha`, as in PyTorch's ``AdamW``; in
+    Loshchilov & Hutter's Algorithm 2 it is scaled by the schedule multiplier instead, so
+    their :math:`\lambda` is this ``weight_decay`` times ``lr``.
     """
 
     def __init__(self, module, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
