@@ -151,8 +151,9 @@ def bce(p, x, eps=1e-7):
     .. math:: \frac{\partial L}{\partial p} = \frac1B \,
               \frac{\tilde p - x}{\tilde p (1 - \tilde p)} \, [\epsilon < p < 1 - \epsilon]
 
-    Clipping caps the loss per entry at :math:`-\log\epsilon \approx 16.1` nats and stops
-    the gradient of saturated units; prefer :func:`bce_with_logits` whenever the logits
+    Clipping caps the loss per entry at :math:`-\log\epsilon \approx 16.1` nats (15.9 at
+    :math:`p = 1` in float32, where :math:`1 - \epsilon` rounds to :math:`1 - 2^{-23}`)
+    and stops the gradient of saturated units; prefer :func:`bce_with_logits` whenever the logits
     are at hand. Returns ``(L, dp)``.
     """
     _check_same_shape("bce", p=p, x=x)
@@ -185,7 +186,7 @@ def mse(y, t):
 
 def kl_normal(mu, logvar):
     r"""KL divergence of :math:`q = \mathcal N(\mu, \mathrm{diag}(e^{\mathrm{logvar}}))`
-    from the prior :math:`p = \mathcal N(0, I)`, eq. (kl-1):
+    from the prior :math:`p_z = \mathcal N(0, I)`, eq. (kl-1):
 
     .. math:: L = \frac1B \sum_n \sum_j \tfrac12\left(e^{\mathrm{logvar}_{nj}}
               + \mu_{nj}^2 - 1 - \mathrm{logvar}_{nj}\right)
@@ -198,7 +199,7 @@ def kl_normal(mu, logvar):
     The variance is :math:`e^{\mathrm{logvar}}`, the standard deviation
     :math:`e^{\mathrm{logvar}/2}`: the same parameterisation as the sampling
     :math:`z = \mu + e^{\mathrm{logvar}/2}\epsilon`.
-    Shapes: ``mu``, ``logvar`` ``(batch, k)``. Returns ``(L, (dmu, dlogvar))``.
+    Shapes: ``mu``, ``logvar`` ``(batch, d_z)``. Returns ``(L, (dmu, dlogvar))``.
     """
     _check_same_shape("kl_normal", mu=mu, logvar=logvar)
     xp = namespace(mu, logvar)
@@ -212,7 +213,7 @@ def kl_normal(mu, logvar):
 
 
 def kl_terms(mu, logvar, var=None):
-    r"""The per-example KL of eq. (kl-1), unreduced over the batch: ``(..., k) -> (...)``,
+    r"""The per-example KL of eq. (kl-1), unreduced over the batch: ``(..., d_z) -> (...)``,
     :math:`\tfrac12 \sum_j (e^{\mathrm{logvar}_j} + \mu_j^2 - 1 - \mathrm{logvar}_j)`.
     ``var`` is :math:`e^{\mathrm{logvar}}` when the caller already has it."""
     xp = namespace(mu, logvar)
@@ -249,9 +250,11 @@ def _check_labels(labels, K):
 def softmax_cross_entropy(s, labels):
     r"""Cross-entropy of integer class ``labels`` under logits ``s``, eqs. (softmax-2), (softmax-3).
 
-    .. math:: L = -\frac1B \sum_n \log \mathrm{softmax}(s_n)_{y_n}, \qquad
+    .. math:: L = -\frac1B \sum_n \log \mathrm{softmax}(s_n)_{c_n}, \qquad
               \frac{\partial L}{\partial s}
-              = \frac1B\left(\mathrm{softmax}(s) - \mathrm{onehot}(y)\right)
+              = \frac1B\left(\mathrm{softmax}(s) - \mathrm{onehot}(c)\right)
+
+    with :math:`c` the ``labels``.
 
     Shapes: ``s`` ``(batch, K)``, ``labels`` ``(batch,)`` integers in ``[0, K)``.
     Returns ``(L, ds)``.
