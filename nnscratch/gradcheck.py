@@ -3,9 +3,10 @@ r"""Gradient checking: the manual backward against central finite differences.
 For a scalar function :math:`f` of an array :math:`\theta`, eq. (gradcheck-1):
 
 .. math:: \frac{\partial f}{\partial \theta_i} \approx
-          \frac{f(\theta + h e_i) - f(\theta - h e_i)}{2h}
+          \frac{f(\theta + h \mathbf 1_i) - f(\theta - h \mathbf 1_i)}{2h}
 
-whose truncation error is :math:`h^2 |f^{(3)}| / 6` and whose rounding error is about
+(:math:`\mathbf 1_i` the array with a 1 at entry :math:`i`, 0 elsewhere), whose truncation
+error is :math:`h^2 |f^{(3)}| / 6` and whose rounding error is about
 :math:`\epsilon_{mach} |f| / h`. In float64 (:math:`\epsilon_{mach} \approx 2.2\times10^{-16}`)
 with :math:`h = 10^{-6}` the truncation error is about :math:`10^{-13}` and the rounding
 error, which dominates, about :math:`2\times10^{-10}` (relative to the size of the gradient,
