@@ -60,8 +60,8 @@ Model and notation (the docs use the same labels):
 Presets (:data:`PRESETS`):
 
 ``"classic"``
-    784-400-k with ReLU, the VAE of the PyTorch examples repository
-    (``examples/vae/main.py``), latent ``k = 20``, PyTorch's default ``nn.Linear``
+    784-400-:math:`d_z` with ReLU, the VAE of the PyTorch examples repository
+    (``examples/vae/main.py``), latent size :math:`d_z = 20`, PyTorch's default ``nn.Linear``
     initialisation (eq. init-3), Adam with learning rate 1e-3.
 
 ``"seed"``
@@ -70,10 +70,10 @@ Presets (:data:`PRESETS`):
     (slope 0.2) and a sigmoid output, but no sampling, no KL term, a single "encoded"
     output instead of (mu, logvar), and a squared error summed over axes [1, 2, 3] of what
     is a flat 784-vector (an error in TF). Here: the same layer sizes and activation, two
-    heads 2048 -> k for :math:`\mu` and logvar, the reparameterisation (vae-2), the KL
+    heads 2048 -> :math:`d_z` for :math:`\mu` and logvar, the reparameterisation (vae-2), the KL
     term, and the sigmoid output replaced by logits with the stable BCE (the same model as
     a sigmoid followed by BCE, computed stably). The article leaves ``z_dim = ...``; we
-    choose ``k = 20`` (as the classic preset, so the two are comparable). Initialisation
+    choose :math:`d_z = 20` (as the classic preset, so the two are comparable). Initialisation
     "he": He's gain for slope 0.2 (eq. init-1) on layers followed by a leaky ReLU,
     Glorot (eq. init-2) on the linear heads and the logit layer. About 23.3M parameters.
 """
