@@ -15,12 +15,12 @@ Metric, eq. (toy-1): of ``N = 2500`` generated samples, a sample is **high quali
 distance to the nearest mode is under 3 standard deviations; a mode is **captured** when it is
 the nearest mode of at least one high-quality sample:
 
-.. math:: \mathrm{HQ} = \frac1N \sum_i \big[\min_j \lVert \tilde x_i - \mu_j \rVert < 3\sigma\big],
+.. math:: \mathrm{HQ} = \frac1N \sum_i \big[\min_j \lVert \tilde x_i - \mu_j \rVert < 3\sigma_{mode}\big],
           \qquad \mathrm{modes} = \big|\{ j^*(i) : \tilde x_i \text{ high quality} \}\big|
 
-with :math:`j^*(i) = \arg\min_j \lVert \tilde x_i - \mu_j \rVert`. (Real data scores
-:math:`1 - e^{-9/2} = 98.9\%` high quality: the squared distance over :math:`\sigma^2` is
-:math:`\chi^2_2`.)
+with :math:`\sigma_{mode}` the modes' standard deviation and :math:`j^*(i) = \arg\min_j
+\lVert \tilde x_i - \mu_j \rVert`. (Real data scores :math:`1 - e^{-9/2} = 98.9\%` high
+quality: the squared distance over :math:`\sigma_{mode}^2` is :math:`\chi^2_2`.)
 
 :func:`train` is a tight training loop for these data (fresh samples from the mixture at
 every step, no epochs, no checkpoints) used by ``benchmarks/toy2d.py`` and the tests.

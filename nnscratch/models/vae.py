@@ -285,7 +285,7 @@ class VAETrainer(Trainer):
     """Trains a :class:`VAE` with Adam on the negative ELBO (eq. vae-4).
 
     Config keys (None or absent -> the preset's default, see :data:`PRESETS`):
-    ``preset`` ("classic" | "seed"), ``latent`` (k), ``lr``, ``binarize`` (False: the
+    ``preset`` ("classic" | "seed"), ``latent`` (:math:`d_z`), ``lr``, ``binarize`` (False: the
     Bernoulli likelihood is evaluated on grey levels in [0, 1] as the PyTorch example does;
     True: each batch is dynamically binarised, x ~ Bernoulli(x)), ``init``, ``iw_samples``
     (K of the IWAE bound in ``evaluate``). The classic preset defaults to ``init="pytorch"``
