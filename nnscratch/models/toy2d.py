@@ -15,7 +15,8 @@ Metric, eq. (toy-1): of ``N = 2500`` generated samples, a sample is **high quali
 distance to the nearest mode is under 3 standard deviations; a mode is **captured** when it is
 the nearest mode of at least one high-quality sample:
 
-.. math:: \mathrm{HQ} = \frac1N \sum_i \big[\min_j \lVert \tilde x_i - \mu_j \rVert < 3\sigma_{mode}\big],
+.. math:: \mathrm{HQ} = \frac1N \sum_i
+          \big[\min_j \lVert \tilde x_i - \mu_j \rVert < 3\sigma_{mode}\big],
           \qquad \mathrm{modes} = \big|\{ j^*(i) : \tilde x_i \text{ high quality} \}\big|
 
 with :math:`\sigma_{mode}` the modes' standard deviation and :math:`j^*(i) = \arg\min_j
