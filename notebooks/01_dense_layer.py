@@ -217,12 +217,15 @@ print(nn.format_report(nn.gradcheck(net, x)))
 #    $h = 10^{-4}$ on the network above.
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # The parameter gradients are right, so their errors stay at $10^{-10}$; only the input
 # gradient `x` is wrong, and by order one. A check that looked at the parameters only would
 # miss it: `nn.gradcheck` checks the input too.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 class TransposeForgotten(nn.Dense):
     def backward(self, dy, param_grads=True, input_grad=True):
         super().backward(dy, param_grads, input_grad=False)
@@ -235,9 +238,12 @@ print(nn.format_report(r1))
 assert r1["x"] > 1e-2 and r1["W"] < TOLERANCE and r1["b"] < TOLERANCE
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 layer.forward(x)
 delta = b.normal((5, 3))
 layer.backward(delta)
@@ -248,12 +254,15 @@ assert np.allclose(layer.grads["W"], outer / 5)
 print("x^T delta = sum_n x_n^T delta_n; with a mean loss, their mean")
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # At $h = 10^{-4}$ the forward difference is off by about $h |f''| / 2$, some $10^{-5}$
 # relative, far above the $10^{-7}$ threshold; the central difference's $h^2$ error is near
 # $10^{-9}$.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def f_net():
     return float(np.sum(up * net.forward(xs)))
 

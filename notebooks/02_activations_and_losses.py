@@ -200,14 +200,17 @@ for name, (f, arrays, analytic) in checks.items():
 #    why `log_softmax` uses that freedom.
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # At a kink, $(f(h) - f(-h))/2h$ straddles both slopes and returns their mean,
 # $(1 + \alpha)/2 = 0.6$, while the backward returns $\alpha = 0.2$: the check reports a
 # large error although the code is as intended. A relative error far above the threshold at
 # a kink is the check's limitation, not a bug; test activations away from their kinks
 # (as the gradient checks above do, with inputs at least $h$ away from 0).
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 xk0 = b.normal((4, 5))
 xk0 += np.sign(xk0) * 0.1                                 # every entry at least 0.1 from 0
 leaky = nn.LeakyReLU(0.2, backend=b)
@@ -218,12 +221,15 @@ print(f"inputs away from 0: {away:.1e}; one input at exactly 0: {at_kink:.1e}")
 assert away < 1e-7 < at_kink
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
 # Through $p$, $\sigma(20)$ is exactly 1 in float32 (see above), $p(1-p) = 0$, and the
 # chain rule gives $0/0$: NaN, and the first step ruins the parameter. From logits the
 # gradient is $\sigma(s) - x = 1$: the unit moves straight back.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def descend(gradient, s0=20.0, lr=2.0, steps=10):
     s_ = np.array([[s0]], dtype=np.float32)
     for _ in range(steps):
@@ -245,12 +251,15 @@ print(f"after 10 steps: naive {descend(naive_gradient)}, from logits {descend(fr
 assert np.isnan(descend(naive_gradient)) and descend(from_logits) < 2
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # $\mathrm{softmax}(s + c)_k = e^{c} e^{s_k} / (e^{c} \sum_j e^{s_j})$: the $e^{c}$ cancels,
 # so the probabilities, the loss and the gradient are unchanged. `log_softmax` subtracts
 # each row's maximum first, so the largest exponent is $e^0 = 1$ and nothing overflows.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 s3 = b.normal((4, 6))
 y3 = np.array([0, 5, 2, 2])
 L3, g3 = nn.softmax_cross_entropy(s3, y3)

@@ -239,14 +239,17 @@ print(f"after 10 steps: {float(model.params['theta'][0]):.6f} = (1 - 0.1 * 0.5)^
 #    ten; check it with `nn.SGD`.
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # Without the correction the first step is $\alpha (1 - \beta_1)/\sqrt{1 - \beta_2} \approx
 # 3.2\alpha$ per coordinate, whatever the gradient, and the steps stay too long while $v$
 # warms up ($\sqrt{v_t}$ grows like $\sqrt{1 - \beta_2^t}$, far slower than $m_t$). On the
 # valley with $\alpha = 0.3$ the shallow coordinate, which should creep from $-4$ towards its
 # minimum at 0, overshoots it to about +2.5 within a few steps.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 class AdamNoCorrection(nn.Adam):
     """Adam with the bias correction dropped: the broken version of (adam-3), (adam-4)."""
 
@@ -271,13 +274,15 @@ print(f"largest theta_1 over the first 10 steps (the minimum is at 0): nn.Adam "
 assert right[:10, 0].max() < 0 < 1 < broken[:10, 0].max()
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
 # $\hat m$ scales with the gradient and $\sqrt{\hat v}$ too, so their ratio does not: only
 # $\epsilon$ in the denominator breaks the invariance, and only for gradients near $\epsilon
 # = 10^{-8}$ or below, where Adam turns into SGD with learning rate $\alpha/\epsilon$.
+#
+# </details>
 
-
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def descend_scaled(scale, steps=50):
     model = Point([-4.0, 1.0], b)
     opt = nn.Adam(model, lr=0.3)
@@ -296,11 +301,14 @@ assert np.allclose(descend_scaled(1e-3), base, atol=1e-4)
 assert not np.allclose(descend_scaled(1e-9), base, atol=1e-2)      # eps takes over
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # $v_t = \mu v_{t-1} + g$ is a geometric series, $v_t = g (1 - \mu^t)/(1 - \mu) \to g/(1 -
 # \mu)$, so each step tends to $\eta g/(1 - \mu)$, ten times $\eta g$ for $\mu = 0.9$.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 model = Point(0.0, b)
 opt = nn.SGD(model, lr=0.01, momentum=0.9)
 for _ in range(200):

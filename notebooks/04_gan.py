@@ -372,12 +372,15 @@ assert gains["mlp_e5"] < 1.15 and min(gains["seed_e20"], gains["mlp_e20"]) > 1.5
 #    real and fake terms, weighted by the two densities, cancel.
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # A discriminator that rejects the fakes has $s \ll 0$ on them, so the minimax gradient
 # (gan-6), $-\sigma(s)/n \approx -e^{s}/n$, is tiny, and (game-5) says the non-saturating
 # one is $e^{-s}$ times larger per sample: with $s \approx -8$, about 3,000 times.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 b1 = nn.Backend("numpy", "float32", seed=1)
 ex = GAN(latent=2, data_dim=2, G_hidden=(64, 64, 64), D_hidden=(128, 128, 128), G_alpha=0.0,
          D_alpha=0.0, output="linear", init="pytorch", backend=b1)
@@ -399,14 +402,17 @@ print(f"mean logit on the fakes {float(np.mean(s_fake)):.1f}; generator gradient
 assert float(np.mean(s_fake)) < -3 and norms["non-saturating"] > 100 * norms["minimax"]
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
 # With disjoint supports, $D^* = 1$ on the data and $0$ on the fakes, $V(D^*, G) = 0$ and
 # $\mathrm{JS} = \log 2$ whatever $\Delta$ is: the divergence is flat, so a perfect
 # discriminator gives the generator no direction to move in (Arjovsky and Bottou, 2017). In
 # practice the discriminator is not perfect, and its smooth logit still slopes towards the
 # data; this is one motivation for the stabilisers above.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def dens(x, centres):
     d2 = ((x[:, None, :] - centres[None]) ** 2).sum(-1)
     return np.exp(-d2 / (2 * spread ** 2)).mean(1) / (2 * np.pi * spread ** 2)
@@ -425,13 +431,16 @@ for delta in (3.0, 6.0, 12.0):
     assert abs(js - np.log(2)) < 1e-6
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # Pointwise, $D$ now maximises $(1-\varepsilon)\, p_{data} \log D + (\varepsilon\, p_{data} +
 # p_g) \log(1 - D)$, so $D^*_\varepsilon = (1 - \varepsilon)\, p_{data} / (p_{data} + p_g)$:
 # never above $1 - \varepsilon$, which is the point of smoothing (a discriminator that is never
 # certain). At that value the density-weighted gradients (gan-2) cancel:
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 eps_ls = 0.1
 for a_, b_ in ((0.3, 0.1), (0.05, 0.5), (1.0, 1.0)):
     d_star = (1 - eps_ls) * a_ / (a_ + b_)

@@ -248,12 +248,15 @@ for key in ("test_neg_elbo", "test_iwae"):
 #    $K$, equals $\log p(x)$, and explain it with (vae-7).
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # The wrong samples have standard deviation $e^{\mathrm{logvar}}$ instead of
 # $e^{\mathrm{logvar}/2}$: units with $\mathrm{logvar} = 0$ ($\sigma = 1$, where both are 1)
 # are unaffected, every other unit gets the wrong spread, and the estimated KL is wrong.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 mu1, logvar1 = np.array([[0.5, -1.0, 0.3]]), np.array([[np.log(0.3), np.log(2.0), 0.0]])
 eps1 = np.random.default_rng(1).standard_normal((200_000, 3))
 closed = 0.5 * (np.exp(logvar1) + mu1 ** 2 - 1 - logvar1)[0]           # (kl-1), per unit
@@ -270,13 +273,16 @@ for name, z1 in (("std", mu1 + np.exp(logvar1 / 2) * eps1),
         assert abs(mc1[2] - closed[2]) < 0.02 and np.all(np.abs(mc1 - closed)[:2] > 0.1)
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
 # Without the KL nothing ties $q(z \mid x)$ to the prior: the encoder is free to shrink the
 # noise (logvar falls) and to place the codes wherever reconstruction is easiest, so the
 # codes' KL from $\mathcal N(0, I)$ grows, their spread is not the prior's, and most of the
 # prior's mass decodes to regions no training image maps to.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def train_small(with_kl, steps):
     b = nn.Backend("numpy", seed=3)
     model = VAE(784, (128,), 2, backend=b)
@@ -311,12 +317,15 @@ for with_kl in (True, False):
 assert results2[False][0] > 3 * results2[True][0] and results2[False][1] < results2[True][1]
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # With $q = p(z \mid x)$, each weight (vae-7) is $w_k = p(x, z_k)/p(z_k \mid x) = p(x)$,
 # the same number whatever $z_k$ is, so $\mathcal L_K = \log p(x)$ exactly, with zero
 # variance: a perfect proposal needs one sample.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 zk3 = v_post * a * x0 / s2 + np.sqrt(v_post) * rng.standard_normal((20, 100))
 log_w3 = (-0.5 * (np.log(2 * np.pi * s2) + (x0 - a * zk3) ** 2 / s2)
           - 0.5 * (zk3 ** 2 + np.log(2 * np.pi))

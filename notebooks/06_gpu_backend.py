@@ -155,13 +155,16 @@ assert abs(la - lc) < 1e-8
 #    `load_state_dict` of those host arrays into a NumPy copy gives the same forward pass.
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # NumPy promotes float32 + float64 to float64, so one float64 array anywhere in the forward
 # silently turns the whole layer into float64 (twice the memory and bandwidth, and on a GPU
 # often many times slower). `array_api_strict`, like CuPy, refuses a NumPy array outright:
 # the backend is the only way in, which is the point of creating every array through it.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 b32 = nn.Backend("numpy", "float32", seed=0)
 layer32 = nn.Dense(6, 3, backend=b32)
 x32 = b32.normal((4, 6))
@@ -178,9 +181,12 @@ if "array_api_strict" in available:
         print("array_api_strict:", err)
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 other = nn.Backend(target, "float64", seed=0)
 away_layer = nn.Dense(6, 3, backend=other)
 saved = away_layer.state_dict()

@@ -366,13 +366,16 @@ savefig(fig, "07_prior_samples.png")
 #    error as the sum over axis 1 of the flat images.
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # The half that sees only fakes learns "everything is fake": its $\sigma(D)$ is near 0 on
 # the real data too, so the generator, trained against it, is pushed away from fakes without
 # ever being pulled towards the data. The half that sees only real images learns "everything
 # is real". Neither is a discriminator; a shared network is.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 from nnscratch.models import toy2d
 from nnscratch.models.gan import discriminator_loss
 
@@ -405,9 +408,12 @@ print("mean sigma(D) on held-out real data:", {k: round(v, 3) for k, v in say.it
 assert say["fake half"] < 0.1 and say["real half"] > 0.9 and say["shared"] > 0.6
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def dense_count(sizes):
     return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
@@ -423,11 +429,14 @@ print(f"G {generator.n_params():,}, D {discriminator.n_params():,}, "
 assert vae.vae.n_params() == vae_count and round(vae_count / 1e6, 1) == 23.3
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # The axes `[1, 2, 3]` are those of a `(batch, 28, 28, 1)` tensor (TensorFlow's image
 # layout); reshaped so, the sum runs and equals the flat sum over the 784 pixels.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 diff = np.square(x_train[:4] - vae_samples[:4])
 assert np.allclose(diff.reshape(4, 28, 28, 1).sum(axis=(1, 2, 3)), diff.sum(axis=1))
 print("per-example squared error, both ways:", np.round(diff.sum(axis=1), 2))
