@@ -39,7 +39,7 @@ from nnscratch.training.loop import fit
 # cross-entropies, is $-V$ on a batch: $D$ climbs $V$ by descending $L_D$.
 
 # %%
-b = nn.Backend("numpy", "float64")
+b = nn.Backend("numpy", "float64", seed=0)
 rng = np.random.default_rng(0)
 s_real, s_fake = rng.normal(1, 2, (64, 1)), rng.normal(-1, 2, (64, 1))
 
