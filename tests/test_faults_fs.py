@@ -80,7 +80,7 @@ def test_a_run_replaces_links_among_its_files_and_never_writes_their_targets(tmp
         (out / name).symlink_to(outside / str(i))
     assert main(["train", "vae", "--resume", str(out / "checkpoint.npz"), "--epochs", "2",
                  "--quiet"]) == 0
-    assert [(outside / str(i)).read_text() for i in range(len(links))] == ["mine"] * len(links)
+    assert [(outside / str(i)).read_bytes() for i in range(len(links))] == [b"mine"] * len(links)
     for name in links[:-1]:
         assert (out / name).is_file() and not (out / name).is_symlink(), name
 
