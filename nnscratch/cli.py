@@ -105,8 +105,8 @@ def _add_common_train(p, presets, default_preset, default_batch):
                    help="output directory (default runs/<model>; when resuming, the "
                         "checkpoint's directory)")
     p.add_argument("--overwrite", action="store_true",
-                   help="let a fresh run replace the checkpoint and logs of an earlier run "
-                        "in --out (without it, such a directory is refused)")
+                   help="let a fresh run replace the files of an earlier run in --out "
+                        "(checkpoint, logs, figures; without it, such a directory is refused)")
     p.add_argument("--resume", metavar="CKPT", default=None,
                    help="continue from a checkpoint.npz exactly where it stopped (the model, "
                         "data, batch size and epochs come from the checkpoint)")
