@@ -212,7 +212,7 @@ def check_unlocked(out_dir):
     path = os.path.join(out_dir, LOCK)
     _refuse_odd_lock(path)
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
     except OSError:
         return
     try:
@@ -268,7 +268,7 @@ class RunLock:
         if fcntl is None:
             return self._open_exclusive()
         _refuse_odd_lock(self.path)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | os.O_NONBLOCK, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o644)
         if not stat.S_ISREG(os.fstat(fd).st_mode):      # swapped in since the check
             os.close(fd)
             _refuse_odd_lock(self.path)
@@ -325,8 +325,9 @@ class RunLock:
             self.fd = None
 
 
-#: open the lock without following a symbolic link (where the system can tell)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: open the lock without following a symbolic link, and without waiting (a FIFO swapped in
+#: after the check), where the system has the flags
+_NOFOLLOW, _NONBLOCK = getattr(os, "O_NOFOLLOW", 0), getattr(os, "O_NONBLOCK", 0)
 
 
 def _refuse_odd_lock(path):
