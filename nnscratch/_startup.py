@@ -8,11 +8,14 @@ checkpoint). Without this, a Ctrl-C while NumPy and the package import raises
 ``KeyboardInterrupt`` wherever the import happens to be and prints its traceback.
 
 Importing nnscratch from a program of one's own changes nothing. What no package can
-change: a Ctrl-C in the first milliseconds of the interpreter, before any code of the
-package runs (the process then ends by the signal, status 130 in the shell, no message).
+change: a Ctrl-C in the first tens of milliseconds of the interpreter, before this module
+runs (the process then ends by the signal, status 130 in the shell and no message, or with
+the interpreter's own traceback).
 """
+# _signal, the C module: already in the interpreter, where ``import signal`` spends
+# milliseconds building enums (long enough for a Ctrl-C to land in it)
+import _signal as signal
 import os
-import signal
 import sys
 
 MESSAGE = b"\ninterrupted while starting (nothing was done)\n"
