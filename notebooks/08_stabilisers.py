@@ -11,9 +11,9 @@
 # # 08 Stabilisers: batch norm, spectral norm, dropout
 #
 # Three layers that a GAN leans on (`docs/stabilisers.md` derives them; the default `stable`
-# recipe puts spectral normalisation in the discriminator and batch normalisation in the
-# generator). Each has a backward pass that is easy to get subtly wrong, and two of them
-# behave differently in training and in evaluation. This chapter
+# recipe of the image presets puts spectral normalisation in the discriminator and batch
+# normalisation in the generator). Each has a backward pass that is easy to get subtly wrong,
+# and two of them behave differently in training and in evaluation. This chapter
 #
 # - derives batch norm's backward twice: as a staged computational graph, one local gradient
 #   per node, and as the closed form (bn-7) of `BatchNorm1d.backward`; checks both against
@@ -384,6 +384,27 @@ assert np.all(no_step >= 1.0) and np.all(first_forward >= 1.0) and first_forward
 # of several such layers is bounded by the product. The bound of 1 is reached as $u$
 # converges, within tens of steps (above).
 #
+# ### The Jacobian behind the backward
+# With $u$ held fixed (evaluation mode), $\hat\sigma = \lVert W^\top u\rVert$ and
+# $\partial\hat\sigma/\partial W_{ij} = u_i v_{sn,j}$, so the Jacobian of $W_{SN} =
+# W/\hat\sigma$ is (sn-8), $\partial W_{SN,kl}/\partial W_{ij} = [kl = ij]/\hat\sigma -
+# W_{kl} u_i v_{sn,j}/\hat\sigma^2$. The backward (sn-6) never forms it (it contracts it with
+# $\partial L/\partial W_{SN}$ at once); here it is formed for a small layer and compared,
+# entry by entry, with finite differences of $W/\lVert W^\top u\rVert$.
+
+# %%
+small = nn.SpectralNormDense(4, 3, backend=nn.Backend("numpy", dtype="float64", seed=5)).eval()
+W_s, u_s = small.params["W"], small.buffers["u"]
+_, v_s, sigma_s = small.sigma()
+J_sn = (np.eye(12) / float(sigma_s)
+        - np.outer(W_s.ravel(), np.outer(u_s, v_s).ravel()) / float(sigma_s) ** 2)   # (sn-8)
+J_sn_numeric = np.stack([numerical_gradient(lambda kl=kl: (W_s / xp.sqrt(xp.sum((u_s @ W_s)
+                                                         ** 2))).ravel()[kl], W_s).ravel()
+                         for kl in range(12)])
+print(f"Jacobian (sn-8) against finite differences: {relative_error(J_sn, J_sn_numeric):.1e}")
+assert relative_error(J_sn, J_sn_numeric) < TOLERANCE
+
+# %% [markdown]
 # ### The training-mode gradient before $u$ has converged
 # (sn-6) holds $u$ and $v_{sn}$ fixed. In evaluation mode that is exact whatever $u$
 # (`docs/stabilisers.md`), but in training mode the forward first moves $u$ by (sn-1), a
