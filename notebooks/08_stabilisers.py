@@ -264,12 +264,36 @@ spread = sd_data / np.sqrt(B_rs) * np.sqrt(rho / (2 - rho))
 print("running mean", np.round(running_mean[-1], 3), " data", mu_data,
       " expected spread", np.round(spread, 3))
 print("running var ", np.round(running_var[-1], 3), " data", sd_data ** 2)
-assert np.all(np.abs(running_mean[-1] - mu_data) < 5 * spread)
+expected_mean = mu_data * (1 - (1 - rho) ** ts[:, None])    # the dotted curves
+assert np.all(np.abs(running_mean - expected_mean) < 5 * spread)
 assert np.all(np.abs(running_var[-1] / sd_data ** 2 - 1) < 0.5)
 print("eval-mode output of the probe, mean and std per feature:",
       np.round(snapshots[steps].mean(0), 2), np.round(snapshots[steps].std(0), 2))
 print("train-mode output of the probe, mean and std per feature:",
       np.round(y_train.mean(0), 2), np.round(y_train.std(0), 2))
+
+# %% [markdown]
+# Why the factor $\frac{B}{B-1}$ in (bn-3): the biased $\sigma_B^2$ of a batch of $B$
+# averages $\frac{B-1}{B}$ of the data's variance, a quarter too little for $B = 4$. Over many
+# small batches the running variance, which averages the unbiased $\frac{B}{B-1}\sigma_B^2$,
+# settles on the data's variance instead (its average over the steps after a burn-in):
+
+# %%
+bn_small = nn.BatchNorm1d(3, momentum=rho, backend=b)
+var_avg, n_avg = np.zeros(3), 0
+for t in range(600 if FAST else 3000):
+    bn_small.forward(b.normal((4, 3)) * sd_data + mu_data)
+    if t >= 100:
+        var_avg += bn_small.buffers["running_var"]
+        n_avg += 1
+var_ratio = var_avg / n_avg / sd_data ** 2
+print(f"B = 4: running variance / data variance, averaged over {n_avg} steps:",
+      np.round(var_ratio, 3), f"(the biased sigma_B^2 would give {3 / 4})")
+# a variance of 4 normal samples has relative spread sqrt(2 / 3); the running average adds
+# nothing to the mean, so the average over n steps has about sqrt(2 / 3) / sqrt(n)
+se = np.sqrt(2 / 3) / np.sqrt(n_avg)
+print(f"standard error {se:.3f}: the biased variance would be {0.25 / se:.0f} of them away")
+assert np.all(np.abs(var_ratio - 1) < 3 * se) and 0.25 > 6 * se
 
 # %% [markdown]
 # After 5 steps the running statistics are still far from the data's (the red points leave
