@@ -131,8 +131,8 @@ assert max(staged_report.values()) < TOLERANCE and max(library_report.values()) 
 # (bn-9), $\partial\hat x_m/\partial x_n = \frac{1}{\tilde\sigma_B}\big([m=n] - \frac1B -
 # \frac{\hat x_m\hat x_n}{B}\big)$) gives (bn-7),
 #
-# $$ \frac{\partial L}{\partial x} = \frac{\gamma}{B\,\tilde\sigma_B}\odot\Big(B\delta
-#    - \frac{\partial L}{\partial\beta} - \hat x\odot\frac{\partial L}{\partial\gamma}\Big), $$
+# $$ \frac{\partial L}{\partial x} = \frac{\gamma}{B\,\tilde\sigma_B}\odot\Big(B\delta -
+#    \frac{\partial L}{\partial\beta} - \hat x\odot\frac{\partial L}{\partial\gamma}\Big), $$
 #
 # which reuses the two parameter gradients and needs only $\hat x$ and $1/\tilde\sigma_B$
 # from the forward. The Jacobian itself is checked first, entry by entry against finite
@@ -577,9 +577,10 @@ assert report["x"] < TOLERANCE
 #    with probability $p$ but does not rescale the survivors. Its gradient check passes (why?),
 #    yet the network it sits in sees something else in evaluation mode: measure the bias of the
 #    training-mode mean against the evaluation-mode output by Monte Carlo.
-# 4. **On paper: what the two subtracted terms of (bn-7) remove.** Write $w_n = B\hat\delta_n
-#    - \sum_m \hat\delta_m - \hat x_n \sum_m \hat\delta_m \hat x_m$ for one feature, with
-#    $\hat\delta_n = \gamma\delta_n$, so that $\partial L/\partial x_n = w_n/(B\tilde\sigma_B)$.
+# 4. **On paper: what the two subtracted terms of (bn-7) remove.** For one feature, with
+#    $\hat\delta_n = \gamma\delta_n$, write
+#    $w_n = B\hat\delta_n - \sum_m \hat\delta_m - \hat x_n \sum_m \hat\delta_m \hat x_m$,
+#    so that $\partial L/\partial x_n = w_n/(B\tilde\sigma_B)$.
 #    Show that $\sum_n w_n = 0$ exactly, and compute $\sum_n \hat x_n w_n$. Is the gradient
 #    orthogonal to $\hat x$ (a change that rescales the feature)? When exactly?
 
@@ -622,8 +623,8 @@ assert max(r_eval.values()) < TOLERANCE
 # <details><summary>Solution 2</summary>
 #
 # The error on `W` is $1.6\times10^{-2}$, five orders above a correct backward's; `b` and
-# `x` stay exact ((sn-7) does not involve the
-# derivative of $\hat\sigma$). The missing term is $-\lambda\, u v_{sn}^\top/\hat\sigma$, a
+# `x` stay exact (the input gradient (sn-7) does not involve the derivative of
+# $\hat\sigma$). The missing term is $-\lambda\, u v_{sn}^\top/\hat\sigma$, a
 # rank-one matrix along the top singular direction: the broken gradient is right on every
 # direction orthogonal to $u v_{sn}^\top$ and wrong only along it. Projecting both gradients
 # on $u v_{sn}^\top$ (the inner product $u^\top (\cdot)\, v_{sn}$) shows the whole discrepancy
@@ -714,9 +715,13 @@ assert abs(bias.mean() - (1 - p)) < 0.02 and np.abs(z_bare).min() > 10
 # \mu_B)/\tilde\sigma_B = 0$ whatever $\epsilon_{BN}$. So the gradient never shifts a feature
 # as a whole: shifting all $x_n$ by the same amount changes nothing after normalisation.
 #
-# Against $\hat x$: $\sum_n \hat x_n w_n = B\sum_n\hat\delta_n\hat x_n - 0 - \big(\sum_n\hat
-# x_n^2\big)\sum_m\hat\delta_m\hat x_m = \big(B - \sum_n \hat x_n^2\big)\sum_m\hat\delta_m
-# \hat x_m$. Now $\sum_n\hat x_n^2 = B\sigma_B^2/(\sigma_B^2 + \epsilon_{BN})$, so
+# Against $\hat x$:
+#
+# $$ \sum_n \hat x_n w_n = B\sum_n\hat\delta_n\hat x_n - 0 - \Big(\sum_n\hat x_n^2\Big)
+#    \sum_m\hat\delta_m\hat x_m = \Big(B - \sum_n \hat x_n^2\Big)\sum_m\hat\delta_m\hat x_m. $$
+#
+# Now $\sum_n\hat x_n^2 = \sum_n (x_n - \mu_B)^2/\tilde\sigma_B^2 = B\sigma_B^2/(\sigma_B^2 +
+# \epsilon_{BN})$, so
 #
 # $$ \sum_n \hat x_n w_n = \frac{B\,\epsilon_{BN}}{\sigma_B^2 + \epsilon_{BN}}
 #    \sum_m \hat\delta_m \hat x_m. $$
@@ -742,8 +747,9 @@ for eps_bn, spread_x in ((1e-5, 1.0), (1e-5, 1e-3), (0.5, 1.0)):
     var4 = xp.mean((x4 - xp.mean(x4, axis=0)) ** 2, axis=0)
     w = dx4 * B * xp.sqrt(var4 + eps_bn)                           # w_n = B sigma~_B dx_n
     predicted = B * eps_bn / (var4 + eps_bn) * xp.sum(d_hat * x_hat4, axis=0)
-    print(f"eps {eps_bn:g}, sigma_B ~ {spread_x:g}: sum_n w_n = {np.abs(w.sum(0)).max():.1e}, "
-          f"sum_n x_hat_n w_n = {np.round(xp.sum(x_hat4 * w, axis=0), 6)} "
-          f"predicted {np.round(predicted, 6)}")
+    on_x_hat = xp.sum(x_hat4 * w, axis=0)
+    print(f"eps {eps_bn:g}, sigma_B ~ {spread_x:g}: max |sum_n w_n| = "
+          f"{np.abs(w.sum(0)).max():.1e}\n  sum_n x_hat_n w_n {np.round(on_x_hat, 6)}"
+          f"\n  predicted         {np.round(predicted, 6)}")
     assert np.abs(w.sum(0)).max() < 1e-9
-    assert np.allclose(xp.sum(x_hat4 * w, axis=0), predicted, rtol=1e-6, atol=1e-12)
+    assert np.allclose(on_x_hat, predicted, rtol=1e-6, atol=1e-12)
