@@ -14,7 +14,7 @@ class BatchNorm1d(Module):
     .. math::
         \mu_B = \frac1B \sum_n x_{n,:}, \quad
         \sigma_B^2 = \frac1B \sum_n (x_{n,:} - \mu_B)^2, \qquad
-        \hat x = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon_{BN}}}, \quad
+        \hat x = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon_{bn}}}, \quad
         y = \gamma \odot \hat x + \beta
 
     and the running averages move towards them, eq. (bn-3), with the unbiased batch variance
@@ -28,13 +28,13 @@ class BatchNorm1d(Module):
     .. math::
         \frac{\partial L}{\partial \beta} = \sum_n \delta_{n,:}, \quad
         \frac{\partial L}{\partial \gamma} = \sum_n \delta_{n,:} \odot \hat x_{n,:}, \qquad
-        \frac{\partial L}{\partial x} = \frac{\gamma}{B \sqrt{\sigma_B^2 + \epsilon_{BN}}} \odot
+        \frac{\partial L}{\partial x} = \frac{\gamma}{B \sqrt{\sigma_B^2 + \epsilon_{bn}}} \odot
         \Big(B\, \delta - \frac{\partial L}{\partial \beta}
         - \hat x \odot \frac{\partial L}{\partial \gamma}\Big)
 
     in training mode (through the batch's mean and variance, the Jacobian of eq. (bn-9)); in
     evaluation mode :math:`\partial L/\partial x = \delta \odot \gamma / \sqrt{\bar\sigma^2 +
-    \epsilon_{BN}}`, eq. (bn-8).
+    \epsilon_{bn}}`, eq. (bn-8).
 
     Shapes: ``x``, ``y`` ``(batch, n)``; parameters ``gamma``, ``beta`` ``(n,)``; buffers
     ``running_mean``, ``running_var`` ``(n,)`` (saved with the parameters, not optimised).
@@ -46,7 +46,7 @@ class BatchNorm1d(Module):
     momentum : float
         :math:`\rho`, the weight of the batch in the running averages (PyTorch's 0.1).
     eps : float
-        :math:`\epsilon_{BN}`, added to the variance (PyTorch's 1e-5).
+        :math:`\epsilon_{bn}`, added to the variance (PyTorch's 1e-5).
     """
 
     def __init__(self, n, momentum=0.1, eps=1e-5, backend=None):
@@ -66,7 +66,7 @@ class BatchNorm1d(Module):
     def forward(self, x):
         r"""Eqs. (bn-1) to (bn-3) in training mode, (bn-4) and (bn-2) in evaluation mode:
         ``(batch, n)`` -> ``(batch, n)``. Caches :math:`\hat x`,
-        :math:`1/\sqrt{\sigma_B^2 + \epsilon_{BN}}` and the mode."""
+        :math:`1/\sqrt{\sigma_B^2 + \epsilon_{bn}}` and the mode."""
         if x.ndim != 2 or x.shape[1] != self.n:
             raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.n}), "
                              f"got {tuple(x.shape)}")

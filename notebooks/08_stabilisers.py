@@ -52,7 +52,7 @@ xp = b.xp
 # 2. $c_n = x_n - \mu_B$, with $\partial c_n/\partial x_n = 1$ and
 #    $\partial c_n/\partial\mu_B = -1$;
 # 3. $\sigma_B^2 = \frac1B\sum_n c_n^2$, with $\partial\sigma_B^2/\partial c_n = 2c_n/B$;
-# 4. $\tilde\sigma_B = \sqrt{\sigma_B^2 + \epsilon_{BN}}$, with
+# 4. $\tilde\sigma_B = \sqrt{\sigma_B^2 + \epsilon_{bn}}$, with
 #    $\partial\tilde\sigma_B/\partial\sigma_B^2 = 1/(2\tilde\sigma_B)$;
 # 5. $q = 1/\tilde\sigma_B$, with $\partial q/\partial\tilde\sigma_B = -1/\tilde\sigma_B^2$;
 # 6. $\hat x_n = c_n\, q$, with $\partial\hat x_n/\partial c_n = q$ and
@@ -303,7 +303,7 @@ assert np.all(np.abs(var_ratio - 1) < 3 * se) and 0.25 > 6 * se
 # After 5 steps the running statistics are still far from the data's (the red points leave
 # the diagonal: evaluation mode shifts and scales every output); after 100 the two modes
 # nearly agree. Training mode standardises each batch exactly (mean 0, std 1 up to
-# $\epsilon_{BN}$), evaluation mode only approximately. And in training mode an example's
+# $\epsilon_{bn}$), evaluation mode only approximately. And in training mode an example's
 # output depends on its batch, in evaluation mode not:
 
 # %%
@@ -712,7 +712,7 @@ assert abs(bias.mean() - (1 - p)) < 0.02 and np.abs(z_bare).min() > 10
 #
 # Sum over $n$: $\sum_n w_n = B\sum_n\hat\delta_n - B\sum_m\hat\delta_m - \big(\sum_n \hat
 # x_n\big)\sum_m\hat\delta_m\hat x_m = 0$, because $\sum_n\hat x_n = \sum_n (x_n -
-# \mu_B)/\tilde\sigma_B = 0$ whatever $\epsilon_{BN}$. So the gradient never shifts a feature
+# \mu_B)/\tilde\sigma_B = 0$ whatever $\epsilon_{bn}$. So the gradient never shifts a feature
 # as a whole: shifting all $x_n$ by the same amount changes nothing after normalisation.
 #
 # Against $\hat x$:
@@ -721,16 +721,16 @@ assert abs(bias.mean() - (1 - p)) < 0.02 and np.abs(z_bare).min() > 10
 #    \sum_m\hat\delta_m\hat x_m = \Big(B - \sum_n \hat x_n^2\Big)\sum_m\hat\delta_m\hat x_m. $$
 #
 # Now $\sum_n\hat x_n^2 = \sum_n (x_n - \mu_B)^2/\tilde\sigma_B^2 = B\sigma_B^2/(\sigma_B^2 +
-# \epsilon_{BN})$, so
+# \epsilon_{bn})$, so
 #
-# $$ \sum_n \hat x_n w_n = \frac{B\,\epsilon_{BN}}{\sigma_B^2 + \epsilon_{BN}}
+# $$ \sum_n \hat x_n w_n = \frac{B\,\epsilon_{bn}}{\sigma_B^2 + \epsilon_{bn}}
 #    \sum_m \hat\delta_m \hat x_m. $$
 #
-# The gradient is orthogonal to $\hat x$ only for $\epsilon_{BN} = 0$: then rescaling a
-# feature is undone exactly by the normalisation. With $\epsilon_{BN} > 0$ a larger feature
+# The gradient is orthogonal to $\hat x$ only for $\epsilon_{bn} = 0$: then rescaling a
+# feature is undone exactly by the normalisation. With $\epsilon_{bn} > 0$ a larger feature
 # is normalised to a slightly larger $\hat x$ ($\sigma_B/\tilde\sigma_B$ grows with
-# $\sigma_B$), and the gradient keeps the fraction $\epsilon_{BN}/(\sigma_B^2 +
-# \epsilon_{BN})$ of its component along $\hat x$: negligible for $\sigma_B^2 \gg 10^{-5}$,
+# $\sigma_B$), and the gradient keeps the fraction $\epsilon_{bn}/(\sigma_B^2 +
+# \epsilon_{bn})$ of its component along $\hat x$: negligible for $\sigma_B^2 \gg 10^{-5}$,
 # all of it for a feature that is nearly constant.
 #
 # </details>
