@@ -1,0 +1,166 @@
+r"""The library's own implementations, called with the signatures of the workbook's stubs.
+
+Each function here has the name and the arguments of one exercise (see
+:mod:`nnscratch.workbook.exercises`) and computes its answer with the code the layers,
+losses and optimizers run, not with a second copy of the formula: the grader compares the
+student's function with these, and a workbook whose modules import these names is graded
+all right (the test that keeps the grader honest).
+
+Arrays are NumPy arrays; the layers that hold state (batch norm, spectral norm, dropout)
+are built on a float64 backend and given the student's inputs as their cache.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from .. import activations, losses, optim
+from ..backend import Backend
+from ..batchnorm import BatchNorm1d
+from ..dense import Dense
+from ..dropout import Dropout
+from ..models import gan, vae
+from ..module import Module
+from ..spectral import SpectralNormDense
+
+
+def _backend():
+    return Backend("numpy", dtype="float64", seed=0)
+
+
+def _dense(W, b):
+    layer = Dense(*W.shape, backend=_backend())
+    layer.params["W"], layer.params["b"] = W, b
+    return layer
+
+
+# -- 01 dense ------------------------------------------------------------------------------
+def dense_forward(x, W, b):
+    """Eq. (dense-1) as :meth:`nnscratch.dense.Dense.forward` computes it."""
+    return _dense(W, b).forward(x)
+
+
+def dense_backward(dy, x, W):
+    """Eqs. (dense-2) to (dense-4) as :meth:`nnscratch.dense.Dense.backward` computes them:
+    ``(dx, dW, db)``."""
+    layer = _dense(W, np.zeros(W.shape[1]))
+    layer.forward(x)
+    dx = layer.backward(dy)
+    return dx, layer.grads["W"], layer.grads["b"]
+
+
+# -- 02 activations ------------------------------------------------------------------------
+def leaky_relu_backward(dy, y, alpha):
+    """Eq. (lrelu-2), :func:`nnscratch.activations.leaky_relu_backward`."""
+    return activations.leaky_relu_backward(dy, y, alpha)
+
+
+def sigmoid_backward(dy, y):
+    """Eq. (sigmoid-2), :func:`nnscratch.activations.sigmoid_backward`."""
+    return activations.sigmoid_backward(dy, y)
+
+
+def sigmoid(z):
+    """Eq. (sigmoid-1), :func:`nnscratch.activations.sigmoid`."""
+    return activations.sigmoid(z)
+
+
+# -- 03 stabilisers ------------------------------------------------------------------------
+def _dropout(mask, p):
+    """A Dropout layer whose next mask is ``mask`` (1 keeps an entry): its generator is
+    replaced by one that draws 1 where ``mask`` keeps and 0 where it drops."""
+    layer = Dropout(p, backend=_backend())
+    layer.backend = SimpleNamespace(uniform=lambda shape: np.asarray(mask, dtype=np.float64),
+                                    xp=np, dtype=np.float64)
+    return layer
+
+
+def dropout_forward(x, mask, p):
+    """Eq. (drop-1), :meth:`nnscratch.dropout.Dropout.forward` with the mask ``mask``."""
+    return _dropout(mask, p).forward(x)
+
+
+def dropout_backward(dy, mask, p):
+    """Eq. (drop-2), :meth:`nnscratch.dropout.Dropout.backward` with the mask ``mask``."""
+    layer = _dropout(mask, p)
+    layer.forward(np.zeros_like(dy))
+    return layer.backward(dy)
+
+
+def batchnorm_backward(dy, x_hat, inv_std, gamma):
+    """Eqs. (bn-5) to (bn-7), :meth:`nnscratch.batchnorm.BatchNorm1d.backward` in training
+    mode: ``(dx, dgamma, dbeta)``."""
+    layer = BatchNorm1d(gamma.shape[0], backend=_backend())
+    layer.params["gamma"] = gamma
+    layer._cache = (x_hat, inv_std, True)
+    dx = layer.backward(dy)
+    return dx, layer.grads["gamma"], layer.grads["beta"]
+
+
+def spectral_norm_backward(dy, x, W, u, v, sigma):
+    """Eqs. (sn-5) to (sn-7), :meth:`nnscratch.spectral.SpectralNormDense.backward`:
+    ``(dx, dW)``."""
+    layer = SpectralNormDense(*W.shape, backend=_backend())
+    layer.params["W"] = W
+    layer._cache = (x, x @ W / sigma, u, v, sigma)
+    dx = layer.backward(dy)
+    return dx, layer.grads["W"]
+
+
+# -- 04 losses -----------------------------------------------------------------------------
+def bce_with_logits(s, x):
+    """Eqs. (bce-1), (bce-2), :func:`nnscratch.losses.bce_with_logits`: ``(L, ds)``."""
+    return losses.bce_with_logits(s, x)
+
+
+def kl_normal(mu, logvar):
+    """Eqs. (kl-1) to (kl-3), :func:`nnscratch.losses.kl_normal`: ``(L, dmu, dlogvar)``."""
+    L, (dmu, dlogvar) = losses.kl_normal(mu, logvar)
+    return L, dmu, dlogvar
+
+
+# -- 05 optimizers -------------------------------------------------------------------------
+def adam_step(theta, g, m, v, t, lr, beta1, beta2, eps):
+    """Eqs. (adam-1) to (adam-5), :func:`nnscratch.optim.adam_step`: ``(theta, m, v)``."""
+    return optim.adam_step(theta, g, m, v, t, lr, beta1, beta2, eps)
+
+
+def sgd_momentum_step(theta, g, v, lr, momentum):
+    """Eqs. (sgd-1), (sgd-2): one step of :class:`nnscratch.optim.SGD` on a copy of
+    ``theta`` with velocity ``v``: ``(theta, v)``. With ``momentum = 0`` the library keeps
+    no velocity; eq. (sgd-1) then gives ``v = g``, which is returned."""
+    module = Module(_backend())
+    module.params["theta"], module.grads["theta"] = np.array(theta, dtype=np.float64), g
+    sgd = optim.SGD(module, lr=lr, momentum=momentum)
+    v = np.array(v, dtype=np.float64)
+    if momentum:
+        sgd.state[id(module.params["theta"])] = {"v": v}
+    sgd.step()
+    return module.params["theta"], (v if momentum else np.array(g, dtype=np.float64))
+
+
+# -- 06 vae --------------------------------------------------------------------------------
+def reparameterize_backward(dz, eps, logvar):
+    """Eqs. (vae-5), (vae-6) without the KL's terms,
+    :func:`nnscratch.models.vae.reparameterize_backward`: ``(dmu, dlogvar)``."""
+    _, std = vae.reparameterize(np.zeros_like(logvar), logvar, eps)
+    return vae.reparameterize_backward(dz, eps, logvar, std)
+
+
+def logmeanexp(a):
+    """Eq. (vae-8) over axis 0, :func:`nnscratch.models.vae.logmeanexp`."""
+    return vae.logmeanexp(a, axis=0)
+
+
+# -- 07 gan --------------------------------------------------------------------------------
+def discriminator_loss(s_real, s_fake):
+    """Eqs. (gan-1), (gan-2), :func:`nnscratch.models.gan.discriminator_loss`:
+    ``(L_D, ds_real, ds_fake)``."""
+    return gan.discriminator_loss(s_real, s_fake)
+
+
+def generator_loss(s_fake):
+    """Eqs. (gan-3), (gan-4), :func:`nnscratch.models.gan.generator_loss` (non-saturating):
+    ``(L_G, ds)``."""
+    return gan.generator_loss(s_fake, "non-saturating")
