@@ -8,6 +8,11 @@ all right (the test that keeps the grader honest).
 
 Arrays are NumPy arrays; the layers that hold state (batch norm, spectral norm, dropout)
 are built on a float64 backend and given the student's inputs as their cache.
+
+Every library function and method is bound here when this module is imported (``from ...
+import``, :data:`METHODS`), so these stay the library's while
+:func:`nnscratch.workbook.plug.plugged` has put the student's in its place: a workbook made
+of these functions trains through the plugs without calling itself.
 """
 from __future__ import annotations
 
@@ -15,14 +20,33 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .. import activations, losses, optim
+from .. import activations, losses
 from ..backend import Backend
 from ..batchnorm import BatchNorm1d
 from ..dense import Dense
 from ..dropout import Dropout
 from ..models import gan, vae
 from ..module import Module
+from ..optim import SGD, adam_step as _adam_step
 from ..spectral import SpectralNormDense
+
+#: The library's functions and methods as they are at import time (see above).
+LIBRARY = {"leaky_relu_backward": activations.leaky_relu_backward,
+           "sigmoid_backward": activations.sigmoid_backward, "sigmoid": activations.sigmoid,
+           "bce_with_logits": losses.bce_with_logits, "kl_normal": losses.kl_normal,
+           "reparameterize_backward": vae.reparameterize_backward,
+           "logmeanexp": vae.logmeanexp, "discriminator_loss": gan.discriminator_loss,
+           "generator_loss": gan.generator_loss}
+METHODS = {(cls, name): vars(cls)[name]
+           for cls, names in ((Dense, ("forward", "backward")),
+                              (Dropout, ("forward", "backward")), (BatchNorm1d, ("backward",)),
+                              (SpectralNormDense, ("backward",)), (SGD, ("_update",)))
+           for name in names}
+
+
+def _call(cls, name, layer, *args):
+    """The library's ``cls.name`` method on ``layer``."""
+    return METHODS[cls, name](layer, *args)
 
 
 def _backend():
@@ -30,40 +54,44 @@ def _backend():
 
 
 def _dense(W, b):
-    layer = Dense(*W.shape, backend=_backend())
-    layer.params["W"], layer.params["b"] = W, b
+    """A Dense layer holding ``W`` and ``b`` (made without drawing initial weights: the
+    training path calls this once per layer and step)."""
+    layer = Dense.__new__(Dense)
+    Module.__init__(layer, _backend())
+    layer.n_in, layer.n_out = W.shape
+    layer._params = {"W": W, "b": b}
     return layer
 
 
 # -- 01 dense ------------------------------------------------------------------------------
 def dense_forward(x, W, b):
     """Eq. (dense-1) as :meth:`nnscratch.dense.Dense.forward` computes it."""
-    return _dense(W, b).forward(x)
+    return _call(Dense, "forward", _dense(W, b), x)
 
 
 def dense_backward(dy, x, W):
     """Eqs. (dense-2) to (dense-4) as :meth:`nnscratch.dense.Dense.backward` computes them:
     ``(dx, dW, db)``."""
     layer = _dense(W, np.zeros(W.shape[1]))
-    layer.forward(x)
-    dx = layer.backward(dy)
+    _call(Dense, "forward", layer, x)
+    dx = _call(Dense, "backward", layer, dy)
     return dx, layer.grads["W"], layer.grads["b"]
 
 
 # -- 02 activations ------------------------------------------------------------------------
 def leaky_relu_backward(dy, y, alpha):
     """Eq. (lrelu-2), :func:`nnscratch.activations.leaky_relu_backward`."""
-    return activations.leaky_relu_backward(dy, y, alpha)
+    return LIBRARY["leaky_relu_backward"](dy, y, alpha)
 
 
 def sigmoid_backward(dy, y):
     """Eq. (sigmoid-2), :func:`nnscratch.activations.sigmoid_backward`."""
-    return activations.sigmoid_backward(dy, y)
+    return LIBRARY["sigmoid_backward"](dy, y)
 
 
 def sigmoid(z):
     """Eq. (sigmoid-1), :func:`nnscratch.activations.sigmoid`."""
-    return activations.sigmoid(z)
+    return LIBRARY["sigmoid"](z)
 
 
 # -- 03 stabilisers ------------------------------------------------------------------------
@@ -78,14 +106,14 @@ def _dropout(mask, p):
 
 def dropout_forward(x, mask, p):
     """Eq. (drop-1), :meth:`nnscratch.dropout.Dropout.forward` with the mask ``mask``."""
-    return _dropout(mask, p).forward(x)
+    return _call(Dropout, "forward", _dropout(mask, p), x)
 
 
 def dropout_backward(dy, mask, p):
     """Eq. (drop-2), :meth:`nnscratch.dropout.Dropout.backward` with the mask ``mask``."""
     layer = _dropout(mask, p)
-    layer.forward(np.zeros_like(dy))
-    return layer.backward(dy)
+    _call(Dropout, "forward", layer, np.zeros_like(dy))
+    return _call(Dropout, "backward", layer, dy)
 
 
 def batchnorm_backward(dy, x_hat, inv_std, gamma):
@@ -94,7 +122,7 @@ def batchnorm_backward(dy, x_hat, inv_std, gamma):
     layer = BatchNorm1d(gamma.shape[0], backend=_backend())
     layer.params["gamma"] = gamma
     layer._cache = (x_hat, inv_std, True)
-    dx = layer.backward(dy)
+    dx = _call(BatchNorm1d, "backward", layer, dy)
     return dx, layer.grads["gamma"], layer.grads["beta"]
 
 
@@ -104,26 +132,26 @@ def spectral_norm_backward(dy, x, W, u, v, sigma):
     layer = SpectralNormDense(*W.shape, backend=_backend())
     layer.params["W"] = W
     layer._cache = (x, x @ W / sigma, u, v, sigma)
-    dx = layer.backward(dy)
+    dx = _call(SpectralNormDense, "backward", layer, dy)
     return dx, layer.grads["W"]
 
 
 # -- 04 losses -----------------------------------------------------------------------------
 def bce_with_logits(s, x):
     """Eqs. (bce-1), (bce-2), :func:`nnscratch.losses.bce_with_logits`: ``(L, ds)``."""
-    return losses.bce_with_logits(s, x)
+    return LIBRARY["bce_with_logits"](s, x)
 
 
 def kl_normal(mu, logvar):
     """Eqs. (kl-1) to (kl-3), :func:`nnscratch.losses.kl_normal`: ``(L, dmu, dlogvar)``."""
-    L, (dmu, dlogvar) = losses.kl_normal(mu, logvar)
+    L, (dmu, dlogvar) = LIBRARY["kl_normal"](mu, logvar)
     return L, dmu, dlogvar
 
 
 # -- 05 optimizers -------------------------------------------------------------------------
 def adam_step(theta, g, m, v, t, lr, beta1, beta2, eps):
     """Eqs. (adam-1) to (adam-5), :func:`nnscratch.optim.adam_step`: ``(theta, m, v)``."""
-    return optim.adam_step(theta, g, m, v, t, lr, beta1, beta2, eps)
+    return _adam_step(theta, g, m, v, t, lr, beta1, beta2, eps)
 
 
 def sgd_momentum_step(theta, g, v, lr, momentum):
@@ -132,11 +160,9 @@ def sgd_momentum_step(theta, g, v, lr, momentum):
     no velocity; eq. (sgd-1) then gives ``v = g``, which is returned."""
     module = Module(_backend())
     module.params["theta"], module.grads["theta"] = np.array(theta, dtype=np.float64), g
-    sgd = optim.SGD(module, lr=lr, momentum=momentum)
+    sgd = SGD(module, lr=lr, momentum=momentum)
     v = np.array(v, dtype=np.float64)
-    if momentum:
-        sgd.state[id(module.params["theta"])] = {"v": v}
-    sgd.step()
+    _call(SGD, "_update", sgd, module.params["theta"], g, {"v": v})
     return module.params["theta"], (v if momentum else np.array(g, dtype=np.float64))
 
 
@@ -145,22 +171,22 @@ def reparameterize_backward(dz, eps, logvar):
     """Eqs. (vae-5), (vae-6) without the KL's terms,
     :func:`nnscratch.models.vae.reparameterize_backward`: ``(dmu, dlogvar)``."""
     _, std = vae.reparameterize(np.zeros_like(logvar), logvar, eps)
-    return vae.reparameterize_backward(dz, eps, logvar, std)
+    return LIBRARY["reparameterize_backward"](dz, eps, logvar, std)
 
 
 def logmeanexp(a):
     """Eq. (vae-8) over axis 0, :func:`nnscratch.models.vae.logmeanexp`."""
-    return vae.logmeanexp(a, axis=0)
+    return LIBRARY["logmeanexp"](a, axis=0)
 
 
 # -- 07 gan --------------------------------------------------------------------------------
 def discriminator_loss(s_real, s_fake):
     """Eqs. (gan-1), (gan-2), :func:`nnscratch.models.gan.discriminator_loss`:
     ``(L_D, ds_real, ds_fake)``."""
-    return gan.discriminator_loss(s_real, s_fake)
+    return LIBRARY["discriminator_loss"](s_real, s_fake)
 
 
 def generator_loss(s_fake):
     """Eqs. (gan-3), (gan-4), :func:`nnscratch.models.gan.generator_loss` (non-saturating):
     ``(L_G, ds)``."""
-    return gan.generator_loss(s_fake, "non-saturating")
+    return LIBRARY["generator_loss"](s_fake, "non-saturating")
