@@ -465,3 +465,39 @@ def test_plugged_restores_the_library_even_on_an_error():
             assert vars(Dense)["forward"] is not library[Dense, "forward"]
             raise RuntimeError
     assert all(vars(o)[a] is f for (o, a), f in library.items())
+
+
+def _reference_functions(tmp_path):
+    results, modules = grade(reference_workbook(tmp_path))
+    return {n: getattr(modules[r.exercise.topic], n) for n, r in results.items()}
+
+
+@pytest.mark.parametrize("kind", ["vae", "gan"])
+def test_the_plugs_compute_what_the_library_computes_in_float64(tmp_path, kind):
+    """Three steps of the VAE (classic) and of the GAN (stable recipe: batch norm, spectral
+    norm, both GAN losses) with the library's answers plugged in, in float64: the same
+    losses and parameters as the library's own path, to rounding (Adam's paper form and
+    the fused update differ in the last bits)."""
+    import nnscratch.models.gan  # noqa: F401  (registers the GAN trainer)
+    from nnscratch.backend import Backend
+    from nnscratch.models.vae import VAETrainer
+    from nnscratch.training.trainer import Trainer
+    config = {"preset": "classic"} if kind == "vae" else \
+        {"preset": "mlp", "G_hidden": [32, 16], "D_hidden": [16, 8]}
+    x = np.random.default_rng(0).random((16, 784)).astype(np.float32)
+    trained = []
+    for functions in ({}, _reference_functions(tmp_path)):
+        trainer = Trainer.registry[kind](dict(config), backend=Backend("numpy", "float64", 0))
+        with plug.plugged(functions) as calls:
+            metrics = [trainer.step(x[:8]), trainer.step(x[8:]), trainer.step(x[:8])]
+        trained.append((metrics, {k: np.array(p) for k, p in trainer.parameters()}, calls))
+    (m_lib, p_lib, _), (m_wb, p_wb, calls) = trained
+    assert "adam_step" in calls and "dense_backward" in calls
+    if kind == "gan":
+        assert {"batchnorm_backward", "spectral_norm_backward", "generator_loss"} <= set(calls)
+    for a, b in zip(m_lib, m_wb):
+        for key in a:
+            assert abs(a[key] - b[key]) <= 1e-12 * max(1.0, abs(a[key])), (key, a[key], b[key])
+    for name in p_lib:
+        np.testing.assert_allclose(p_wb[name], p_lib[name], rtol=0, atol=1e-12, err_msg=name)
+    assert VAETrainer is Trainer.registry["vae"]

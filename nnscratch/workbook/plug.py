@@ -30,33 +30,35 @@ from ..optim import SGD, Adam
 from ..spectral import SpectralNormDense
 
 
-def _cast(value, like):
-    """``value`` (an array, a number or a tuple of them) as arrays of ``like``'s dtype."""
+def _cast(value, *inputs):
+    """``value`` (an array, a number or a tuple of them) as arrays of the dtype the library
+    computes in from the arrays among ``inputs`` (float32 from float32, float64 from a mix)."""
+    dtype = np.result_type(*[a for a in inputs if hasattr(a, "dtype")])
     if isinstance(value, tuple):
-        return tuple(_cast(v, like) for v in value)
-    return np.asarray(value).astype(like.dtype, copy=False)
+        return tuple(np.asarray(v).astype(dtype, copy=False) for v in value)
+    return np.asarray(value).astype(dtype, copy=False)
 
 
 # -- adapters: (the student's function, the library's attribute) -> the replacement ------------
 def _same(fn, library):
     """A function with the library's arguments: called as it is."""
-    return lambda *args: _cast(fn(*args), args[0])
+    return lambda *args: _cast(fn(*args), *args)
 
 
 def _relu_from_leaky(fn, library):
     """The ReLU's backward is the leaky ReLU's with slope 0, eq. (lrelu-2)."""
-    return lambda dy, y: _cast(fn(dy, y, 0.0), dy)
+    return lambda dy, y: _cast(fn(dy, y, 0.0), dy, y)
 
 
 def _kl(fn, library):
     def kl_normal(mu, logvar):
-        L, dmu, dlogvar = _cast(fn(mu, logvar), mu)
+        L, dmu, dlogvar = _cast(fn(mu, logvar), mu, logvar)
         return L, (dmu, dlogvar)
     return kl_normal
 
 
 def _reparameterize_backward(fn, library):
-    return lambda dz, eps, logvar, std: _cast(fn(dz, eps, logvar), dz)
+    return lambda dz, eps, logvar, std: _cast(fn(dz, eps, logvar), dz, eps, logvar)
 
 
 def _logmeanexp(fn, library):
@@ -69,7 +71,7 @@ def _discriminator_loss(fn, library):
     def discriminator_loss(s_real, s_fake, label_smoothing=0.0):
         if label_smoothing:                 # the exercise has none: the library's
             return library(s_real, s_fake, label_smoothing)
-        return _cast(fn(s_real, s_fake), s_real)
+        return _cast(fn(s_real, s_fake), s_real, s_fake)
     return discriminator_loss
 
 
@@ -85,7 +87,8 @@ def _dense_forward(fn, library):
     def forward(layer, x):
         layer.check_input(x)
         layer._cache = x
-        return _cast(fn(x, layer.params["W"], layer.params["b"]), x)
+        W, b = layer.params["W"], layer.params["b"]
+        return _cast(fn(x, W, b), x, W, b)
     return forward
 
 
@@ -93,7 +96,8 @@ def _dense_backward(fn, library):
     def backward(layer, dy, param_grads=True, input_grad=True):
         x = layer._cached()
         layer._check_dy(dy, (x.shape[0], layer.n_out))
-        dx, dW, db = _cast(fn(dy, x, layer.params["W"]), dy)
+        W = layer.params["W"]
+        dx, dW, db = _cast(fn(dy, x, W), dy, x, W)
         if param_grads:
             layer.clear_grads()
             layer._grads["W"], layer._grads["b"] = dW, db
@@ -128,7 +132,8 @@ def _batchnorm_backward(fn, library):
         if not training:                    # eq. (bn-8) is not the exercise
             return library(layer, dy, param_grads, input_grad)
         layer._check_dy(dy, x_hat.shape)
-        dx, dgamma, dbeta = _cast(fn(dy, x_hat, inv_std, layer.params["gamma"]), dy)
+        gamma = layer.params["gamma"]
+        dx, dgamma, dbeta = _cast(fn(dy, x_hat, inv_std, gamma), dy, x_hat, inv_std, gamma)
         if param_grads:
             layer._grads["gamma"], layer._grads["beta"] = dgamma, dbeta
         return dx if input_grad else None
@@ -139,7 +144,8 @@ def _spectral_backward(fn, library):
     def backward(layer, dy, param_grads=True, input_grad=True):
         x, z, u, v, sigma = layer._cached()
         layer._check_dy(dy, z.shape)
-        dx, dW = _cast(fn(dy, x, layer.params["W"], u, v, float(sigma)), dy)
+        W = layer.params["W"]
+        dx, dW = _cast(fn(dy, x, W, u, v, float(sigma)), dy, x, W, u, v)
         if param_grads:
             layer.clear_grads()
             layer._grads["W"] = dW
