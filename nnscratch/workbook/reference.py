@@ -27,7 +27,7 @@ from ..dense import Dense
 from ..dropout import Dropout
 from ..models import gan, vae
 from ..module import Module
-from ..optim import SGD, adam_step as _adam_step
+from ..optim import SGD, adam_update
 from ..spectral import SpectralNormDense
 
 #: The library's functions and methods as they are at import time (see above).
@@ -36,7 +36,7 @@ LIBRARY = {"leaky_relu_backward": activations.leaky_relu_backward,
            "bce_with_logits": losses.bce_with_logits, "kl_normal": losses.kl_normal,
            "reparameterize_backward": vae.reparameterize_backward,
            "logmeanexp": vae.logmeanexp, "discriminator_loss": gan.discriminator_loss,
-           "generator_loss": gan.generator_loss}
+           "generator_loss": gan.generator_loss, "adam_update": adam_update}
 METHODS = {(cls, name): vars(cls)[name]
            for cls, names in ((Dense, ("forward", "backward")),
                               (Dropout, ("forward", "backward")), (BatchNorm1d, ("backward",)),
@@ -150,8 +150,11 @@ def kl_normal(mu, logvar):
 
 # -- 05 optimizers -------------------------------------------------------------------------
 def adam_step(theta, g, m, v, t, lr, beta1, beta2, eps):
-    """Eqs. (adam-1) to (adam-5), :func:`nnscratch.optim.adam_step`: ``(theta, m, v)``."""
-    return _adam_step(theta, g, m, v, t, lr, beta1, beta2, eps)
+    """Eqs. (adam-1) to (adam-5) as :class:`nnscratch.optim.Adam` computes them
+    (:func:`nnscratch.optim.adam_update`, in place, here on copies): ``(theta, m, v)``."""
+    theta, m, v = (np.array(a) for a in (theta, m, v))
+    return LIBRARY["adam_update"](g, beta1, beta2, lr / (1 - beta1 ** t), 1 - beta2 ** t, eps,
+                                  1.0, theta, m, v)
 
 
 def sgd_momentum_step(theta, g, v, lr, momentum):
