@@ -280,6 +280,22 @@ def test_a_realistic_mistake_is_wrong_and_names_its_equation(tmp_path, capsys, w
     assert "smallest failing input:" in out
 
 
+def test_the_gradient_check_is_independent_of_the_library(tmp_path, monkeypatch):
+    """Were the library's dense backward itself wrong (dW doubled), a student copying it
+    would agree with it, and the finite differences would still catch both."""
+    from nnscratch.workbook import reference
+    right = reference.dense_backward
+
+    def doubled(dy, x, W):
+        dx, dW, db = right(dy, x, W)
+        return dx, 2 * dW, db
+    monkeypatch.setattr(reference, "dense_backward", doubled)
+    write(tmp_path, {"01_dense.py": "from nnscratch.workbook.reference import dense_backward\n"})
+    r = grade(tmp_path, "dense_backward")[0]["dense_backward"]
+    assert r.status == "wrong" and "dW is not the gradient (finite differences" in r.detail
+    assert r.labels == ["dense-2"]
+
+
 def test_the_smallest_failing_input_is_reported(tmp_path):
     """The mistake in the BCE's gradient shows on every input; the smallest is reported."""
     write(tmp_path, {**SOLUTION, "04_losses.py": SOLUTION["04_losses.py"].replace(
@@ -499,3 +515,25 @@ def test_the_plugs_compute_what_the_library_computes_in_float64(tmp_path, kind):
     for name in p_lib:
         np.testing.assert_array_equal(p_wb[name], p_lib[name], err_msg=name)
     assert VAETrainer is Trainer.registry["vae"]
+
+
+# -- the docs page ------------------------------------------------------------------------------
+def test_the_docs_list_every_exercise_with_its_equations_and_show_a_real_stub():
+    import pathlib
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "workbook.md").read_text()
+    rows = text.splitlines()
+    for e in EXERCISES:
+        row = [r for r in rows if r.startswith(f"| `{e.topic}` | `{e.name}(")]
+        assert len(row) == 1, e.name
+        assert f"`{e.signature()}" in row[0]
+        assert all(f"({label})" in row[0] for label in e.labels_of(e.outputs)), e.name
+    shown = text[text.index("```python\n") + 10:]
+    shown = shown[:shown.index("```")]
+    assert shown in exercises.stub_source("01_dense.py")
+
+
+def test_nan_and_infinite_results_are_wrong(tmp_path):
+    write(tmp_path, {"02_activations.py": SOLUTION["02_activations.py"].replace(
+        "return dy * y * (1 - y)", "return np.full(dy.shape, np.nan)")})
+    r = grade(tmp_path, "sigmoid_backward")[0]["sigmoid_backward"]
+    assert r.status == "wrong" and "dx holds NaN or infinite entries" in r.detail

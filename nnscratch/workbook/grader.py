@@ -188,13 +188,17 @@ def _compare(exercise, case, student):
         if a.shape != np.shape(e):
             raise _Wrong([name], f"{name} has shape {a.shape}, expected {np.shape(e)}",
                          shape=True)
+        if not np.isfinite(a).all():
+            wrong.append((name, float("inf")))
+            continue
         err = relative_error(a, np.asarray(e, dtype=np.float64))
-        if not err <= COMPARE_TOL:                     # NaN is wrong too
+        if not err <= COMPARE_TOL:
             wrong.append((name, err))
-        worst = max(worst, err) if err == err else float("inf")
+        worst = max(worst, err)
     if wrong:
         names = [n for n, _ in wrong]
-        raise _Wrong(names, "; ".join(f"{n} differs from the library's by {e:.1e}"
+        raise _Wrong(names, "; ".join(f"{n} differs from the library's by {e:.1e}" if e < np.inf
+                                      else f"{n} holds NaN or infinite entries"
                                       for n, e in wrong), max(e for _, e in wrong))
     return worst
 
