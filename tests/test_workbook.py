@@ -276,7 +276,7 @@ def test_a_realistic_mistake_is_wrong_and_names_its_equation(tmp_path, capsys, w
     assert set(others.values()) == {"right"}, others
     status, out, _ = check(capsys, tmp_path)
     assert status in (1, 2)
-    assert f"{name}: wrong. Re-read eq." in out and f"({label})" in out
+    assert f"{name}: wrong. Re-read eq" in out and f"({label})" in out
     assert "smallest failing input:" in out
 
 
@@ -358,7 +358,7 @@ def test_a_result_of_the_wrong_shape_is_named(tmp_path, capsys):
     assert status == 2
     assert err.strip() == ("nnscratch: error: dense_backward: dW has shape (3, 4), expected "
                            "(4, 3)")
-    assert "dense_backward: wrong. Re-read eq. (dense-2)" in out
+    assert "dense_backward: wrong. Re-read eq. (dense-2) in docs/dense.md" in out
 
 
 def test_the_wrong_number_of_results_is_named(tmp_path, capsys):
@@ -537,3 +537,12 @@ def test_nan_and_infinite_results_are_wrong(tmp_path):
         "return dy * y * (1 - y)", "return np.full(dy.shape, np.nan)")})
     r = grade(tmp_path, "sigmoid_backward")[0]["sigmoid_backward"]
     assert r.status == "wrong" and "dx holds NaN or infinite entries" in r.detail
+
+
+def test_train_with_a_directory_that_is_not_a_workbook_is_one_line_and_status_2(tmp_path,
+                                                                                capsys):
+    assert main(["train", "vae", *QUICK, "--out", str(tmp_path / "run"),
+                 "--workbook", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("nnscratch: error: ") and "is not a workbook" in err[-1]
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()

@@ -335,35 +335,28 @@ EXERCISES = [
     Exercise("dense_backward", "01_dense.py", ("dy", "x", "W"), ("dx", "dW", "db"),
              {"dx": "dense-4", "dW": "dense-2", "db": "dense-3"},
              "the dense layer's backward: dx, dW, db",
-             """Given dy = dL/dy (batch, n_out), the input x (batch, n_in) that the forward
-    cached and the weights W (n_in, n_out), return (dx, dW, db):
-
-    Eq. (dense-2):  dW = x^T dy                   (n_in, n_out)
-    Eq. (dense-3):  db = sum of dy over the batch (n_out,)
-    Eq. (dense-4):  dx = dy W^T                   (batch, n_in)""",
+             """The forward was y = x W + b, eq. (dense-1). Given dy = dL/dy (batch, n_out),
+    the input x (batch, n_in) that the forward cached and the weights W (n_in, n_out),
+    return (dx, dW, db) = (dL/dx, dL/dW, dL/db), each of the shape of x, W and b:
+    eqs. (dense-2) to (dense-4), derived in the chapter.""",
              lambda rng: _dense_cases(rng, with_dy=True), _grad_dense),
     Exercise("leaky_relu_backward", "02_activations.py", ("dy", "y", "alpha"), ("dx",),
              {"dx": "lrelu-2"}, "the leaky ReLU's backward (alpha = 0: the ReLU's)",
-             """Given dy (batch, n), the forward's output y = max(x, alpha x) (batch, n) and
-    the slope 0 <= alpha < 1, return dx (batch, n).
-
-    Eq. (lrelu-2):  dx = dy * (1 where x > 0, alpha elsewhere)
-    (y > 0 exactly where x > 0, so the output tells you the branch.)""",
+             """The forward was y = x where x > 0 and alpha x elsewhere, eq. (lrelu-1), with
+    0 <= alpha < 1. Given dy = dL/dy (batch, n) and the forward's output y (batch, n) (it
+    cached y, not x: y > 0 exactly where x > 0), return dx = dL/dx (batch, n).""",
              _lrelu_cases, _grad_lrelu),
     Exercise("sigmoid_backward", "02_activations.py", ("dy", "y"), ("dx",),
              {"dx": "sigmoid-2"}, "the sigmoid's backward, from its output",
-             """Given dy (batch, n) and the forward's output y = sigmoid(x) (batch, n), return
-    dx (batch, n).
-
-    Eq. (sigmoid-2):  dx = dy * y * (1 - y)""",
+             """The forward was y = sigmoid(x) = 1 / (1 + exp(-x)), eq. (sigmoid-1). Given
+    dy = dL/dy (batch, n) and the forward's output y (batch, n), return dx = dL/dx
+    (batch, n), written with y only (the forward cached y, not x).""",
              lambda rng: _sigmoid_cases(rng, backward=True), _grad_sigmoid),
     Exercise("sigmoid", "02_activations.py", ("z",), ("y",), {"y": "sigmoid-1"},
              "the numerically stable sigmoid",
-             """z (any shape) -> y = 1 / (1 + exp(-z)), the same shape, for logits of any
-    size: exp of a large positive number overflows (z = -800 must not warn), so write it
-    with exp(-|z|) <= 1 only.
-
-    Eq. (sigmoid-1):  sigmoid(z) = 1 / (1 + exp(-z)) = exp(z) / (1 + exp(z))""",
+             """z (any shape) -> y = 1 / (1 + exp(-z)) of the same shape, eq. (sigmoid-1),
+    for logits of any size: exp of a large positive number overflows (z = -800 must not
+    even warn). Find a form that never exponentiates a positive number.""",
              lambda rng: _sigmoid_cases(rng, backward=False), stable=True),
     Exercise("dropout_forward", "03_stabilisers.py", ("x", "mask", "p"), ("y",),
              {"y": "drop-1"}, "inverted dropout's forward, given the mask",
@@ -374,9 +367,8 @@ EXERCISES = [
              lambda rng: _dropout_cases(rng, backward=False)),
     Exercise("dropout_backward", "03_stabilisers.py", ("dy", "mask", "p"), ("dx",),
              {"dx": "drop-2"}, "inverted dropout's backward",
-             """dy (batch, n), the forward's mask (batch, n) of 0 and 1, and p. Return dx.
-
-    Eq. (drop-2):  dx = mask * dy / (1 - p)""",
+             """The forward was y = mask * x / (1 - p), eq. (drop-1). Given dy = dL/dy
+    (batch, n), the forward's mask (batch, n) of 0 and 1, and p, return dx = dL/dx.""",
              lambda rng: _dropout_cases(rng, backward=True), _grad_dropout),
     Exercise("batchnorm_backward", "03_stabilisers.py", ("dy", "x_hat", "inv_std", "gamma"),
              ("dx", "dgamma", "dbeta"), {"dx": "bn-7", "dgamma": "bn-6", "dbeta": "bn-5"},
@@ -384,13 +376,9 @@ EXERCISES = [
              """The forward (training mode, eqs. (bn-1), (bn-2)) normalised each feature over
     the batch: x_hat = (x - mean) * inv_std, inv_std = 1 / sqrt(var + eps), then
     y = gamma * x_hat + beta. Given dy (B, n), x_hat (B, n), inv_std (n,) and gamma (n,),
-    return (dx, dgamma, dbeta):
-
-    Eq. (bn-5):  dbeta  = sum over the batch of dy
-    Eq. (bn-6):  dgamma = sum over the batch of dy * x_hat
-    Eq. (bn-7):  dx = gamma * inv_std / B * (B dy - dbeta - x_hat * dgamma)
-    (the mean and the variance depend on every row: that is where the last two terms
-    come from)""",
+    return (dx, dgamma, dbeta), the gradients of L with respect to x (B, n), gamma (n,)
+    and beta (n,): eqs. (bn-5) to (bn-7). The mean and the variance are computed from every
+    row, so each x[i] reaches L through every row's x_hat: that is the whole exercise.""",
              _bn_cases, _grad_bn),
     Exercise("spectral_norm_backward", "03_stabilisers.py", ("dy", "x", "W", "u", "v", "sigma"),
              ("dx", "dW"), {"dx": "sn-7", "dW": "sn-5, sn-6"},
@@ -398,32 +386,23 @@ EXERCISES = [
              """The forward computed y = x W / sigma + b with sigma = u^T W v, u (n_in,) and
     v (n_out,) unit vectors from the power iteration, held fixed in the backward. Given
     dy (batch, n_out), x (batch, n_in), W (n_in, n_out), u, v and the float sigma, return
-    (dx, dW):
-
-    Eq. (sn-5):  lambda = sum of dy * (x W / sigma)   (a number)
-    Eq. (sn-6):  dW = (x^T dy - lambda * outer(u, v)) / sigma
-    Eq. (sn-7):  dx = dy W^T / sigma
-    (sigma depends on W too: d sigma / dW = u v^T gives the lambda term)""",
+    (dx, dW) = (dL/dx, dL/dW): eqs. (sn-5) to (sn-7). sigma depends on W too, with
+    d sigma / dW = outer(u, v) when u and v are held fixed: do not forget that path.""",
              _sn_cases, _grad_sn),
     Exercise("bce_with_logits", "04_losses.py", ("s", "x"), ("L", "ds"),
              {"L": "bce-1", "ds": "bce-2"}, "binary cross-entropy from logits, value and gradient",
-             """Logits s (B, d), targets x (B, d) in [0, 1]. Return (L, ds): L a number (sum
-    over the features, mean over the batch), ds (B, d). Stable for logits of any size
-    (+-800 included): never exponentiate a positive number, never take log(0).
-
-    Eq. (bce-1):  L = (1/B) sum of  max(s, 0) - s x + log(1 + exp(-|s|))
-    Eq. (bce-2):  ds = (sigmoid(s) - x) / B""",
+             """Logits s (B, d), targets x (B, d) in [0, 1], p = sigmoid(s). Return (L, ds):
+    L = (1/B) sum of -x log p - (1 - x) log(1 - p) (a number: sum over the features, mean
+    over the batch), eq. (bce-1), and ds = dL/ds (B, d), eq. (bce-2). Stable for logits of
+    any size (+-800 included): never exponentiate a positive number, never take log(0).""",
              _bce_cases, _grad_bce, stable=True),
     Exercise("kl_normal", "04_losses.py", ("mu", "logvar"), ("L", "dmu", "dlogvar"),
              {"L": "kl-1", "dmu": "kl-2", "dlogvar": "kl-3"},
              "the Gaussian KL from the prior and its gradients",
              """KL( N(mu, diag(exp(logvar))) || N(0, I) ), mu and logvar (B, k). Return
     (L, dmu, dlogvar): L a number (sum over k, mean over the batch), the gradients (B, k).
-    The variance is exp(logvar), the standard deviation exp(logvar / 2).
-
-    Eq. (kl-1):  L = (1/B) sum of 0.5 * (exp(logvar) + mu^2 - 1 - logvar)
-    Eq. (kl-2):  dmu = mu / B
-    Eq. (kl-3):  dlogvar = (exp(logvar) - 1) / (2B)""",
+    The variance is exp(logvar), the standard deviation exp(logvar / 2). L is eq. (kl-1)
+    (derive it from the two densities, or read it), the gradients eqs. (kl-2), (kl-3).""",
              _kl_cases, _grad_kl),
     Exercise("adam_step", "05_optimizers.py",
              ("theta", "g", "m", "v", "t", "lr", "beta1", "beta2", "eps"), ("theta", "m", "v"),
@@ -431,56 +410,44 @@ EXERCISES = [
              "one step of Adam with bias correction (Kingma and Ba, Algorithm 1)",
              """Parameters theta, gradient g, moments m and v: arrays of one shape; t the
     number of this step, from 1. Return the new (theta, m, v) (new arrays, or the same ones
-    updated in place).
-
-    Eq. (adam-1):  m = beta1 m + (1 - beta1) g
-    Eq. (adam-2):  v = beta2 v + (1 - beta2) g^2
-    Eq. (adam-3):  m_hat = m / (1 - beta1^t)
-    Eq. (adam-4):  v_hat = v / (1 - beta2^t)
-    Eq. (adam-5):  theta = theta - lr m_hat / (sqrt(v_hat) + eps)""",
+    updated in place): Kingma and Ba's Algorithm 1, eqs. (adam-1) to (adam-5): moving
+    averages of g and g^2, their bias corrections for step t, then the step, with eps
+    added to the square root.""",
              _adam_cases),
     Exercise("sgd_momentum_step", "05_optimizers.py", ("theta", "g", "v", "lr", "momentum"),
              ("theta", "v"), {"theta": "sgd-2", "v": "sgd-1"}, "one step of SGD with momentum",
              """Parameters theta, gradient g and velocity v of one shape. Return the new
-    (theta, v).
-
-    Eq. (sgd-1):  v = momentum v + g
-    Eq. (sgd-2):  theta = theta - lr v""",
+    (theta, v) of heavy-ball momentum: the velocity first, eq. (sgd-1), then the step
+    along it, eq. (sgd-2).""",
              _sgd_cases),
     Exercise("reparameterize_backward", "06_vae.py", ("dz", "eps", "logvar"), ("dmu", "dlogvar"),
              {"dmu": "vae-5", "dlogvar": "vae-6"},
              "the reparameterisation's backward",
              """The forward drew z = mu + exp(logvar / 2) * eps. Given dz = dL/dz (B, k), the
     noise eps (B, k) and logvar (B, k), return the gradients (dmu, dlogvar) that reach mu
-    and logvar through z (the KL's own gradients are added elsewhere).
-
-    Eq. (vae-5):  dmu = dz
-    Eq. (vae-6):  dlogvar = 0.5 * dz * eps * exp(logvar / 2)""",
+    and logvar through z (the KL's own gradients are added elsewhere): eqs. (vae-5),
+    (vae-6) without their KL terms.""",
              _reparam_cases, _grad_reparam),
     Exercise("logmeanexp", "06_vae.py", ("a",), ("L",), {"L": "vae-8"},
              "the stable log-mean-exp of the IWAE bound",
-             """a (K, B): K log-weights log w_k per example. Return (B,), log of the mean over
-    k of exp(a), without overflow or log(0) for log-weights of -1000 or +1000.
-
-    Eq. (vae-8):  L = m + log( (1/K) sum_k exp(a_k - m) ),   m = max_k a_k""",
+             """a (K, B): K log-weights log w_k per example. Return (B,): log((1/K) sum_k
+    exp(a_k)), eq. (vae-8), without overflow or log(0) for log-weights of -1000 or +1000
+    (a real image's log p(x|z) is about -1000 nats: exp of it is 0 in float64).""",
              _logmeanexp_cases, stable=True),
     Exercise("discriminator_loss", "07_gan.py", ("s_real", "s_fake"),
              ("L", "ds_real", "ds_fake"), {"L": "gan-1", "ds_real": "gan-2", "ds_fake": "gan-2"},
              "the discriminator's loss and its gradients",
              """Logits s_real (n, 1) of real and s_fake (n, 1) of generated examples. Return
     (L_D, ds_real, ds_fake), stable for logits of any size:
-
-    Eq. (gan-1):  L_D = BCE(s_real, 1) + BCE(s_fake, 0)   (each a mean over the n)
-    Eq. (gan-2):  ds_real = (sigmoid(s_real) - 1) / n,   ds_fake = sigmoid(s_fake) / n""",
+    L_D = -(1/n) sum of [log sigmoid(s_real) + log(1 - sigmoid(s_fake))], eq. (gan-1)
+    (no label smoothing), and its gradients with respect to both logits, eq. (gan-2).""",
              lambda rng: _gan_cases(rng, discriminator=True), _grad_d_loss, stable=True),
     Exercise("generator_loss", "07_gan.py", ("s_fake",), ("L", "ds"),
              {"L": "gan-3", "ds": "gan-4"},
              "the non-saturating generator loss and its gradient",
              """Logits s_fake (n, 1) of generated examples under the discriminator. Return
-    (L_G, ds), stable for logits of any size:
-
-    Eq. (gan-3):  L_G = -(1/n) sum of log sigmoid(s_fake) = BCE(s_fake, 1)
-    Eq. (gan-4):  ds = -(1 - sigmoid(s_fake)) / n""",
+    (L_G, ds), stable for logits of any size: L_G = -(1/n) sum of log sigmoid(s_fake),
+    eq. (gan-3), and ds = dL_G/ds_fake, eq. (gan-4).""",
              lambda rng: _gan_cases(rng, discriminator=False), _grad_g_loss, stable=True),
 ]
 
@@ -494,11 +461,16 @@ Write each function below in place of its ``raise NotImplementedError``, with Nu
 (``np``) only. The grader calls it with float64 arrays; training calls it with float32
 ones (keep their dtype: ``0.5 * a``, not ``np.float64(0.5) * a``).
 
-    nnscratch workbook check DIR {stem}     grades this chapter (DIR: this folder)
-    nnscratch train vae --workbook DIR      trains with the functions graded right
+Grade this chapter:  nnscratch workbook check DIR {stem}    (DIR: this folder)
+Train with it:       nnscratch train vae --workbook DIR    (uses what is graded right)
 """
 import numpy as np
 '''
+
+
+def cite(labels):
+    """``"eq. (dense-1)"`` or ``"eqs. (dense-2), (dense-3)"``."""
+    return ("eq. " if len(labels) == 1 else "eqs. ") + ", ".join(f"({x})" for x in labels)
 
 
 def stub_source(topic):
@@ -509,9 +481,8 @@ def stub_source(topic):
     for e in EXERCISES:
         if e.topic != topic:
             continue
-        labels = ", ".join(f"({label})" for label in e.labels_of(e.outputs))
         text += (f'\n\ndef {e.signature()}:\n    """{e.summary[0].upper()}{e.summary[1:]}.\n\n'
-                 f'    {e.doc}\n\n    Read eq. {labels} in {page}.\n    """\n'
+                 f'    {e.doc}\n\n    Read {cite(e.labels_of(e.outputs))} in {page}.\n    """\n'
                  f'    raise NotImplementedError("{e.name}: not written yet")\n')
     return text
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..gradcheck import TOLERANCE, relative_error
 from . import reference
-from .exercises import BY_NAME, EXERCISES, TOPICS
+from .exercises import BY_NAME, EXERCISES, TOPICS, cite
 
 #: Largest relative error (eq. gradcheck-3) between the student's value and the library's.
 COMPARE_TOL = 1e-9
@@ -338,8 +338,7 @@ def report(results, modules, directory):
         lines.append(f"{r.exercise.name:<{width}}  {r.exercise.topic:<18} {r.status:<12}  {err}")
     wrong = [r for r in results if r.status == "wrong"]
     for r in wrong:
-        labels = ", ".join(f"({label})" for label in r.labels)
-        lines += ["", f"{r.exercise.name}: wrong. Re-read eq. {labels} in {r.exercise.page}.",
+        lines += ["", f"{r.exercise.name}: wrong. Re-read {cite(r.labels)} in {r.exercise.page}.",
                   f"  {r.detail}"]
     done = sum(r.status == "right" for r in results)
     counts = {s: sum(r.status == s for r in results) for s in ("wrong", "not started",
