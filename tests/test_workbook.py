@@ -546,3 +546,29 @@ def test_train_with_a_directory_that_is_not_a_workbook_is_one_line_and_status_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("nnscratch: error: ") and "is not a workbook" in err[-1]
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize("argv", [["workbook"], ["workbook", "start"], ["workbook", "check"]])
+def test_help_for_the_workbook_commands(argv, capsys):
+    assert main([*argv, "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: nnscratch workbook")
+
+
+def test_the_workbook_command_needs_an_action_and_a_directory(capsys):
+    assert main(["workbook"]) == 2
+    one_error_line(capsys)
+    assert main(["workbook", "check"]) == 2
+    assert "DIR" in one_error_line(capsys)
+
+
+def test_every_input_has_the_arguments_of_its_stub_in_order():
+    """The student's function is called by position, so the inputs must follow the stub."""
+    for e in EXERCISES:
+        for case in e.cases(np.random.default_rng(0)):
+            assert tuple(case.args) == e.args, (e.name, case.description)
+
+
+def test_the_student_may_name_the_arguments_differently(tmp_path):
+    write(tmp_path, {"01_dense.py": "def dense_forward(inputs, weights, bias):\n"
+                                    "    return inputs @ weights + bias\n"})
+    assert grade(tmp_path, "dense_forward")[0]["dense_forward"].status == "right"

@@ -173,8 +173,8 @@ def _as_tuple(exercise, value, who):
 
 
 def _compare(exercise, case, student):
-    """The worst relative error of the student's outputs on ``case`` (and of its gradients
-    against finite differences on the first case), or :class:`_Wrong`."""
+    """The worst relative error of the student's outputs on ``case`` against the library's,
+    or :class:`_Wrong`."""
     expected = _as_tuple(exercise, getattr(reference, exercise.name)(**_copy(case.args)),
                          "the library")
     got = _as_tuple(exercise, student, exercise.name)
@@ -246,7 +246,7 @@ def grade(exercise, module, time_limit=TIME_LIMIT, seed=0):
         for i, case in enumerate(cases):
             try:
                 with np.errstate(all="raise", under="ignore"):
-                    out = fn(**_copy(case.args))
+                    out = fn(*_copy(case.args).values())    # by position: any names
             except NotImplementedError as err:
                 if i == 0:
                     return "not started"
