@@ -399,8 +399,9 @@ EXERCISES = [
     Exercise("kl_normal", "04_losses.py", ("mu", "logvar"), ("L", "dmu", "dlogvar"),
              {"L": "kl-1", "dmu": "kl-2", "dlogvar": "kl-3"},
              "the Gaussian KL from the prior and its gradients",
-             """KL( N(mu, diag(exp(logvar))) || N(0, I) ), mu and logvar (B, k). Return
-    (L, dmu, dlogvar): L a number (sum over k, mean over the batch), the gradients (B, k).
+             """KL( N(mu, diag(exp(logvar))) || N(0, I) ), mu and logvar (B, latent). Return
+    (L, dmu, dlogvar): L a number (sum over the latent units, mean over the batch), the
+    gradients (B, latent).
     The variance is exp(logvar), the standard deviation exp(logvar / 2). L is eq. (kl-1)
     (derive it from the two densities, or read it), the gradients eqs. (kl-2), (kl-3).""",
              _kl_cases, _grad_kl),
@@ -423,10 +424,10 @@ EXERCISES = [
     Exercise("reparameterize_backward", "06_vae.py", ("dz", "eps", "logvar"), ("dmu", "dlogvar"),
              {"dmu": "vae-5", "dlogvar": "vae-6"},
              "the reparameterisation's backward",
-             """The forward drew z = mu + exp(logvar / 2) * eps. Given dz = dL/dz (B, k), the
-    noise eps (B, k) and logvar (B, k), return the gradients (dmu, dlogvar) that reach mu
-    and logvar through z (the KL's own gradients are added elsewhere): eqs. (vae-5),
-    (vae-6) without their KL terms.""",
+             """The forward drew z = mu + exp(logvar / 2) * eps. Given dz = dL/dz (B, latent),
+    the noise eps (B, latent) and logvar (B, latent), return the gradients (dmu, dlogvar)
+    that reach mu and logvar through z (the KL's own gradients are added elsewhere):
+    eqs. (vae-5), (vae-6) without their KL terms.""",
              _reparam_cases, _grad_reparam),
     Exercise("logmeanexp", "06_vae.py", ("a",), ("L",), {"L": "vae-8"},
              "the stable log-mean-exp of the IWAE bound",
