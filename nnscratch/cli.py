@@ -5,6 +5,7 @@
     nnscratch train vae --resume runs/vae/checkpoint.npz [--epochs N] [--lr X]
     nnscratch sample --checkpoint CKPT --n N --out FILE.npy
     nnscratch eval --checkpoint CKPT
+    nnscratch workbook start DIR | check DIR [NAME ...]
 
 ``--resume`` takes the model, the data, the batch size, the total of epochs and the output
 directory from the checkpoint (an option that contradicts the model is an error; ``--lr``
@@ -118,6 +119,9 @@ def _add_common_train(p, presets, default_preset, default_batch):
                    help="evaluate on the test split every N epochs (and after the last)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workbook", metavar="DIR", default=None,
+                   help="train with the functions of your workbook that are graded right in "
+                        "place of the library's (see: nnscratch workbook)")
     p.set_defaults(default_preset=default_preset, default_batch=default_batch)
 
 
@@ -192,7 +196,26 @@ def build_parser():
                     help="skip the classifier-based metrics (they train a classifier once)")
     ev.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     ev.add_argument("--raw", action="store_true", help=RAW_HELP)
+    _add_workbook(sub)
     return parser
+
+
+def _add_workbook(sub):
+    wb = sub.add_parser("workbook", help="write the backward passes yourself, get them graded",
+                        description="Your workbook: stubs to fill in, one file per chapter, "
+                                    "graded against the library; train with them using "
+                                    "train ... --workbook DIR.")
+    actions = wb.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    start = actions.add_parser("start", help="write the stubs into DIR (never overwriting)")
+    start.add_argument("dir", metavar="DIR")
+    check = actions.add_parser("check", help="grade the exercises of DIR",
+                               description="Grade the exercises (all, or those NAMEd: "
+                                           "exercises or chapters such as 01_dense); exit "
+                                           "status 0 when every attempted one is right.")
+    check.add_argument("dir", metavar="DIR")
+    check.add_argument("names", metavar="NAME", nargs="*")
+    check.add_argument("--time-limit", type=_positive_float, default=10.0,
+                       help="seconds an exercise may run before it is stopped (default 10)")
 
 
 def _use_raw_weights(trainer, raw):
@@ -339,6 +362,7 @@ def _train(args):
     print(f"training {trainer.kind} ({trainer.config.get('preset')}) on {train.name}: "
           f"{len(train.x)} images, batch {args.batch_size}, epochs {state['epoch'] + 1}.."
           f"{args.epochs}, backend {trainer.backend.name}, out {out}", file=sys.stderr)
+    fit = _with_workbook(args, trainer, state, fit)
     try:
         fit(trainer, train, args.epochs, args.batch_size, out, seed=args.seed, loop_state=state,
             test=test, eval_every=args.eval_every, figures=not args.no_figures,
@@ -357,6 +381,60 @@ def _train(args):
         raise
     print(f"done: log, figures and checkpoint in {out}", file=sys.stderr)
     return 0
+
+
+def _workbook(args):
+    from .workbook import exercises, grader
+    if args.action == "start":
+        written, kept = exercises.start(args.dir)
+        if written:
+            print(f"wrote {', '.join(written)} into {args.dir}")
+        if kept:
+            print(f"kept {', '.join(kept)} (a file of the workbook is never overwritten)")
+        first = os.path.join(args.dir, next(iter(exercises.TOPICS)))
+        print(f"next: write dense_forward in {first}, then: nnscratch workbook check "
+              f"{shlex.quote(args.dir)} dense_forward")
+        return 0
+    results, modules = grader.grade_workbook(args.dir, args.names, args.time_limit)
+    table, errors, status = grader.report(results, modules, args.dir)
+    print(table)
+    if errors:
+        print(errors, file=sys.stderr)
+    return status
+
+
+def _with_workbook(args, trainer, state, fit):
+    """``fit`` itself, or (``--workbook DIR``) ``fit`` run with the student's functions that
+    are graded right in place of the library's; says which, and stores them in the run's
+    state (saved in its checkpoints)."""
+    if not args.workbook:
+        return fit
+    from .workbook import grader, plug
+    if trainer.backend.name != "numpy":
+        raise UsageError("--workbook runs your NumPy functions: train with --backend numpy")
+    results, modules = grader.grade_workbook(args.workbook)
+    failed = [m for m in modules.values() if isinstance(m, grader.ImportFailure)]
+    if failed:
+        print(failed[0].traceback.rstrip(), file=sys.stderr)
+        raise UsageError(failed[0].summary)
+    right = {r.exercise.name: getattr(modules[r.exercise.topic], r.exercise.name)
+             for r in results if r.status == "right"}
+    wrong = [r.exercise.name for r in results if r.status == "wrong"]
+    print(f"workbook {args.workbook}: the student's {', '.join(right) or '(none yet)'}; the "
+          "library's everything else" + (f" (not right yet: {', '.join(wrong)}; see nnscratch "
+                                         "workbook check)" if wrong else ""), file=sys.stderr)
+    state["run"]["workbook"] = {"dir": os.path.abspath(args.workbook), "student": list(right),
+                                "wrong": wrong}
+
+    def fit_with_student_functions(*a, **kw):
+        with plug.plugged(right) as calls:
+            try:
+                return fit(*a, **kw)
+            finally:
+                used = ", ".join(f"{k} ({n} calls)" for k, n in calls.items())
+                print(f"the student's functions this run called: {used or 'none'}",
+                      file=sys.stderr)
+    return fit_with_student_functions
 
 
 def _sample_files(args):
@@ -486,7 +564,8 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         args.argv = argv
         _refuse_special_files(args)
-        return {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
+        return {"train": _train, "sample": _sample, "eval": _eval,
+                "workbook": _workbook}[args.command](args)
     except TrainingInterrupted as stop:
         print(f"\ninterrupted: checkpoint saved to {stop.path} ({stop.epoch} epochs and "
               f"{stop.batch} batches of the next done)\n"

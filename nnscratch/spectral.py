@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from .backend import namespace
 from .dense import Dense
-from .module import ShapeError
 
 
 def norm(a):
@@ -91,9 +90,7 @@ class SpectralNormDense(Dense):
 
         Caches ``x``, :math:`z = x W_{SN}` (for :math:`\lambda`), ``u``, ``v`` and ``sigma``.
         """
-        if x.ndim != 2 or x.shape[1] != self.n_in:
-            raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.n_in}), "
-                             f"got {tuple(x.shape)}")
+        self.check_input(x)
         u, v, sigma = self.power_iteration() if self.training else self.sigma()
         z = x @ self._params["W"]
         z /= sigma                          # on z, not W: (batch, n_out) instead of (n_in, n_out)
