@@ -12,6 +12,10 @@
    each ``math`` element must hold a typeset ``mjx-container``, no MathJax error may show,
    and no raw ``\\[`` or ``\\(`` may be left in the text a reader sees.
 
+3. Every chapter (``chapters/*.html``) hides its solutions until the reader opens them: a
+   code cell tagged ``solution`` is rendered inside MyST-NB's collapsed ``hide-cell`` block,
+   and a solution's prose (``<summary>Solution``) sits in a closed ``<details>``.
+
 Without a browser the second check is skipped with a message (an error with
 ``--require-browser``, which CI passes). Exit status 1 on any failure.
 """
@@ -40,6 +44,22 @@ def remote_references(page_html):
 def remote_css_references(css):
     """The off-machine addresses a stylesheet loads (fonts, other stylesheets)."""
     return CSS_REMOTE.findall(css)
+
+
+SOLUTION_CELL = re.compile(r'<div class="cell ([^"]*\btag_solution\b[^"]*)"[^>]*>\s*(<details[^>]*>)?')
+SUMMARY = re.compile(r"(<details[^>]*>)?\s*<summary>\s*Solution", re.I)
+
+
+def solution_problems(page_html):
+    """How the solutions of a rendered chapter fail to be hidden until opened."""
+    problems = []
+    for classes, details in SOLUTION_CELL.findall(page_html):
+        if "tag_hide-cell" not in classes.split() or not details or " open" in details:
+            problems.append(f"a solution's code cell is not collapsed ({classes})")
+    for details in SUMMARY.findall(page_html):
+        if not details or " open" in details:
+            problems.append("a solution's text is not in a closed <details>")
+    return problems
 
 
 def visible_text(dom):
@@ -121,6 +141,12 @@ def main(argv=None):
             failures.append(f"{css.relative_to(args.html_dir)}: loads {url}")
     print(f"{len(pages)} pages and {len(styles)} stylesheets: "
           f"{'no' if not failures else len(failures)} remote references")
+
+    chapters = [p for p in pages if p.parent.name == "chapters"]
+    for page in chapters:
+        for problem in solution_problems(page.read_text(encoding="utf-8")):
+            failures.append(f"{page.relative_to(args.html_dir)}: {problem}")
+    print(f"{len(chapters)} chapters: solutions checked collapsed")
 
     browser = find_browser()
     if browser is None:

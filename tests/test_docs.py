@@ -288,6 +288,22 @@ def test_the_typeset_check_can_fail():
     assert check.typeset_problems(done.replace("<svg>", '<svg data-mjx-error="x">'))
 
 
+def test_the_solutions_check_can_fail():
+    """scripts/check_docs.py on MyST-NB's rendering of a chapter: a solution's code cell in
+    its collapsed hide-cell block and its prose in a closed <details> pass; the same cell
+    without the hide-cell tag, or the prose shown, fail."""
+    check = _check_docs()
+    cell = ('<div class="cell tag_solution tag_hide-cell docutils container">\n'
+            '<details class="admonition hide above-input">\n<summary aria-label="Toggle">')
+    prose = "<details><summary>Solution 1</summary>\n<p>The parameter gradients...</p>"
+    assert check.solution_problems(cell + prose) == []
+    assert check.solution_problems(cell.replace(" tag_hide-cell", "") + prose)
+    assert check.solution_problems(cell.replace("<details", "<details open"))
+    assert check.solution_problems(cell + prose.replace("<details>", "<p>"))
+    assert check.solution_problems('<div class="cell tag_solution docutils container">\n'
+                                   '<div class="cell_input docutils container">')
+
+
 def test_the_shipped_mathjax_typesets_offline_in_chromium(tmp_path):
     """A page with display and inline math and the docs' own MathJax, opened from disk in
     headless Chromium: every equation is typeset, none is left as raw TeX."""
