@@ -46,7 +46,8 @@ def remote_css_references(css):
     return CSS_REMOTE.findall(css)
 
 
-SOLUTION_CELL = re.compile(r'<div class="cell ([^"]*\btag_solution\b[^"]*)"[^>]*>\s*(<details[^>]*>)?')
+SOLUTION_CELL = re.compile(r'<div class="cell ([^"]*\btag_solution\b[^"]*)"[^>]*>'
+                           r"\s*(<details[^>]*>)?")
 SUMMARY = re.compile(r"(<details[^>]*>)?\s*<summary>\s*Solution", re.I)
 
 
