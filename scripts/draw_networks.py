@@ -90,25 +90,26 @@ def _method(path):
 
 
 def vae_step_spec():
-    """One VAE step: nodes at (column, row) and edges (from, to, label, kind)."""
+    """One VAE step: nodes at (column, row) and edges (from, to, label, kind); a value that
+    flows between two boxes is named on its arrow."""
     m = "nnscratch.models.vae.VAE."
-    nodes = {"x": ("$x$", 0, 1, "data"), "enc": ("encoder\n+ heads", 1, 1, "net"),
-             "mu": ("$\\mu$, logvar", 2, 1, "value"),
-             "eps": ("$\\epsilon \\sim \\mathcal{N}(0, I)$", 3, 2.5, "data"),
-             "z": ("$z$", 3, 1, "value"), "dec": ("decoder", 4, 1, "net"),
-             "s": ("logits $s$", 5, 1, "value"), "L": ("$L$ = BCE + KL", 6, 1, "loss"),
-             "adam": ("Adam step\n(all parameters)", 1, 2.5, "step")}
-    f = "forward"
+    nodes = {"x": ("$x$", 0, 1, "data"), "enc": ("encoder\n+ two heads", 1, 1, "net"),
+             "z": ("sampling\n$z = \\mu + \\sigma \\epsilon$", 2, 1, "value"),
+             "eps": ("$\\epsilon \\sim \\mathcal{N}(0, I)$", 2, 2.2, "data"),
+             "dec": ("decoder", 3, 1, "net"),
+             "L": ("$L$ = BCE + KL\n(bce-1), (kl-1)", 4, 1, "loss"),
+             "adam": ("Adam step\n(adam-1) to (adam-5)", 1, 2.2, "step")}
+    f, b = "forward", "backward"
     edges = [("x", "enc", f"{_method(m + 'encode')}\n(vae-1)", f),
-             ("enc", "mu", "", f), ("mu", "z", "(vae-2)", f), ("eps", "z", "", f),
-             ("z", "dec", f"{_method(m + 'forward')}\n(vae-3)", f), ("dec", "s", "", f),
-             ("s", "L", "(bce-1)", f), ("mu", "L", "KL (kl-1)", "forward-bend"),
-             ("L", "mu", "(kl-2), (kl-3)", "backward-bend"),
-             ("L", "s", "ds (bce-2)", "backward"),
-             ("s", "dec", f"{_method(m + 'backward')}", "backward"),
-             ("dec", "z", "dz", "backward"),
-             ("z", "mu", "(vae-5), (vae-6)", "backward"), ("mu", "enc", "", "backward"),
-             ("enc", "adam", "(adam-1) to (adam-5)", "step")]
+             ("enc", "z", "$\\mu$, logvar", f), ("eps", "z", "(vae-2)", f),
+             ("z", "dec", f"$z$\n{_method(m + 'forward')}", f),
+             ("dec", "L", "logits $s$\n(vae-3)", f),
+             ("enc", "L", "$\\mu$, logvar into the KL", "forward-bend"),
+             ("L", "dec", "ds (bce-2)", b),
+             ("dec", "z", f"$\\delta_z$\n{_method(m + 'backward')}", b),
+             ("z", "enc", "(vae-5)\n(vae-6)", b),
+             ("L", "enc", "(kl-2), (kl-3): the KL's own gradients", "backward-bend"),
+             ("enc", "adam", "", "step")]
     return {"kind": "graph", "title": "One VAE step", "nodes": nodes, "edges": edges}
 
 
@@ -118,31 +119,27 @@ def gan_step_spec():
     m = "nnscratch.models.gan.GAN."
     t = "nnscratch.models.gan.GANTrainer."
     nodes = {
-        # the discriminator step (top row)
-        "z1": ("$z$", 0, 2.5, "data"), "G1": ("G", 1, 2.5, "net-frozen"),
-        "xf1": ("$\\tilde x$ (as data:\nno gradient to G)", 2, 2.5, "value"),
-        "xr": ("real $x$", 2, 3.5, "data"),
-        "D1": ("D", 3, 3, "net"), "s1": ("$s_{real}, s_{fake}$", 4, 3, "value"),
-        "L1": ("$L_D$", 5, 3, "loss"), "a1": ("Adam step on D", 3, 4.1, "step"),
-        # the generator step (bottom row)
+        # the discriminator step (top)
+        "z1": ("$z$", 0, 2.6, "data"), "G1": ("G", 1, 2.6, "net-frozen"),
+        "xr": ("real $x$", 1, 3.7, "data"), "D1": ("D", 2, 2.6, "net"),
+        "L1": ("$L_D$", 3, 2.6, "loss"),
+        "a1": (f"Adam step on D\n{_method(t + 'd_step')}", 2, 3.7, "step"),
+        # the generator step (bottom)
         "z2": ("$z$", 0, 1, "data"), "G2": ("G", 1, 1, "net"),
-        "xf2": ("$\\tilde x = G(z)$", 2, 1, "value"), "D2": ("D (weights\nnot updated)", 3, 1,
-                                                      "net-frozen"),
-        "s2": ("$s$", 4, 1, "value"), "L2": ("$L_G$", 5, 1, "loss"),
-        "a2": ("Adam step on G", 1, 0, "step"),
+        "D2": ("D (weights\nnot updated)", 2, 1, "net-frozen"), "L2": ("$L_G$", 3, 1, "loss"),
+        "a2": (f"Adam step on G\n{_method(t + 'g_step')}", 1, -0.1, "step"),
     }
     f, b = "forward", "backward"
-    edges = [("z1", "G1", "", f), ("G1", "xf1", "", f), ("xf1", "D1", "pack (gan-8)", f),
-             ("xr", "D1", "", f), ("D1", "s1", "", f),
-             ("s1", "L1", f"{_method(m + 'd_loss')}\n(gan-1)", f),
-             ("L1", "s1", "ds (gan-2)", b), ("s1", "D1", _method(m + "d_backward"), b),
-             ("D1", "a1", f"{_method(t + 'd_step')}", "step"),
-             ("z2", "G2", "", f), ("G2", "xf2", "", f), ("xf2", "D2", "pack (gan-8)", f),
-             ("D2", "s2", "", f), ("s2", "L2", f"{_method(m + 'g_loss')}\n(gan-3)", f),
-             ("L2", "s2", "ds (gan-4)", b),
-             ("s2", "D2", "", b),
-             ("D2", "xf2", f"{_method(m + 'g_backward')}\n(gan-7)", b),
-             ("xf2", "G2", "", b), ("G2", "a2", f"{_method(t + 'g_step')}", "step")]
+    edges = [("z1", "G1", "", f), ("G1", "D1", "$\\tilde x$, as data\npack (gan-8)", f),
+             ("xr", "D1", "", f),
+             ("D1", "L1", f"$s_{{real}}, s_{{fake}}$\n{_method(m + 'd_loss')}\n(gan-1)", f),
+             ("L1", "D1", f"ds (gan-2)\n{_method(m + 'd_backward')}", b),
+             ("D1", "a1", "", "step"),
+             ("z2", "G2", "", f), ("G2", "D2", "$\\tilde x = G(z)$\npack (gan-8)", f),
+             ("D2", "L2", f"$s$\n{_method(m + 'g_loss')}\n(gan-3)", f),
+             ("L2", "D2", "ds (gan-4)", b),
+             ("D2", "G2", f"{_method(m + 'g_backward')}\n(gan-7)", b),
+             ("G2", "a2", "", "step")]
     return {"kind": "graph", "title": "One GAN step: the D step (top), the G step (bottom)",
             "nodes": nodes, "edges": edges}
 
@@ -217,8 +214,8 @@ def draw_graph(spec, path):
     nodes = spec["nodes"]
     xs = [n[1] for n in nodes.values()]
     ys = [n[2] for n in nodes.values()]
-    sx, sy, w, h = 3.0, 1.1, 1.75, 0.62           # spacing and box size, in inches
-    fig, ax = plt.subplots(figsize=(sx * (max(xs) + 1), sy * (max(ys) - min(ys) + 1.6)))
+    sx, sy, w, h = 2.9, 1.15, 1.55, 0.62          # spacing and box size, in inches
+    fig, ax = plt.subplots(figsize=(sx * max(xs) + w + 0.4, sy * (max(ys) - min(ys)) + 2.2))
 
     def centre(key):
         _, c, r, _ = nodes[key]
@@ -231,32 +228,46 @@ def draw_graph(spec, path):
                                     facecolor=NODE[kind], linewidth=0.9,
                                     edgecolor="black", linestyle="--" if kind == "data"
                                     else "-"))
-        ax.text(cx, cy, label, ha="center", va="center", fontsize=9)
+        longest = max(len(line) for line in label.split("\n"))
+        ax.text(cx, cy, label, ha="center", va="center", fontsize=10 if longest <= 16 else 8.5)
     for a, b, label, kind in spec["edges"]:
         (ax_, ay), (bx, by) = centre(a), centre(b)
         back = kind.startswith("backward")
-        # a backward edge runs below its forward twin, so both stay readable
-        off = -0.14 if back else (0.1 if any(e[:2] == (b, a) for e in spec["edges"]) else 0)
-        start, end = _border((ax_, ay + off), (bx, by + off), w, h)
-        style = {"arrowstyle": "->", "lw": 1.6 if back else 1.0,
-                 "color": RED if back else ("#38761d" if kind == "step" else "black"),
-                 "connectionstyle": "arc3,rad=-0.15" if kind.endswith("bend") else "arc3"}
-        ax.annotate("", end, start, arrowprops=style)
-        if label:
-            mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
-            lines = label.count("\n") + 1
-            dy = -(0.13 + 0.12 * lines) if back else 0.1 + 0.12 * lines
-            if kind.endswith("bend"):
-                dy = 0.98 if kind.startswith("forward") else -0.92
-            elif kind == "step":
-                mx, dy = mx + 0.15, 0
-            ax.text(mx, my + dy, label, ha="left" if kind == "step" else "center",
-                    va="center", fontsize=7.5, color=style["color"], family="monospace",
-                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})
-    ax.set_title(spec["title"] + "   (black: forward; red: gradient; green: update)",
+        twin = any(e[:2] == (b, a) for e in spec["edges"])
+        # a backward edge runs below (or left of) its forward twin, so both stay readable
+        off = (-0.11 if back else 0.11) if twin else 0
+        vertical = abs(bx - ax_) < 1e-9
+        shift = (off, 0) if vertical else (0, off)
+        start, end = _border((ax_ + shift[0], ay + shift[1]), (bx + shift[0], by + shift[1]),
+                             w, h)
+        if kind.endswith("bend"):                 # an arc leaves and enters by the bottoms
+            dx = 0.25 if kind.startswith("forward") else -0.25
+            start, end = (ax_ + dx, ay - h / 2 - 0.03), (bx + dx, by - h / 2 - 0.03)
+        colour = RED if back else ("#38761d" if kind == "step" else "black")
+        bend = {"forward-bend": 0.2, "backward-bend": -0.3}.get(kind, 0)
+        ax.annotate("", end, start, arrowprops={
+            "arrowstyle": "->", "lw": 1.6 if back else 1.0, "color": colour,
+            "connectionstyle": f"arc3,rad={bend}"})
+        if not label:
+            continue
+        mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
+        lines = label.count("\n") + 1
+        if bend:                                  # the arc's lowest point, below the row
+            dist = abs(end[0] - start[0])
+            mx, my, ha = mx, my - abs(bend) * dist / 2 - 0.16, "center"
+        elif vertical or kind == "step":
+            mx, ha = mx + 0.1, "left"
+        else:
+            my += (-1 if back else 1) * (0.1 + 0.11 * lines)
+            ha = "center"
+        ax.text(mx, my, label, ha=ha, va="center", fontsize=8, color=colour,
+                family="monospace",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.4})
+    ax.set_title(spec["title"] + "\n(black: forward; red: gradient; green: update)",
                  fontsize=10)
-    ax.set_xlim(-0.1, sx * max(xs) + w + 0.1)
-    ax.set_ylim(sy * min(ys) - 0.6, sy * max(ys) + 0.6)
+    ax.set_xlim(-0.2, sx * max(xs) + w + 0.2)
+    arcs = any(e[3].endswith("bend") for e in spec["edges"])
+    ax.set_ylim(sy * min(ys) - (1.7 if arcs else 0.45), sy * max(ys) + 0.45)
     ax.set_aspect("equal")
     ax.axis("off")
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
