@@ -3,7 +3,7 @@ r"""Batch normalisation of a batch of feature vectors (Ioffe & Szegedy, 2015), d
 from __future__ import annotations
 
 from .ema import moving_average
-from .module import Module, ShapeError
+from .module import Module, ShapeError, finite_float, positive_int
 
 
 class BatchNorm1d(Module):
@@ -49,9 +49,9 @@ class BatchNorm1d(Module):
 
     def __init__(self, n, momentum=0.1, eps=1e-5, backend=None):
         super().__init__(backend)
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum}")
-        self.n, self.momentum, self.eps = int(n), float(momentum), float(eps)
+        self.n = positive_int("BatchNorm1d", "n", n)
+        self.momentum = finite_float("BatchNorm1d", "momentum", momentum, 0.0, 1.0)
+        self.eps = finite_float("BatchNorm1d", "eps", eps, 0.0)
         xp, dtype = self.backend.xp, self.backend.dtype
         self._params = {"gamma": xp.ones((self.n,), dtype=dtype),
                         "beta": xp.zeros((self.n,), dtype=dtype)}

@@ -22,9 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 
 import numpy as np
+
+from . import _startup
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
 DEFAULT_EPOCHS = 10
@@ -102,8 +105,8 @@ def _add_common_train(p, presets, default_preset, default_batch):
                    help="output directory (default runs/<model>; when resuming, the "
                         "checkpoint's directory)")
     p.add_argument("--overwrite", action="store_true",
-                   help="let a fresh run replace the checkpoint and logs of an earlier run "
-                        "in --out (without it, such a directory is refused)")
+                   help="let a fresh run replace the files of an earlier run in --out "
+                        "(checkpoint, logs, figures; without it, such a directory is refused)")
     p.add_argument("--resume", metavar="CKPT", default=None,
                    help="continue from a checkpoint.npz exactly where it stopped (the model, "
                         "data, batch size and epochs come from the checkpoint)")
@@ -171,6 +174,8 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0, help="seed of the noise z")
     sample.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     sample.add_argument("--raw", action="store_true", help=RAW_HELP)
+    sample.add_argument("--overwrite", action="store_true",
+                        help="replace an existing FILE.npy or FILE.png (without it, refused)")
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on the test split",
                         description="Print the model's metrics on the test split (VAE: "
@@ -354,11 +359,36 @@ def _train(args):
     return 0
 
 
-def _sample(args):
-    from .training.checkpoint import load_checkpoint, save_npy_rows
-    from .training.progress import ProgressBar
+def _sample_files(args):
+    """``(npy, png)`` that ``sample`` writes (``png`` None without matplotlib), after
+    refusing to replace either unless ``--overwrite``, and removing the temporary files a
+    killed ``sample`` left for them."""
+    from .training.rundir import file_kind, remove_stale_temporaries
     if not args.out.endswith(".npy") or os.path.basename(args.out) == ".npy":
         raise UsageError(f"--out must name a .npy file (NAME.npy), got {args.out!r}")
+    try:
+        from .plots.grid import pyplot
+        pyplot()
+        png = args.out[:-4] + ".png"
+    except ImportError:
+        png = None
+    for path in filter(None, (args.out, png)):
+        kind = file_kind(path)
+        if kind not in (None, "a symbolic link"):
+            raise UsageError(f"{path} is {kind}; sample writes a file there (choose another "
+                             "--out)")
+        if os.path.lexists(path) and not args.overwrite:
+            raise UsageError(f"{path} exists; pass --overwrite to replace it, or choose "
+                             "another --out")
+    remove_stale_temporaries(os.path.dirname(os.path.abspath(args.out)), owner=False,
+                             targets=[os.path.basename(p) for p in (args.out, png) if p])
+    return args.out, png
+
+
+def _sample(args):
+    from .training.checkpoint import atomic_group, load_checkpoint, save_npy_rows
+    from .training.progress import ProgressBar
+    npy, png = _sample_files(args)
     trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
     _use_raw_weights(trainer, args.raw)
     # every chunk continues one stream of noise seeded with --seed (on NumPy: the same file
@@ -372,22 +402,22 @@ def _sample(args):
     first = draw(min(args.n, SAMPLE_CHUNK))
     shape = (args.n, first.shape[1])
     grid = first[:100].copy()
+    # both files are written to temporaries first and renamed together: a failure at the
+    # PNG (a full disk) leaves the earlier .npy and .png as they were
     with ProgressBar(total=args.n, desc="sample", unit="img",
-                     disable=args.n <= SAMPLE_CHUNK) as bar:
+                     disable=args.n <= SAMPLE_CHUNK) as bar, atomic_group():
         def blocks(block):
             for start in range(0, args.n, SAMPLE_CHUNK):
                 block = block if start == 0 else draw(min(SAMPLE_CHUNK, args.n - start))
                 bar.update(len(block))
                 yield block
-        save_npy_rows(args.out, shape, blocks(first))
-    del first
-    png = args.out[:-4] + ".png"
-    try:
-        from .plots.grid import save_image_grid
-        save_image_grid(grid, png)
-        print(f"wrote {args.out} {shape} and {png}", file=sys.stderr)
-    except ImportError:
-        print(f"wrote {args.out} {shape} (no PNG: matplotlib missing)", file=sys.stderr)
+        save_npy_rows(npy, shape, blocks(first))
+        del first
+        if png is not None:
+            from .plots.grid import save_image_grid
+            save_image_grid(grid, png)
+    print(f"wrote {npy} {shape} and {png}" if png else
+          f"wrote {npy} {shape} (no PNG: matplotlib missing)", file=sys.stderr)
     return 0
 
 
@@ -413,12 +443,38 @@ def _eval(args):
     return 0
 
 
+def _refuse_special_files(args):
+    """A checkpoint the user names must be a file: reading a FIFO waits forever, a device
+    never ends (a missing file or a directory gets the checkpoint's own message)."""
+    from .training.rundir import file_kind
+    for option in ("resume", "checkpoint"):
+        path = getattr(args, option, None)
+        kind = None if path is None else file_kind(path, follow=True)
+        if kind not in (None, "a directory"):
+            raise UsageError(f"--{option} {path!r} is {kind}, not a checkpoint file")
+
+
+def console_main():
+    """The ``nnscratch`` command (the console script and ``python -m nnscratch``): :func:`main`,
+    then a Ctrl-C while the interpreter shuts down is ignored (the work is done and reported;
+    it would otherwise print a traceback from the interpreter's cleanup)."""
+    try:
+        status = main()
+    except KeyboardInterrupt:           # in the instant between main's handlers and here
+        print("\ninterrupted", file=sys.stderr)
+        status = EXIT_INTERRUPTED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return status
+
+
 def main(argv=None):
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
     Set ``NNSCRATCH_DEBUG=1`` to get the traceback of an error instead of its one line.
     """
     try:
+        # from here a Ctrl-C is a KeyboardInterrupt, answered below (see nnscratch._startup)
+        _startup.release()
         from .backend import BackendError
         from .training.checkpoint import CheckpointError
         from .training.loop import TrainingDiverged, TrainingInterrupted
@@ -429,6 +485,7 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv
+        _refuse_special_files(args)
         return {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
     except TrainingInterrupted as stop:
         print(f"\ninterrupted: checkpoint saved to {stop.path} ({stop.epoch} epochs and "
@@ -463,4 +520,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .init import init_dense
-from .module import Module, ShapeError
+from .module import Module, ShapeError, positive_int
 
 
 class Dense(Module):
@@ -32,7 +32,8 @@ class Dense(Module):
 
     def __init__(self, n_in, n_out, init="he", alpha=0.0, backend=None):
         super().__init__(backend)
-        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.n_in = positive_int(type(self).__name__, "n_in", n_in)
+        self.n_out = positive_int(type(self).__name__, "n_out", n_out)
         W, b = init_dense(self.backend, self.n_in, self.n_out, init, alpha)
         self._params = {"W": W, "b": b}
 
