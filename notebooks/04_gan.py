@@ -248,8 +248,8 @@ print("D's gradients written by the generator step:", dict(gan.D.grads) == {})
 # blob they start in, and the mode counts it prints say nothing about collapse yet. Full
 # mode trains seed 0 of the benchmark (about four minutes) and asserts that packing finds more
 # modes (measured: 19 of 25 for the plain GAN, all 25 with pack 4, both with about 97% of the
-# samples high quality). Over 10 seeds (`benchmarks/toy2d.py`, README): 15.5 of 25 modes for
-# the plain GAN, 24.8 with pack 4. The figure of seed 0 from that benchmark:
+# samples high quality). Over 10 seeds (`benchmarks/toy2d.py`, `docs/benchmarks.md`): 15.5 of
+# 25 modes for the plain GAN, 24.8 with pack 4. The figure of seed 0 from that benchmark:
 
 # %%
 show("../docs/figures/toy2d_grid.png")
@@ -315,8 +315,8 @@ show(save_samples(trainer, f"{FIGURES}/04_samples.png"))
 # `stable` taken out: `sn` is spectral normalisation in D, `bn` batch normalisation in G,
 # `ema` the averaged G; every variant but `stable` trains both networks at the same learning
 # rate, $2 \times 10^{-4}$, and `stable` adds the two time scales ($4 \times 10^{-4}$ for D,
-# $10^{-4}$ for G). The samples are judged as in the README: the Frechet distance of 10,000
-# samples to the test set in the features of the project's classifier (lower is better), and
+# $10^{-4}$ for G). The samples are judged as in `docs/benchmarks.md`: the Frechet distance of
+# 10,000 samples to the test set in the features of the project's classifier (lower is better), and
 # the classes covered (those with at least 5% of the samples). D's loss and `D_fake` are the
 # training means of the last epoch; a discriminator at chance has loss $2 \log 2 \approx
 # 1.39$ and `D_fake` $= 1/2$. A run takes 7 to 11 minutes on two cores, too long for this

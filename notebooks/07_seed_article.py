@@ -231,7 +231,7 @@ savefig(fig, "07_gan_collapse.png")
 # that asked for these stabilisers, 8 epochs: `D_fake` $8 \times 10^{-8}$, every sample the
 # same noise pattern, all of them in one class). With `stable`, the numbers of
 # `benchmarks/gan_recipes.py` (Frechet distance in the project's classifier's features and
-# classes covered by 10,000 samples, as in the README; chapter 04 has the ablation):
+# classes covered by 10,000 samples, as in `docs/benchmarks.md`; chapter 04 has the ablation):
 
 # %%
 import json
