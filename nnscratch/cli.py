@@ -273,12 +273,10 @@ def _resume(args):
 def _peek_run(path):
     """The ``run`` options stored in a checkpoint, read without loading its arrays (empty
     when unreadable: the real load then gives the error)."""
-    import json
-    import zipfile
+    from .training.checkpoint import CheckpointError, read_head
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return json.loads(str(f["loop/state"])).get("run", {})
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return read_head(path)[1].get("run", {})
+    except CheckpointError:
         return {}
 
 

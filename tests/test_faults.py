@@ -272,7 +272,7 @@ BAD_INPUTS = [
     (["train", "vae", "--resume", "{nan}", "--epochs", "3"], "'net/vae/dec.2.W' holds NaN"),
     (["eval", "--checkpoint", "{list_config}"], "'config' is JSON list, not an object"),
     (["sample", "--checkpoint", "{latent_0}", "--out", "{tmp}/s.npy"],
-     "latent must be integers >= 1, got 0"),
+     "'latent' is 0, not an integer >= 1"),
     (["train", "vae", "--latent", "0"], "expected a positive integer"),
     (["train", "vae", "--latent", "1000000000"], r"training needs .* more than this machine's"),
     (["sample", "--checkpoint", "{huge}", "--out", "{tmp}/s.npy"],
