@@ -264,6 +264,8 @@ def _resume(args):
         if getattr(args, key) is None:
             setattr(args, key, run.get(key))
     args.out = args.out or os.path.dirname(os.path.abspath(args.resume))
+    from .training.runlog import RunLog
+    RunLog(args.out).read()              # a malformed log: one line now, before training
     return trainer, state
 
 

@@ -99,11 +99,13 @@ def _read_stream(f, name: str, limit: int | None) -> np.ndarray:
     return out
 
 
-def _fill(f, view) -> int:
-    """Read from ``f`` into ``view`` until it is full or the stream ends; bytes read."""
+def _fill(f, view, piece: int = 1 << 20) -> int:
+    """Read from ``f`` into ``view`` until it is full or the stream ends; bytes read.
+    ``piece`` bytes at a time: a gzip stream's ``readinto`` decompresses into a temporary
+    buffer of the size asked for, which would double the memory of a whole read."""
     done = 0
     while done < len(view):
-        n = f.readinto(view[done:])
+        n = f.readinto(view[done:done + piece])
         if not n:
             break
         done += n

@@ -436,8 +436,8 @@ def load_checkpoint(path, backend=None, kind=None):
     trainer, built by ``Trainer.from_config`` on ``backend`` (default: the current one);
     every member's declared shape and dtype against that model (unknown members, a missing
     Adam moment, a counter that is not a count: refused); their total against the memory
-    still available; then the arrays. ``kind`` ("vae", "gan"), when given, must match the checkpoint's
-    model. Every failure is a :class:`CheckpointError` that names the member or field.
+    still available; then the arrays. ``kind`` ("vae", "gan"), when given, must match the
+    checkpoint's model. Every failure is a :class:`CheckpointError` that names the member or field.
     """
     _import_models()
     path = _checked_path(path)
