@@ -204,14 +204,14 @@ def test_a_malformed_log_line_is_refused_in_one_line(checkpoint, tmp_path, capsy
     import shutil
     run = tmp_path / "run"
     shutil.copytree(checkpoint.parent, run)
-    for line in ("{}\n", "[1]\n", "not json\n", '{"epoch": 1, "train_loss": NaN}\n'):
+    for line in ("{}\n", "[1]\n", "not json\n", '{"epoch": 0, "train_loss": 1.0}\n'):
         (run / "log.jsonl").write_text(line)
         capsys.readouterr()
         assert main(["train", "vae", "--resume", str(run / "checkpoint.npz"), "--epochs", "2",
                      "--quiet"]) == 2
         message = one_error_line(capsys)
         assert "log.jsonl line 1 is not a log record" in message, message
-    assert (run / "log.jsonl").read_text() == '{"epoch": 1, "train_loss": NaN}\n'
+    assert (run / "log.jsonl").read_text() == '{"epoch": 0, "train_loss": 1.0}\n'
 
 
 # -- the memory a config implies ------------------------------------------------------------------

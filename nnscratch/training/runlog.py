@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 
 from .checkpoint import atomic_file
@@ -28,8 +27,8 @@ class RunLog:
         """Every record so far, as a list of dicts (empty if the run is new).
 
         Raises ``ValueError`` naming the file and line when a line is not a record (a JSON
-        object with an ``epoch`` >= 1 and finite numbers): the run log is never rewritten
-        over a line this loop did not write (an edited or foreign file)."""
+        object with an integer ``epoch`` >= 1): the log is never rewritten over a line this
+        loop did not write (an edited or foreign file)."""
         if not os.path.exists(self.jsonl):
             return []
         records = []
@@ -82,9 +81,6 @@ def _not_a_record(record):
     epoch = record.get("epoch")
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
         return f"'epoch' is {epoch!r}, not an integer >= 1"
-    for key, value in record.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{key!r} is {value}"
     return None
 
 
