@@ -216,24 +216,33 @@ def test_a_malformed_log_line_is_refused_in_one_line(checkpoint, tmp_path, capsy
 
 # -- the memory a config implies ------------------------------------------------------------------
 @pytest.mark.parametrize("config, what", [
-    ({"kind": "vae", "latent": 300_000}, "this VAE"),
-    ({"kind": "gan", "G_hidden": [10**6], "D_hidden": [8]}, "this GAN"),
+    ({"kind": "vae", "latent": 300_000}, "this VAE has 3.61e+08 parameters"),
+    ({"kind": "gan", "G_hidden": [10**6], "D_hidden": [8]}, "this GAN has 8.85e+08 parameters"),
 ])
-def test_a_config_implying_more_than_the_available_memory_is_refused_from_the_config(
-        config, what, good, tmp_path, monkeypatch):
-    """Latent 300,000 is 361 million parameters (5.8 GB to train): refused against the
-    memory *available* (here 1 GB, as if other programs held the rest), before any array
-    of the model exists."""
-    from nnscratch.training import checks
-    monkeypatch.setattr(checks, "available_memory", lambda: 1 << 30)
-    state = {k: v for k, v in good.items() if not k.startswith(("net/", "opt/"))}
-    state["config"] = np.asarray(json.dumps(config))
+def test_a_config_implying_more_than_the_file_stores_is_refused_from_the_config(
+        config, what, good, tmp_path):
+    """Latent 300,000 is 361 million parameters (1.4 GB, 5.8 GB to train), which a file
+    of 630,000 values cannot hold: refused from the config, before any array of the model
+    exists, whatever the machine's memory."""
+    state = {**good, "config": np.asarray(json.dumps(config))}
     path = write_npz(tmp_path / "big.npz", state)
     err, peak = peak_of(load_checkpoint, path)
     assert isinstance(err, CheckpointError), err
-    assert f"{what} has" in str(err) and "more than this machine's 1.07 GB of memory " \
-                                        "available now" in str(err)
+    assert what in str(err) and "values the checkpoint stores" in str(err), str(err)
     assert peak < 20 * MB, peak
+
+
+def test_a_model_larger_than_the_available_memory_is_refused_before_it_exists(
+        checkpoint, monkeypatch):
+    """Against the memory *available* (here 1 MB, as if other programs held the rest),
+    not the machine's total; the message says both figures."""
+    from nnscratch.training import checks
+    monkeypatch.setattr(checks, "available_memory", lambda: 1 << 20)
+    err, peak = peak_of(load_checkpoint, checkpoint)
+    assert isinstance(err, CheckpointError), err
+    assert "training needs 10.1 MB (parameters, gradients and Adam's two moments), more " \
+           "than this machine's 1.05 MB of memory available now" in str(err), str(err)
+    assert peak < 5 * MB, peak
 
 
 def test_available_memory_is_memavailable():

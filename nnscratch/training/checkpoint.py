@@ -22,6 +22,7 @@ import zlib
 
 import numpy as np
 
+from .checks import stored_parameters
 from .trainer import Trainer
 
 FORMAT_VERSION = 1
@@ -216,10 +217,10 @@ def _open_zip(path):
 
 
 def _directory(path, zf, known=None, only=None):
-    """``key -> (ZipInfo, shape, dtype)`` of every member (of those in ``only``, when
-    given), from the zip's directory and each member's ``.npy`` header only. ``known(key)``,
-    when given, is asked before any header is read: an unknown member is refused by its
-    name alone."""
+    """``key -> (ZipInfo, shape, dtype)`` of every member (of those in ``only``, a set or a
+    test of the name, when given), from the zip's directory and each member's ``.npy``
+    header only. ``known(key)``, when given, is asked before any header is read: an unknown
+    member is refused by its name alone."""
     members = {}
     for info in zf.infolist():
         key = info.filename[:-4]
@@ -229,7 +230,7 @@ def _directory(path, zf, known=None, only=None):
         if known is not None and not known(key):
             raise CheckpointError(f"checkpoint {path!r} holds an unknown member {key!r} "
                                   "(not part of the model its config describes)")
-        if only is not None and key not in only:
+        if only is not None and not (only(key) if callable(only) else key in only):
             continue
         with zf.open(info) as f:
             shape, dtype, offset = _npy_header(path, key, f)
@@ -437,18 +438,24 @@ def load_checkpoint(path, backend=None, kind=None):
 
     In this order, so that a hostile or damaged file costs neither memory nor a traceback:
     the zip's directory and the small members (format, config, loop state: every field
-    type-checked); the memory the config implies, against the memory available now; the
+    type-checked); the parameters the config implies, against the values the file's
+    ``net/`` members declare and the memory available now (before the model exists); the
     trainer, built by ``Trainer.from_config`` on ``backend`` (default: the current one);
     every member's declared shape and dtype against that model (unknown members, a missing
     Adam moment, a counter that is not a count: refused); their total against the memory
     still available; then the arrays. ``kind`` ("vae", "gan"), when given, must match the
-    checkpoint's model. Every failure is a :class:`CheckpointError` that names the member or field.
+    checkpoint's model. Every failure is a :class:`CheckpointError` that names the member
+    or field.
     """
     _import_models()
     path = _checked_path(path)
     with _open_zip(path) as zf:
         config, loop_state = _read_head(path, zf, _directory(path, zf, only=HEAD))
-        trainer = _build(path, config, kind, backend)
+        # every parameter of the model is stored: the values the file declares bound it
+        stored = sum(math.prod(shape) for _, shape, _ in _directory(
+            path, zf, only=lambda key: key.startswith("net/")).values())
+        with stored_parameters(stored, "the checkpoint"):
+            trainer = _build(path, config, kind, backend)
         members = _directory(path, zf, known=_known(trainer))
         _check_members(path, trainer, members)
         # the model exists now (MemAvailable counts it): its state must fit beside it
