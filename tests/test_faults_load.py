@@ -148,7 +148,7 @@ EDITS = {
     "dataset 5": ({"run": {"dataset": 5}}, "run's 'dataset' is 5, not a string"),
     "backend x": ({"run": {"backend": "x"}}, "run's 'backend' is 'x', not 'numpy' or 'cupy'"),
     # the loop's state
-    "sums nan": ({"loop": {"sums": {"loss": float("nan")}}}, "sums's 'loss' is nan"),
+    "sums nan": ({"loop": {"sums": {"loss": float("nan")}}}, "the loop's sum 'loss' is nan, not a finite number"),
     "elapsed x": ({"loop": {"elapsed": "x"}}, "loop state's 'elapsed' is 'x'"),
     "data_rng": ({"loop": {"data_rng": {"state": 3}}}, "'data_rng' is not a generator's state"),
     "record {}": ({"loop": {"record": {"loss": 1.0}}}, "'record' has no 'epoch' >= 1"),

@@ -309,7 +309,7 @@ def _read_head(path, zf, members):
         if not isinstance(texts[key], dict):
             raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is JSON "
                                   f"{type(texts[key]).__name__}, not an object")
-    _check_fields(path, "config", texts["config"], CONFIG_FIELDS)
+    _check_fields(path, "config's", texts["config"], CONFIG_FIELDS)
     _check_position(path, texts["loop/state"])
     return texts["config"], texts["loop/state"]
 
@@ -378,7 +378,7 @@ def _check_fields(path, where, values, fields):
     for key, (test, what) in fields.items():
         value = values.get(key)
         if value is not None and not test(value):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the {where}'s {key!r} is "
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: the {where} {key!r} is "
                                   f"{value!r}, not {what}")
 
 
@@ -390,18 +390,18 @@ def _check_position(path, loop_state):
         if not _integer(value, 0):
             raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop position {key!r} "
                                   f"is {value!r}, not an integer >= 0")
-    _check_fields(path, "loop state", loop_state, LOOP_FIELDS)
+    _check_fields(path, "loop state's", loop_state, LOOP_FIELDS)
     for key in ("sums", "run", "data_rng", "record"):
         if not isinstance(loop_state.get(key, {}), dict):
             raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's {key!r} is "
                                   "not a JSON object")
-    _check_fields(path, "run", loop_state.get("run", {}), RUN_FIELDS)
+    _check_fields(path, "run's", loop_state.get("run", {}), RUN_FIELDS)
     sums = loop_state.get("sums", {})
-    _check_fields(path, "sums", sums, {k: (_number, "a finite number") for k in sums})
+    _check_fields(path, "loop's sum", sums, {k: (_number, "a finite number") for k in sums})
     record = loop_state.get("record") or {}
     # a held-out metric may be inf (the loop logs it as it is); the training means come
     # from the sums, which every step checked
-    _check_fields(path, "record", record, {
+    _check_fields(path, "loop's record", record, {
         k: (_number, "a finite number") if k.startswith("train_") else
         (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
         for k in record})
