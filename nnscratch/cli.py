@@ -264,8 +264,10 @@ def _resume(args):
         if getattr(args, key) is None:
             setattr(args, key, run.get(key))
     args.out = args.out or os.path.dirname(os.path.abspath(args.resume))
+    from .training.loop import check_resumable
     from .training.runlog import RunLog
-    RunLog(args.out).read()              # a malformed log: one line now, before training
+    check_resumable(state)               # these two fail now, in one line, before training
+    RunLog(args.out).read()
     return trainer, state
 
 

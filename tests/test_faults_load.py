@@ -148,7 +148,8 @@ EDITS = {
     "dataset 5": ({"run": {"dataset": 5}}, "run's 'dataset' is 5, not a string"),
     "backend x": ({"run": {"backend": "x"}}, "run's 'backend' is 'x', not 'numpy' or 'cupy'"),
     # the loop's state
-    "sums nan": ({"loop": {"sums": {"loss": float("nan")}}}, "the loop's sum 'loss' is nan, not a finite number"),
+    "sums nan": ({"loop": {"sums": {"loss": float("nan")}}},
+                 "the loop's sum 'loss' is nan, not a finite number"),
     "elapsed x": ({"loop": {"elapsed": "x"}}, "loop state's 'elapsed' is 'x'"),
     "data_rng": ({"loop": {"data_rng": {"state": 3}}}, "'data_rng' is not a generator's state"),
     "record {}": ({"loop": {"record": {"loss": 1.0}}}, "'record' has no 'epoch' >= 1"),
@@ -191,6 +192,19 @@ def test_sample_eval_and_resume_give_one_line_and_status_2(argv, good, tmp_path,
     assert main([a.format(tmp=tmp_path) for a in argv] + [path]) == 2
     assert "lacks 'opt/vae/m/dec.2.W'" in one_error_line(capsys)
     assert not (tmp_path / "s.npy").exists()
+
+
+def test_a_loop_state_without_what_a_resumed_run_reads_is_refused_in_one_line(good, tmp_path,
+                                                                               capsys):
+    """``load_checkpoint`` gives the model of any loop state; resuming needs the position
+    and the data order (a KeyError 'data_rng' at the first epoch otherwise)."""
+    loop = json.loads(str(good["loop/state"]))
+    del loop["data_rng"], loop["sums"]
+    path = write_npz(tmp_path / "checkpoint.npz",
+                     {**good, "loop/state": np.asarray(json.dumps(loop))})
+    load_checkpoint(path)
+    assert main(["train", "vae", "--resume", path, "--epochs", "2", "--quiet"]) == 2
+    assert "lacks 'data_rng', 'sums': not the state of a run" in one_error_line(capsys)
 
 
 def test_a_resumed_run_with_limit_minus_one_is_refused(good, tmp_path, capsys):
