@@ -111,7 +111,7 @@ def table(summaries):
 
 
 def figures(name, logs_by_pack, out_dir):
-    """Samples over training, one row per pack; D's output over the plane for the first."""
+    """Samples over training, one row per pack; D = sigma(s) over the plane for the first."""
     from nnscratch.plots.toy2d import discriminator_map, samples_over_training
     os.makedirs(out_dir, exist_ok=True)
     rows = {("GAN" if p == 1 else f"PacGAN{p}"): v["log"]["snapshots"]
@@ -123,7 +123,7 @@ def figures(name, logs_by_pack, out_dir):
     discriminator_map(first["trainer"], name, first["log"]["samples"], paths[1],
                       resolution=150, scale=SETTINGS[name]["scale"], dpi=80,
                       title=f"{'GAN' if pack == 1 else f'PacGAN{pack}'} on {name}: "
-                            r"$\sigma(D(x))$ and samples")
+                            r"$D(x) = \sigma(s(x))$ and samples")
     return paths
 
 

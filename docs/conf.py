@@ -19,6 +19,8 @@ extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ex
 nb_execution_mode = "off"
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath"]
+# Figures are numbered ("Figure 3") and cited by name: {numref}`fig-gan-step`
+numfig = True
 myst_heading_anchors = 3
 # Equations are numbered by their labels, "(dense-1)", not 1, 2, 3 (docs/_ext/nnscratch_docs.py)
 math_numfig = False

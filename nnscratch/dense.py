@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .init import init_dense
-from .module import Module, ShapeError
+from .module import Module, ShapeError, positive_int
 
 
 class Dense(Module):
@@ -32,18 +32,23 @@ class Dense(Module):
 
     def __init__(self, n_in, n_out, init="he", alpha=0.0, backend=None):
         super().__init__(backend)
-        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.n_in = positive_int(type(self).__name__, "n_in", n_in)
+        self.n_out = positive_int(type(self).__name__, "n_out", n_out)
         W, b = init_dense(self.backend, self.n_in, self.n_out, init, alpha)
         self._params = {"W": W, "b": b}
 
     def describe(self):
         return f"Dense({self.n_in}->{self.n_out})"
 
-    def forward(self, x):
-        """Eq. (dense-1), :math:`y = xW + b`: ``(batch, n_in)`` -> ``(batch, n_out)``."""
+    def check_input(self, x):
+        """Raise ShapeError unless ``x`` is ``(batch, n_in)``."""
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.n_in}), "
                              f"got {tuple(x.shape)}")
+
+    def forward(self, x):
+        """Eq. (dense-1), :math:`y = xW + b`: ``(batch, n_in)`` -> ``(batch, n_out)``."""
+        self.check_input(x)
         self._cache = x
         y = x @ self._params["W"]                                  # eq. (dense-1)
         y += self._params["b"]             # in place: y is new, so no second (batch, n_out) array

@@ -9,10 +9,14 @@ recent weights sits nearer the centre. After every update of the network, eq. (e
           \qquad \beta_t = \min\Big(\beta, \frac{1 + t}{10 + t}\Big)
 
 where :math:`t` counts the updates made so far (0 for the first). The warm-up
-:math:`\beta_t` (TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``) lets the
-average forget the random initial weights within the first few hundred steps instead of
-the :math:`1 / (1 - \beta)` = 1000 steps that a constant 0.999 would need. No gradient
-flows through the average: it is a second copy of the network, used for sampling only.
+:math:`\beta_t` (TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``) forgets
+the initial weights almost at once: after :math:`t` updates they keep the weight
+:math:`\prod_{i<t} \beta_i = 1 / \binom{t+9}{9}` (5e-4 after 5 updates, 1e-5 after 10),
+where a constant 0.999 would keep :math:`0.999^t` (0.37 after 1000). Then the average
+spans a window that grows with training, :math:`1 / (1 - \beta_t) = (10 + t) / 9`
+updates (mean age :math:`t / 10`), until :math:`\beta_t` reaches :math:`\beta` (at
+:math:`t = 8990` for 0.999). No gradient flows through the average: it is a second copy
+of the network, used for sampling only.
 
 Buffers that are not weights (a batch normalisation's running statistics) are copied from
 the network, not averaged. Strictly they describe the trained network's activations, not

@@ -138,9 +138,10 @@ def bce(p, x, eps=1e-7):
     r"""Binary cross-entropy on probabilities ``p`` (the output of a sigmoid layer).
 
     The seed article's networks end in a sigmoid, so this is the loss its listings need.
-    :math:`\log p` is infinite at :math:`p \in \{0, 1\}`, which a float32 sigmoid reaches
-    for :math:`|s| > 17`, so ``p`` is clipped to :math:`[\epsilon, 1 - \epsilon]` first,
-    eq. (bce-3):
+    :math:`\log p` is infinite at :math:`p = 0` and :math:`\log(1 - p)` at :math:`p = 1`;
+    a float32 sigmoid reaches 1 for logits above about 16.6, and 0 only below about -88.7
+    (computed naively) or -104 (:func:`~nnscratch.activations.sigmoid`). So ``p`` is
+    clipped to :math:`[\epsilon, 1 - \epsilon]` first, eq. (bce-3):
 
     .. math:: \ell = -x \log \tilde p - (1 - x) \log(1 - \tilde p), \quad
               \tilde p = \mathrm{clip}(p, \epsilon, 1 - \epsilon)
@@ -228,6 +229,23 @@ def log_softmax(s):
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
 
 
+def _check_labels(labels, K):
+    """Class labels must be integers in ``[0, K)``: a label of K, -1 or 0.5 matches no
+    column of the one-hot, and the loss would silently drop that example. The range needs
+    the values, so it is checked where the finite checks are (not inside a deferral)."""
+    dtype = str(labels.dtype).rsplit(".", 1)[-1]
+    if not dtype.startswith(("int", "uint")):
+        raise TypeError(f"softmax_cross_entropy: labels must be integers in [0, {K}), got "
+                        f"dtype {dtype}")
+    if getattr(_deferred, "on", False) or labels.shape[0] == 0:
+        return
+    xp = namespace(labels)
+    low, high = int(xp.min(labels)), int(xp.max(labels))
+    if low < 0 or high >= K:
+        raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {K}) for {K} classes, "
+                         f"got values from {low} to {high}")
+
+
 def softmax_cross_entropy(s, labels):
     r"""Cross-entropy of integer class ``labels`` under logits ``s``, eqs. (softmax-2), (softmax-3).
 
@@ -243,6 +261,7 @@ def softmax_cross_entropy(s, labels):
                          f"got {tuple(s.shape)} and {tuple(labels.shape)}")
     xp = namespace(s)
     B, K = s.shape
+    _check_labels(labels, K)
     onehot = xp.astype(xp.arange(K)[None, :] == labels[:, None], s.dtype)
     logp = log_softmax(s)
     L = -xp.sum(onehot * logp) / B                                                # eq. (softmax-2)

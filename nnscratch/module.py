@@ -27,12 +27,39 @@ of spectral normalisation) read the flag; a new module starts in training mode.
 from __future__ import annotations
 
 import math
+import numbers
 
 from .backend import get_backend, to_numpy
 
 
 class ShapeError(ValueError):
     """An array of the wrong shape reached a layer or a loss."""
+
+
+def positive_int(owner, name, value):
+    """``value`` as an ``int`` if it is a positive integer; else a ``ValueError`` that names
+    ``owner`` and ``name``. A size of 2.5 or True is refused, not truncated to 2 or 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def finite_float(owner, name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a ``float`` if it is a finite real number in the interval given by
+    ``low`` and ``high`` (closed unless ``low_open`` / ``high_open``); else a ``ValueError``
+    that names ``owner``, ``name`` and the interval."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan
+    ok = math.isfinite(x)
+    if ok and low is not None:
+        ok = x > low if low_open else x >= low
+    if ok and high is not None:
+        ok = x < high if high_open else x <= high
+    if not ok:
+        interval = (("(" if low_open else "[") + ("-inf" if low is None else f"{low:g}") + ", "
+                    + ("inf" if high is None else f"{high:g}") + (")" if high_open else "]"))
+        raise ValueError(f"{owner}: {name} must be a finite number in {interval}, got {value!r}")
+    return x
 
 
 class Module:

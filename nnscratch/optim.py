@@ -13,6 +13,7 @@ import numpy as np
 
 from .backend import namespace, to_numpy
 from .fused import elementwise
+from .module import finite_float
 
 
 def adam_step(theta, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -36,10 +37,9 @@ class Optimizer:
     block_size = 1 << 16
 
     def __init__(self, module, lr):
-        if lr <= 0:
-            raise ValueError(f"{type(self).__name__}: the learning rate must be positive, got {lr}")
         self.module = module
-        self.lr = float(lr)
+        self.lr = finite_float(type(self).__name__, "the learning rate lr", lr, 0.0,
+                               low_open=True)
         self.t = 0
         self.state = {}          # id(param) -> {"m": array, ...}
 
@@ -117,14 +117,15 @@ class Optimizer:
 class SGD(Optimizer):
     r"""Stochastic gradient descent with (heavy-ball) momentum, eqs. (sgd-1), (sgd-2).
 
-    .. math:: v \leftarrow \mu v + g, \qquad \theta \leftarrow \theta - \eta v
+    .. math:: \bar g \leftarrow \mu \bar g + g, \qquad \theta \leftarrow \theta - \eta \bar g
 
-    With ``momentum=0`` this is plain :math:`\theta \leftarrow \theta - \eta g`.
+    :math:`\bar g` (the velocity, state ``"v"``), :math:`\mu` = ``momentum``, :math:`\eta` =
+    ``lr``. With ``momentum=0`` this is plain :math:`\theta \leftarrow \theta - \eta g`.
     """
 
     def __init__(self, module, lr=0.01, momentum=0.0):
         super().__init__(module, lr)
-        self.momentum = float(momentum)
+        self.momentum = finite_float("SGD", "momentum", momentum, 0.0, 1.0, high_open=True)
 
     def _init_state(self, p):
         return {"v": self.module.backend.zeros_like(p)} if self.momentum else {}
@@ -150,16 +151,21 @@ class Adam(Optimizer):
 
     ``weight_decay`` > 0 adds AdamW's decoupled decay (Loshchilov & Hutter, 2019) before the
     Adam step, eq. (adam-6): :math:`\theta \leftarrow \theta - \alpha \lambda \theta`. It is
-    not an L2 term in the gradient, so it does not pass through the moment estimates.
+    not an L2 term in the gradient, so it does not pass through the moment estimates. The
+    decay is scaled by the learning rate :math:`\alpha`, as in PyTorch's ``AdamW``; in
+    Loshchilov & Hutter's Algorithm 2 it is scaled by the schedule multiplier instead, so
+    their :math:`\lambda` is this ``weight_decay`` times ``lr``.
     """
 
     def __init__(self, module, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(module, lr)
-        self.beta1, self.beta2 = (float(b) for b in betas)
-        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
-            raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
-        self.eps = float(eps)
-        self.weight_decay = float(weight_decay)
+        if len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1, self.beta2 = (finite_float("Adam", f"betas[{i}]", b, 0.0, 1.0, high_open=True)
+                                  for i, b in enumerate(betas))
+        # eps > 0 keeps the step finite where v_hat = 0 (a parameter whose gradient is 0)
+        self.eps = finite_float("Adam", "eps", eps, 0.0, low_open=True)
+        self.weight_decay = finite_float("Adam", "weight_decay", weight_decay, 0.0)
 
     def _init_state(self, p):
         zeros = self.module.backend.zeros_like

@@ -186,7 +186,7 @@ def test_a_full_disk_keeps_every_earlier_file(tmp_path, checkpoint):
     assert main(["sample", "--checkpoint", str(checkpoint), "--n", "5", "--out", str(out)]) == 0
     before = out.read_bytes()
     result = run_limited(["sample", "--checkpoint", str(checkpoint), "--n", "2000",
-                          "--out", str(out)], 1 << 20)
+                          "--out", str(out), "--overwrite"], 1 << 20)
     assert "could not write" in one_line(result) and "is kept" in one_line(result)
     assert out.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["s.npy", "s.png"]
     # a checkpoint (7 MB) that cannot be written leaves the earlier one and its epochs
@@ -447,8 +447,7 @@ def test_a_failed_figure_write_keeps_the_earlier_figure(tmp_path, monkeypatch):
     before = path.read_bytes()
 
     def half_written(self, fname, **kwargs):
-        with open(fname, "wb") as f:
-            f.write(before[:100])
+        fname.write(before[:100])       # the open temporary file of atomic_file
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Figure, "savefig", half_written)

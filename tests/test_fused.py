@@ -84,12 +84,16 @@ def unit(rng, n, dtype):
 INPUTS = {
     "sigmoid": (lambda r, n, t: [wide(r, n, t)], lambda s: [0.0]),
     "sigmoid_backward": (lambda r, n, t: [wide(r, n, t), unit(r, n, t)], None),
-    "relu_backward": (lambda r, n, t: [wide(r, n, t), wide(r, n, t)], None),
+    # y rolled by 4: y = +-0 meets dy = +-100, where [y > 0] and [y >= 0] differ
+    "relu_backward": (lambda r, n, t: [wide(r, n, t), np.roll(wide(r, n, t), 4)], None),
     "leaky_relu": (lambda r, n, t: [wide(r, n, t), 0.2], None),
-    "leaky_relu_backward": (lambda r, n, t: [wide(r, n, t), wide(r, n, t), 0.2], None),
+    "leaky_relu_backward": (lambda r, n, t: [wide(r, n, t), np.roll(wide(r, n, t), 4), 0.2],
+                            None),
     "bce_entries": (lambda r, n, t: [wide(r, n, t), unit(r, n, t), 64],
                     lambda s, x, B: [1.0 + np.abs(s), 1.0 / B]),
-    "moving_average": (lambda r, n, t: [wide(r, n, t), 0.999, 1.0 - 0.999, wide(r, n, t)],
+    # take != 1 - keep (as for batch norm's variance, rho B / (B - 1)): a kernel that
+    # computed 1 - keep itself would agree with the body only when they are equal
+    "moving_average": (lambda r, n, t: [wide(r, n, t), 0.9, 0.1 * 64 / 63, wide(r, n, t)],
                        None),
     # computed in double between the loads and the stores on the device, in T by NumPy
     # (g = v = 0 in ten entries, where eps is the whole denominator)

@@ -100,6 +100,26 @@ def test_ema_follows_the_hand_computed_sequence(b64):
         EMA(net, avg, decay=1.0)
 
 
+def test_ema_warm_up_forgets_the_initial_weights_as_docs_gan_md_says(b64):
+    """docs/gan.md and ema.py: after t updates the initial weights keep the weight
+    prod_{i<t} beta_i = 1 / C(t+9, 9) (1e-5 after 10 updates), and beta_t reaches 0.999 at
+    t = 8990. The network starts at 1 and is 0 from then on, so the average is that weight."""
+    from math import comb
+    net, avg = nn.Dense(1, 1, backend=b64), nn.Dense(1, 1, backend=b64)
+    net.params["W"][...] = 1.0
+    ema = EMA(net, avg, decay=0.999)
+    net.params["W"][...] = 0.0
+    for t in range(1, 21):
+        ema.update()
+        if t in (1, 5, 10, 20):
+            assert float(avg.params["W"][0, 0]) == pytest.approx(1 / comb(t + 9, 9), rel=1e-12)
+    assert float(avg.params["W"][0, 0]) < 1e-7
+    ema.t = 8989
+    assert ema.beta() < 0.999
+    ema.t = 8990
+    assert ema.beta() == 0.999
+
+
 def test_samples_come_from_the_average_unless_raw(b32):
     trainer = small(b32)
     for i in range(5):

@@ -41,6 +41,24 @@ def test_adam_matches_hand_computed_three_steps(b64):
     assert opt.t == 3
 
 
+def test_adam_step_exceeds_alpha_up_to_kingma_and_ba_bound():
+    """docs/optimizers.md: alpha does not bound every step. After a long run of tiny
+    gradients, one large gradient moves theta by alpha (1 - beta1) / sqrt(1 - beta2), about
+    3.16 alpha with the default betas (Kingma and Ba, section 2.1), and never more. The
+    arithmetic, not the backend, is under test: NumPy only (10,000 steps)."""
+    model = Scalar(0.0, nn.Backend("numpy", "float64", seed=0))
+    opt = nn.Adam(model, lr=1e-3)
+    for _ in range(10000):
+        model.set_grad(1e-6)
+        opt.step()
+    before = float(model.params["theta"][0])
+    model.set_grad(1.0)
+    opt.step()
+    step = (before - float(model.params["theta"][0])) / 1e-3
+    bound = 0.1 / np.sqrt(1e-3)
+    assert 3.1 < step <= bound * (1 + 1e-4)
+
+
 def test_adam_first_step_has_size_lr_whatever_the_gradient_scale(b64):
     """Bias correction: after one step m_hat / sqrt(v_hat) = sign(g)."""
     for g in (1e-2, 1.0, 1e4):     # eps=1e-8 matters only for |g| near 1e-8

@@ -5,21 +5,23 @@ Model and notation (the docs use the same labels):
 * Generator :math:`G`: a dense stack maps noise :math:`z \sim \mathcal N(0, I)`
   ``(batch, latent)`` to samples :math:`\tilde x = G(z)` ``(batch, d)``; a sigmoid output
   for images (values in [0, 1], like the data), a linear one for points of the plane.
-* Discriminator :math:`D`: a dense stack that outputs one **logit** :math:`s = D(x)` per
-  example; :math:`\sigma(s)` is the probability that :math:`x` is real. The sigmoid lives
+* Discriminator :math:`D`: a dense stack that outputs one **logit** :math:`s(x)` per
+  example; :math:`D(x) = \sigma(s(x))` is the probability that :math:`x` is real (the
+  docs' convention: :math:`D` a probability, :math:`s` the logit). The sigmoid lives
   inside the stable binary cross-entropy (eq. bce-1), never in the network.
 
 * Discriminator loss, eq. (gan-1), on ``n`` real and ``n`` generated examples, with
-  one-sided label smoothing :math:`\varepsilon` (Salimans et al., 2016; 0 by default):
+  one-sided label smoothing :math:`\varepsilon_{ls}` (Salimans et al., 2016; 0 by default):
 
-  .. math:: L_D = \mathrm{BCE}(s_{real}, 1 - \varepsilon) + \mathrm{BCE}(s_{fake}, 0)
-            = -\frac1n \sum_i \Big[(1 - \varepsilon) \log \sigma(s_{real,i})
-              + \varepsilon \log(1 - \sigma(s_{real,i})) + \log(1 - \sigma(s_{fake,i}))\Big]
+  .. math:: L_D = \mathrm{BCE}(s_{real}, 1 - \varepsilon_{ls}) + \mathrm{BCE}(s_{fake}, 0)
+            = -\frac1n \sum_i \Big[(1 - \varepsilon_{ls}) \log \sigma(s_{real,i})
+              + \varepsilon_{ls} \log(1 - \sigma(s_{real,i})) + \log(1 - \sigma(s_{fake,i}))\Big]
 
   with gradients, eq. (gan-2), from eq. (bce-2):
 
-  .. math:: \frac{\partial L_D}{\partial s_{real}} = \frac{\sigma(s_{real}) - (1 - \varepsilon)}{n},
-            \qquad \frac{\partial L_D}{\partial s_{fake}} = \frac{\sigma(s_{fake})}{n}
+  .. math:: \frac{\partial L_D}{\partial s_{real}}
+            = \frac{\sigma(s_{real}) - (1 - \varepsilon_{ls})}{n}, \qquad
+            \frac{\partial L_D}{\partial s_{fake}} = \frac{\sigma(s_{fake})}{n}
 
 * Generator loss, non-saturating (the default; Goodfellow et al., section 3), eq. (gan-3),
   and its gradient with respect to the logit, eq. (gan-4):
@@ -42,21 +44,22 @@ Model and notation (the docs use the same labels):
   are held fixed (``D.backward(ds, param_grads=False)`` computes only :math:`\partial L_G /
   \partial \tilde x`), then through the generator:
 
-  .. math:: \frac{\partial L_G}{\partial \tilde x} = J_D(\tilde x)^\top
+  .. math:: \frac{\partial L_G}{\partial \tilde x} = J_s(\tilde x)^\top
             \frac{\partial L_G}{\partial s}, \qquad
             \frac{\partial L_G}{\partial \theta_G} = J_G(z)^\top
             \frac{\partial L_G}{\partial \tilde x}
 
-* Packing (PacGAN, Lin et al., 2018), eq. (gan-8): with pack ``m`` the discriminator judges
-  ``m`` samples at once, all real or all generated, concatenated into one vector; a batch
-  ``(B, d)`` becomes ``(B/m, m d)`` (row ``j`` holds samples ``jm .. jm + m - 1``) and the
-  input layer of :math:`D` is ``m d`` wide. A collapsed generator yields ``m`` near-identical
-  samples, which is easy to tell from ``m`` independent real ones. The gradient with
-  respect to the packed batch is reshaped back to ``(B, d)``. ``n = B/m`` above.
+* Packing (PacGAN, Lin et al., 2018), eq. (gan-8): with pack size :math:`P` (``pack``;
+  ``m`` in the code) the discriminator judges :math:`P` samples at once, all real or all
+  generated, concatenated into one vector; a batch ``(B, d)`` becomes ``(B/P, P d)`` (row
+  ``j`` holds samples ``jP .. jP + P - 1``) and the input layer of :math:`D` is ``P d``
+  wide. A collapsed generator yields :math:`P` near-identical samples, which is easy to
+  tell from :math:`P` independent real ones. The gradient with respect to the packed batch
+  is reshaped back to ``(B, d)``. ``n = B/P`` above.
 
-* Training (Goodfellow et al., Algorithm 1): ``k`` discriminator steps, each on a fresh
-  real batch and fresh noise, per generator step; Adam with :math:`\beta_1 = 0.5`
-  (Radford et al., 2016) for both networks.
+* Training (Goodfellow et al., Algorithm 1): :math:`n_D` (config ``k``) discriminator
+  steps, each on a fresh real batch and fresh noise, per generator step; Adam with
+  :math:`\beta_1 = 0.5` (Radford et al., 2016) for both networks.
 
 Presets (:data:`PRESETS`):
 
@@ -66,7 +69,8 @@ Presets (:data:`PRESETS`):
     784-1024-2048-4096-1, ``tf.nn.leaky_relu`` (slope 0.2), a sigmoid on the generator's
     output. The listing's discriminator also ends in a sigmoid; here it outputs the logit
     and the sigmoid lives in the stable BCE (the same model, computed stably). The article
-    leaves the noise dimension open; we use 100. About 25M parameters (12.6M + 12.3M).
+    leaves the noise dimension open; we use 100. About 23M parameters (G 11.7M, D 11.3M;
+    batch normalisation adds 14,336 to G).
     Initialisation ``"he"`` (He's gain for slope 0.2 on the hidden layers, Glorot on the
     output layers); ``init="glorot"`` gives TF's ``tf.layers.dense`` default everywhere.
 ``"mlp"``
@@ -204,7 +208,7 @@ class GAN:
     init : {"he", "glorot", "pytorch"}
         The initialisation of every layer (see :mod:`nnscratch.init`).
     pack : int
-        ``m`` of eq. (gan-8); D's input is ``m d`` wide.
+        :math:`P` of eq. (gan-8) (``self.m``); D's input is ``P d`` wide.
     G_norm : {"none", "batch"}
         Batch normalisation after each hidden layer of G (eqs. bn-1 to bn-8).
     D_spectral : bool
@@ -458,7 +462,7 @@ class GANTrainer(Trainer):
 
         Returns ``{"loss_D", "loss_G", "D_real", "D_fake"}`` (host floats, device scalars on
         CuPy: :meth:`~nnscratch.training.trainer.Trainer.metrics`): ``D_real`` and
-        ``D_fake`` are the means of :math:`\\sigma(D(x))` and :math:`\\sigma(D(G(z)))` in
+        ``D_fake`` are the means of :math:`D(x)` and :math:`D(G(z))` (:math:`D = \\sigma(s)`) in
         the D step (before its update); ``loss_G`` is the loss of the generator step when
         this call takes one, else the generator loss of the D step's fakes.
         """
@@ -513,7 +517,7 @@ class GANTrainer(Trainer):
             np.zeros((0, self.gan.data_dim), np.float32)
 
     def discriminator_probability(self, x):
-        """:math:`\\sigma(D(x))` for host ``x`` ``(N, d)``; each row is packed with itself
+        """:math:`D(x) = \\sigma(s(x))` for host ``x`` ``(N, d)``; each row is packed with itself
         ``m`` times when ``pack > 1`` (for heat maps of D over the plane)."""
         x = np.asarray(x, dtype=np.float32)
         x = np.tile(x, (1, self.gan.m))
@@ -525,7 +529,7 @@ class GANTrainer(Trainer):
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def evaluate(self, x, seed=0):
-        """Mean :math:`\\sigma(D(x))` on held-out host data ``x`` ``(N, d)`` ("D_real") and
+        """Mean :math:`D(x) = \\sigma(s(x))` on held-out host data ``x`` ``(N, d)`` ("D_real") and
         on as many fresh fakes ("D_fake"), noise from a generator seeded with ``seed``.
         With pack ``m``, ``N`` is cut to a multiple of ``m``."""
         self.check_data(x, "GANTrainer.evaluate")

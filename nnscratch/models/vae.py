@@ -23,8 +23,10 @@ Model and notation (the docs use the same labels):
   units, mean over the batch), a one-sample reconstruction term plus the analytic KL of
   eq. (kl-1):
 
-  .. math:: L = \frac1B \sum_n \Big[ \mathrm{BCE}(s_n, x_n)
+  .. math:: L = \frac1B \sum_n \Big[ \sum_i \ell(s_{ni}, x_{ni})
             + \mathrm{KL}\big(q(z \mid x_n) \,\|\, \mathcal N(0, I)\big) \Big]
+
+  with :math:`\ell` the binary cross-entropy of one pixel, eq. (bce-1).
 
 * Backward through the sampling, eqs. (vae-5) and (vae-6), given
   :math:`\delta_z = \partial L / \partial z` from the decoder's backward:
@@ -105,12 +107,23 @@ PRESETS = {
 def reparameterize(mu, logvar, eps):
     r"""Eq. (vae-2): :math:`z = \mu + e^{\mathrm{logvar}/2} \odot \epsilon`.
 
-    Shapes: ``mu``, ``logvar`` ``(batch, k)``; ``eps`` ``(batch, k)`` or ``(K, batch, k)``
-    (broadcast). Returns ``(z, std)``.
+    Shapes: ``mu``, ``logvar`` ``(batch, latent)``; ``eps`` ``(batch, latent)`` or
+    ``(K, batch, latent)`` (broadcast). Returns ``(z, std)``.
     """
     xp = namespace(mu)
     std = xp.exp(0.5 * logvar)
     return mu + std * eps, std
+
+
+def reparameterize_backward(dz, eps, logvar, std):
+    r"""Eqs. (vae-5), (vae-6) without the KL's terms: the gradients that reach :math:`\mu`
+    and logvar through :math:`z = \mu + e^{\mathrm{logvar}/2} \odot \epsilon`,
+    :math:`(\delta_z, \tfrac12\, \delta_z \odot \epsilon \odot e^{\mathrm{logvar}/2})`.
+
+    ``std`` is :math:`e^{\mathrm{logvar}/2}` as the forward computed it (reused, not
+    recomputed). Shapes: all ``(batch, latent)``. Returns ``(dmu, dlogvar)``.
+    """
+    return dz, 0.5 * (dz * eps * std)
 
 
 def log_bernoulli(x, s):
@@ -203,21 +216,21 @@ class VAE(Module):
 
     # -- forward and backward ------------------------------------------------------------
     def encode(self, x):
-        """Eq. (vae-1): ``x`` ``(batch, 784)`` -> ``(mu, logvar)``, each ``(batch, k)``."""
+        """Eq. (vae-1): ``x`` ``(batch, 784)`` -> ``(mu, logvar)``, each ``(batch, latent)``."""
         h = self.enc.forward(x)
         return self.mu.forward(h), self.logvar.forward(h)
 
     def forward(self, x, eps=None):
-        """Eqs. (vae-1) to (vae-3). ``eps`` ``(batch, k)``: the noise, drawn from the backend's
+        """Eqs. (vae-1) to (vae-3). ``eps`` ``(batch, latent)``: the noise, drawn from the backend's
         generator when None (pass it to hold it fixed, e.g. for a gradient check).
 
-        Returns ``(s, mu, logvar)``: logits ``(batch, 784)``, and ``(batch, k)`` twice.
+        Returns ``(s, mu, logvar)``: logits ``(batch, 784)``, and ``(batch, latent)`` twice.
         """
         mu, logvar = self.encode(x)
         # a given eps is cast to the model's dtype, so float64 noise cannot upcast a float32 model
         eps = self.backend.normal(tuple(mu.shape)) if eps is None else self.backend.asarray(eps)
         z, std = reparameterize(mu, logvar, eps)                       # eq. (vae-2)
-        self._cache = (eps, std)
+        self._cache = (eps, std, logvar)
         return self.dec.forward(z), mu, logvar                         # eq. (vae-3)
 
     def loss(self, x, eps=None):
@@ -236,11 +249,15 @@ class VAE(Module):
         ``dy = (ds, dmu, dlogvar)``: dL/d(outputs of forward), the KL's own gradients
         entering as ``dmu`` and ``dlogvar``. Returns dL/dx through the encoder when
         ``input_grad`` (off by default: the input is data), else None."""
+        eps, std, logvar = self._cached()
+        if not isinstance(dy, tuple) or len(dy) != 3:
+            raise TypeError("VAE.backward: dy must be the tuple (ds, dmu, dlogvar) that "
+                            "VAE.loss returns")
         ds, dmu, dlogvar = dy
-        eps, std = self._cached()
         dz = self.dec.backward(ds, param_grads=param_grads)
-        dmu = dz + dmu                                                 # eq. (vae-5)
-        dlogvar = 0.5 * (dz * eps * std) + dlogvar                     # eq. (vae-6)
+        dmu_z, dlogvar_z = reparameterize_backward(dz, eps, logvar, std)
+        dmu = dmu_z + dmu                                              # eq. (vae-5)
+        dlogvar = dlogvar_z + dlogvar                                  # eq. (vae-6)
         dh = self.mu.backward(dmu, param_grads=param_grads)
         dh = dh + self.logvar.backward(dlogvar, param_grads=param_grads)
         return self.enc.backward(dh, param_grads=param_grads, input_grad=input_grad)
@@ -248,11 +265,11 @@ class VAE(Module):
     # -- evaluation ----------------------------------------------------------------------
     def decode(self, z):
         """Probabilities :math:`\\sigma(s)` ``(batch, 784)`` of the decoder at ``z``
-        ``(batch, k)``."""
+        ``(batch, latent)``."""
         return sigmoid(self.dec.forward(z))
 
     def log_weights(self, x, eps):
-        """Eq. (vae-7): ``log w`` ``(K, batch)`` for noise ``eps`` ``(K, batch, k)``, plus
+        """Eq. (vae-7): ``log w`` ``(K, batch)`` for noise ``eps`` ``(K, batch, latent)``, plus
         the per-example one-sample reconstruction ``-log p(x|z_k)`` ``(K, batch)`` and the
         analytic KL ``(batch,)``."""
         xp = self.backend.xp
@@ -354,11 +371,11 @@ class VAETrainer(Trainer):
         return self._rows(self.vae.decode, to_numpy(z))
 
     def encode(self, x):
-        """Posterior means ``mu`` ``(N, k)`` of host images ``x`` ``(N, 784)``."""
+        """Posterior means ``mu`` ``(N, latent)`` of host images ``x`` ``(N, 784)``."""
         return self._rows(lambda xb: self.vae.encode(xb)[0], x)
 
     def decode(self, z):
-        """Decoder probabilities ``(N, 784)`` at host latent codes ``z`` ``(N, k)``."""
+        """Decoder probabilities ``(N, 784)`` at host latent codes ``z`` ``(N, latent)``."""
         return self._rows(self.vae.decode, z)
 
     def reconstruct(self, x):

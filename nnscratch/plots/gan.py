@@ -43,7 +43,7 @@ def _curves(axes, x, series, xlabel):
             ax_d.plot(x, series[key], "--", label=label)
     ax_d.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax_loss.set_ylabel("loss (nats)")
-    ax_d.set_ylabel(r"mean $\sigma(D(\cdot))$")
+    ax_d.set_ylabel(r"mean $D(\cdot) = \sigma(s(\cdot))$")
     ax_d.set_ylim(0.0, 1.0)
     for ax in axes:
         ax.set_xlabel(xlabel)
@@ -52,9 +52,10 @@ def _curves(axes, x, series, xlabel):
 
 
 def save_epoch_curves(records, path, title="GAN"):
-    """Per-epoch means from the training loop's log (``train_loss_D``, ``train_D_real``...,
-    and ``test_D_real``/``test_D_fake`` when evaluated): losses left, D's outputs right.
-    At the equilibrium of the GAN game both means of D tend to 1/2 (dotted line)."""
+    r"""Per-epoch means from the training loop's log (``train_loss_D``, ``train_D_real``...,
+    and ``test_D_real``/``test_D_fake`` when evaluated): losses left, the mean probabilities
+    :math:`D = \sigma(s)` right. At the equilibrium of the GAN game both means of D tend to
+    1/2 (dotted line)."""
     plt = pyplot()
     x = [r["epoch"] for r in records]
     series = {}

@@ -67,8 +67,8 @@ def samples_over_training(rows, name, path=None, panel_size=1.6, dpi=100):
 
 def discriminator_map(trainer, name, samples=None, path=None, resolution=200, title=None,
                       ax=None, scale=1.0, dpi=100):
-    r"""The discriminator's output :math:`\sigma(D(x))` as a heat map over the plane, with
-    generated ``samples`` ``(n, 2)`` and the real modes overlaid.
+    r"""The discriminator's probability :math:`D(x) = \sigma(s(x))` as a heat map over the
+    plane, with generated ``samples`` ``(n, 2)`` and the real modes overlaid.
 
     With pack ``m`` > 1, D judges ``m`` points at once; the map shows D on ``m`` copies of
     the same point (what D says about a fully collapsed pack at ``x``). ``scale``: the
@@ -95,7 +95,7 @@ def discriminator_map(trainer, name, samples=None, path=None, resolution=200, ti
     modes, _ = mixture(name)
     ax.scatter(modes[:, 0], modes[:, 1], s=30, marker="x", c="lime", linewidths=1.0)
     ax.set_aspect("equal")
-    ax.set_title(title or r"$\sigma(D(x))$ with samples of $G$", fontsize=9)
+    ax.set_title(title or r"$D(x) = \sigma(s(x))$ with samples of $G$", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if own:
         fig.tight_layout(pad=0.3)

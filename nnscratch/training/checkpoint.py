@@ -12,17 +12,19 @@ Read with ``allow_pickle=False``: strings are stored as 0-d unicode arrays, neve
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import json
 import math
 import os
-import secrets
+import shutil
 import zipfile
 import zlib
 
 import numpy as np
 
 from .checks import stored_parameters
+from .rundir import file_kind, temporary_path
 from .trainer import Trainer
 
 FORMAT_VERSION = 1
@@ -64,25 +66,88 @@ def atomic_file(path):
     """An open binary file that becomes ``path`` only when the block ends without error: a
     temporary file in the same directory (so the rename never crosses file systems), created
     with the permissions of any new file, flushed and fsync'ed, renamed over ``path``, and the
-    directory fsync'ed; removed if anything, Ctrl-C included, interrupts."""
+    directory fsync'ed; removed if anything, Ctrl-C included, interrupts.
+
+    Nothing is written through a symbolic link: the temporary file is created new (``x``
+    mode: an existing name, a link included, is an error) and the rename replaces a link at
+    ``path`` rather than its target. A directory, FIFO or device at ``path`` is refused
+    before anything is written. Inside :func:`atomic_group`, the rename waits for the end
+    of the group."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
-                                  f"{secrets.token_hex(4)}.tmp")
+    kind = file_kind(path)
+    if kind not in (None, "a symbolic link"):
+        raise OSError(errno.EEXIST, f"could not write {path}: it is {kind}, not a file "
+                                    "(nothing was written)")
+    tmp = temporary_path(os.path.join(directory, os.path.basename(path)))
     try:
         with open(tmp, "xb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        group = _GROUP.get()
+        if group is not None:
+            group.append((tmp, path))
+            return
         os.replace(tmp, path)
     except BaseException as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_quietly(tmp)
         if isinstance(err, OSError) and err.errno is not None:
             raise OSError(err.errno, f"could not write {path} ({err.strerror}); the file "
                                      "there before, if any, is kept") from err
         raise
     _fsync_directory(directory)
+
+
+#: the renames an :func:`atomic_group` holds back: ``[(temporary, path), ...]``, else None
+_GROUP = contextvars.ContextVar("atomic_group", default=None)
+
+
+@contextlib.contextmanager
+def atomic_group():
+    """``with atomic_group():`` every :func:`atomic_file` in the block is written whole and
+    fsync'ed, but renamed over its path only when the whole block ends without error.
+
+    Why: ``sample`` writes ``x.npy`` and ``x.png``; a full disk at the second must not leave
+    the first already replaced. Renames need no space, so once every temporary file is
+    written they all go through (within one file system, a rename fails only when the
+    directory itself goes away). On any error every temporary file is removed and every
+    earlier file is left as it was."""
+    pending = []
+    token = _GROUP.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            _remove_quietly(tmp)
+        raise
+    finally:
+        _GROUP.reset(token)
+    for i, (tmp, path) in enumerate(pending):
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            for later, _ in pending[i:]:
+                _remove_quietly(later)
+            raise
+    for directory in {os.path.dirname(os.path.abspath(path)) for _, path in pending}:
+        _fsync_directory(directory)
+
+
+def copy_file_atomic(source, path):
+    """Copy the file ``source`` to ``path`` through :func:`atomic_file` (never through a
+    symbolic link at ``path``, never half a file)."""
+    with open(source, "rb") as src, atomic_file(path) as f:
+        shutil.copyfileobj(src, f)
+    return path
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def save_npy_rows(path, shape, blocks, dtype=np.float32):

@@ -14,6 +14,7 @@ import json
 import os
 
 from .checkpoint import atomic_file
+from .rundir import RunDirectoryError, file_kind
 
 
 class RunLog:
@@ -31,6 +32,9 @@ class RunLog:
         loop did not write (an edited or foreign file)."""
         if not os.path.exists(self.jsonl):
             return []
+        kind = file_kind(self.jsonl, follow=True)
+        if kind is not None:            # a FIFO would block the read forever
+            raise RunDirectoryError(f"{self.jsonl} is {kind}, not a log file; move it away")
         records = []
         with open(self.jsonl) as f:
             for number, line in enumerate(f, 1):
@@ -63,6 +67,8 @@ class RunLog:
         return records
 
     def _rewrite(self, records):
+        if not records and not any(os.path.lexists(p) for p in (self.jsonl, self.csv)):
+            return                      # a new run: no empty logs (they would look like a run)
         _write_atomic(self.jsonl, "".join(json.dumps(r) + "\n" for r in records))
         keys = []
         for r in records:
