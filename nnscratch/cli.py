@@ -241,10 +241,7 @@ def _load_data(dataset, data_dir, split, limit=None):
     if data_dir is not None and not os.path.isdir(data_dir):
         raise UsageError(f"--data-dir {data_dir!r} is not a directory")
     name = dataset or ("mnist" if data_dir else "fashion-mnist-mini")
-    data = datasets.load(name, split, data_dir=data_dir)
-    if limit:
-        data.x, data.labels = data.x[:limit], data.labels[:limit]
-    return data
+    return datasets.load(name, split, data_dir=data_dir, limit=limit)
 
 
 #: command-line option -> config key, per model (None: not given, use the preset's)
@@ -295,18 +292,20 @@ def _resume(args):
         if getattr(args, key) is None:
             setattr(args, key, run.get(key))
     args.out = args.out or os.path.dirname(os.path.abspath(args.resume))
+    from .training.loop import check_resumable
+    from .training.runlog import RunLog
+    check_resumable(state)               # these two fail now, in one line, before training
+    RunLog(args.out).read()
     return trainer, state
 
 
 def _peek_run(path):
     """The ``run`` options stored in a checkpoint, read without loading its arrays (empty
     when unreadable: the real load then gives the error)."""
-    import json
-    import zipfile
+    from .training.checkpoint import CheckpointError, read_head
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return json.loads(str(f["loop/state"])).get("run", {})
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return read_head(path)[1].get("run", {})
+    except CheckpointError:
         return {}
 
 
@@ -499,23 +498,39 @@ def _sample(args):
     return 0
 
 
+def _sample_blocks(trainer, n, seed):
+    """``n`` samples in blocks of :data:`SAMPLE_CHUNK` that continue one stream of noise
+    seeded with ``seed`` (on NumPy the images of ``trainer.sample(n, seed=seed)``), so that
+    memory stays that of one block whatever ``n``."""
+    backend = trainer.backend.seeded(seed)
+    saved, trainer.backend.rng = trainer.backend.rng, backend.rng
+    try:
+        for start in range(0, n, SAMPLE_CHUNK):
+            yield np.clip(trainer.sample(min(SAMPLE_CHUNK, n - start)), 0.0, 1.0)
+    finally:
+        trainer.backend.rng = saved
+
+
 def _eval(args):
     from .training.checkpoint import load_checkpoint
+    if args.samples < 2 and not args.no_image_metrics:
+        raise UsageError(f"--samples {args.samples}: the Frechet distance needs at least 2")
     trainer, state = load_checkpoint(args.checkpoint, backend=_backend(args.backend, 0))
     _use_raw_weights(trainer, args.raw)
     run = state.get("run", {})
     dataset = args.dataset or (None if args.data_dir else run.get("dataset"))
     test = _load_data(dataset, args.data_dir or run.get("data_dir"), "test", args.limit)
     metrics = dict(trainer.evaluate(test.x))
+    data_dir = args.data_dir or run.get("data_dir")
     if not args.no_image_metrics:
         from .metrics.frechet import image_metrics
-        data_dir = args.data_dir or run.get("data_dir")
-        images = image_metrics(trainer.sample(args.samples, seed=0), test.name,
+        images = image_metrics(_sample_blocks(trainer, args.samples, seed=0), test.name,
                                data_dir=data_dir)
         metrics.update({k: v for k, v in images.items() if k != "class_histogram"})
         metrics["class_histogram"] = " ".join(f"{h:.3f}" for h in images["class_histogram"])
+    source = f" in {data_dir}" if data_dir else ""
     print(f"{trainer.kind} ({trainer.config.get('preset')}), epoch {state['epoch']}, "
-          f"{len(test.x)} test images of {test.name}:")
+          f"{len(test.x)} test images of {test.name}{source}:")
     for key, value in metrics.items():
         print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0

@@ -236,8 +236,21 @@ def _sync_log(log, state):
     return records
 
 
+#: what a resumed run reads from the loop state (``wall`` came later: 0 when absent)
+RESUME_KEYS = ("epoch", "batch", "step", "data_rng", "sums", "elapsed")
+
+
+def check_resumable(loop_state):
+    """Raise ``ValueError`` naming what a resumed run would miss in ``loop_state``."""
+    missing = [key for key in RESUME_KEYS if key not in loop_state]
+    if missing:
+        raise ValueError(f"the loop state to resume lacks {', '.join(map(repr, missing))}: "
+                         "not the state of a run (a checkpoint saved by fit has them)")
+
+
 def _start_state(seed, loop_state, n_train, batch_size):
     state = new_loop_state(seed) if loop_state is None else dict(loop_state)
+    check_resumable(state)
     state.setdefault("wall", 0.0)
     shape = {"n_train": n_train, "batch_size": batch_size}
     changed = {k: (state[k], v) for k, v in shape.items() if state.get(k, v) != v}
