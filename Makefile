@@ -40,19 +40,18 @@ docs: $(BIN)/python
 docs-check: docs
 	$(BIN)/python scripts/check_docs.py docs/_build/html $(if $(CI),--require-browser)
 
-# The notebooks with their outputs (full mode; NNSCRATCH_FAST=1 make notebooks for the quick
-# one): notebooks/NN_*.ipynb and notebooks/figures/, built from the jupytext sources
-# notebooks/NN_*.py (the versioned files), and notebooks/.executed-mode (full or fast: the
-# next `make docs` shows full-mode runs as "The chapters, executed"). One BLAS thread unless
-# the environment says otherwise: their matrices are small, and on a busy machine extra BLAS
-# threads spin against other processes (20 times slower measured on a loaded 2-core machine).
+# The chapters, executed (full mode, tens of minutes on 2 cores): notebooks/NN_name.ipynb with
+# their outputs and figures, each stamped with the sha256 of the jupytext source NN_name.py it
+# ran from (scripts/execute_notebooks.py). They are committed: the site shows them, and
+# tests/test_docs.py fails on one whose source changed since. CHAPTERS="01 05" runs only
+# those. NNSCRATCH_FAST=1 make notebooks writes fast-mode runs to runs/notebooks_fast/ (a
+# minute in all), never over the committed chapters. One BLAS thread unless the environment
+# says otherwise: the matrices are small, and on a busy machine extra BLAS threads spin
+# against other processes (20 times slower measured on a loaded 2-core machine).
+CHAPTERS ?=
 notebooks: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
-	cd notebooks && ../$(BIN)/python -c "import _common; print('fast' if _common.FAST else \
-	  'full', file=open('.executed-mode', 'w'))"
-	cd notebooks && for f in [0-9]*.py; do \
-	  OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} \
-	  ../$(BIN)/jupytext --to ipynb --execute "$$f" || exit 1; done
+	$(BIN)/python scripts/execute_notebooks.py $(CHAPTERS)
 
 # The GPU check (docs/gpu.md): the suite with CuPy, the GPU step benchmark against PyTorch on
 # CUDA and a train / sample / eval run on CuPy, about 6 minutes on one H200, no network, no

@@ -5,15 +5,17 @@ import sys
 sys.path.insert(0, os.path.abspath(".."))
 sys.path.insert(0, os.path.abspath("_ext"))
 
-import executed_notebooks  # noqa: E402
+import chapters  # noqa: E402
 
-executed_notebooks.stage()
+# docs/chapters/: the committed executed notebooks whose stamp matches their source, and a
+# page saying why for any other chapter of the navigation (docs/_ext/chapters.py)
+chapters.stage()
 
 project = "nnscratch"
 author = "the nnscratch developers"
 copyright = "2026, the nnscratch developers"
-# MyST-NB is MyST-Parser plus notebooks: the pages are MyST markdown, and docs/executed/
-# holds the chapters as `make notebooks` executed them (docs/_ext/executed_notebooks.py)
+# MyST-NB is MyST-Parser plus notebooks: the pages are MyST markdown, and docs/chapters/
+# holds the chapters as `make notebooks` executed them; MyST-NB executes nothing
 extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax",
               "sphinx.ext.viewcode", "nnscratch_docs"]
 nb_execution_mode = "off"
@@ -30,8 +32,20 @@ exclude_patterns = ["_build", "_ext"]
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True}
 autodoc_mock_imports = ["cupy"]
-html_theme = "alabaster"
+# A textbook layout: the parts in a left sidebar in reading order, the page's sections on the
+# right. Its fonts and icons ship with the theme (no remote asset: `make docs-check`).
+html_theme = "sphinx_book_theme"
+html_title = "nnscratch: GANs and VAEs from scratch"
+html_theme_options = {
+    "home_page_in_toc": True,
+    "show_navbar_depth": 1,
+    "show_toc_level": 2,
+    "use_download_button": True,
+    # the landing page is one section: its width goes to the reading path and its picture
+    "secondary_sidebar_items": {"**": ["page-toc"], "index": []},
+}
 html_static_path = ["_static"]
+html_css_files = ["nnscratch.css"]
 # MathJax ships with the docs (docs/_static/mathjax: MathJax 3.2.2's single-file TeX-to-SVG
 # build with every TeX extension, Apache-2.0), so the built pages typeset their math with no
 # network, opened from disk or served. SVG output needs no web fonts, which browsers refuse

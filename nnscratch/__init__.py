@@ -17,8 +17,10 @@ Where each equation of the docs is computed (the label is cited beside the line)
 
 See ``docs/package_map.md`` for the layers and which way the imports point.
 """
-# The math first, then training, then the models: the order in which a reader meets the layers.
 # isort: off
+# First: a Ctrl-C while the nnscratch command imports is one line, not a traceback.
+from . import _startup  # noqa: F401
+# The math first, then training, then the models: the order in which a reader meets the layers.
 from .backend import Backend, BackendError, get_backend, namespace, to_numpy, use_backend
 from .module import Module, Sequential, ShapeError
 from .dense import Dense

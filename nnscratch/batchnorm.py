@@ -12,27 +12,29 @@ class BatchNorm1d(Module):
     Forward in training mode, with the batch's mean and biased variance, eqs. (bn-1), (bn-2):
 
     .. math::
-        \mu = \frac1B \sum_n x_{n,:}, \quad
-        \sigma^2 = \frac1B \sum_n (x_{n,:} - \mu)^2, \qquad
-        \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad
+        \mu_B = \frac1B \sum_n x_{n,:}, \quad
+        \sigma_B^2 = \frac1B \sum_n (x_{n,:} - \mu_B)^2, \qquad
+        \hat x = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon_{bn}}}, \quad
         y = \gamma \odot \hat x + \beta
 
     and the running averages move towards them, eq. (bn-3), with the unbiased batch variance
-    (as PyTorch does): :math:`m \leftarrow (1 - \rho)\, m + \rho\, \mu`,
-    :math:`v \leftarrow (1 - \rho)\, v + \rho\, \frac{B}{B-1} \sigma^2`. In evaluation mode
-    :math:`\mu, \sigma^2` are replaced by the running :math:`m, v`, eq. (bn-4).
+    (as PyTorch does): :math:`\bar\mu \leftarrow (1 - \rho)\, \bar\mu + \rho\, \mu_B`,
+    :math:`\bar\sigma^2 \leftarrow (1 - \rho)\, \bar\sigma^2 + \rho\, \frac{B}{B-1} \sigma_B^2`.
+    In evaluation mode :math:`\mu_B, \sigma_B^2` are replaced by the running
+    :math:`\bar\mu, \bar\sigma^2`, eq. (bn-4).
 
     Backward, :math:`\delta = \partial L/\partial y`, eqs. (bn-5) to (bn-7):
 
     .. math::
         \frac{\partial L}{\partial \beta} = \sum_n \delta_{n,:}, \quad
         \frac{\partial L}{\partial \gamma} = \sum_n \delta_{n,:} \odot \hat x_{n,:}, \qquad
-        \frac{\partial L}{\partial x} = \frac{\gamma}{B \sqrt{\sigma^2 + \epsilon}} \odot
+        \frac{\partial L}{\partial x} = \frac{\gamma}{B \sqrt{\sigma_B^2 + \epsilon_{bn}}} \odot
         \Big(B\, \delta - \frac{\partial L}{\partial \beta}
         - \hat x \odot \frac{\partial L}{\partial \gamma}\Big)
 
-    in training mode (through the batch's mean and variance); in evaluation mode
-    :math:`\partial L/\partial x = \delta \odot \gamma / \sqrt{v + \epsilon}`, eq. (bn-8).
+    in training mode (through the batch's mean and variance, the Jacobian of eq. (bn-9)); in
+    evaluation mode :math:`\partial L/\partial x = \delta \odot \gamma / \sqrt{\bar\sigma^2 +
+    \epsilon_{bn}}`, eq. (bn-8).
 
     Shapes: ``x``, ``y`` ``(batch, n)``; parameters ``gamma``, ``beta`` ``(n,)``; buffers
     ``running_mean``, ``running_var`` ``(n,)`` (saved with the parameters, not optimised).
@@ -44,7 +46,7 @@ class BatchNorm1d(Module):
     momentum : float
         :math:`\rho`, the weight of the batch in the running averages (PyTorch's 0.1).
     eps : float
-        :math:`\epsilon`, added to the variance (PyTorch's 1e-5).
+        :math:`\epsilon_{bn}`, added to the variance (PyTorch's 1e-5).
     """
 
     def __init__(self, n, momentum=0.1, eps=1e-5, backend=None):
@@ -64,7 +66,7 @@ class BatchNorm1d(Module):
     def forward(self, x):
         r"""Eqs. (bn-1) to (bn-3) in training mode, (bn-4) and (bn-2) in evaluation mode:
         ``(batch, n)`` -> ``(batch, n)``. Caches :math:`\hat x`,
-        :math:`1/\sqrt{\sigma^2 + \epsilon}` and the mode."""
+        :math:`1/\sqrt{\sigma_B^2 + \epsilon_{bn}}` and the mode."""
         if x.ndim != 2 or x.shape[1] != self.n:
             raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.n}), "
                              f"got {tuple(x.shape)}")
@@ -83,8 +85,8 @@ class BatchNorm1d(Module):
         return self._params["gamma"] * x_c + self._params["beta"]   # eq. (bn-2)
 
     def _update_running(self, mu, var, B):
-        r"""Eq. (bn-3): move the running averages towards the batch's :math:`\mu` and unbiased
-        variance :math:`B \sigma^2 / (B - 1)`."""
+        r"""Eq. (bn-3): move the running averages towards the batch's :math:`\mu_B` and
+        unbiased variance :math:`B \sigma_B^2 / (B - 1)`."""
         if B < 2:
             raise ShapeError(f"{self.describe()}: training mode needs a batch of at least 2 "
                              "(one example has no variance); use eval() for single inputs")
@@ -93,7 +95,9 @@ class BatchNorm1d(Module):
         moving_average(var, 1.0 - rho, rho * B / (B - 1), buffers["running_var"])
 
     def backward(self, dy, param_grads=True, input_grad=True):
-        r"""Eqs. (bn-5) to (bn-7) (training mode) or (bn-5), (bn-6), (bn-8) (evaluation mode):
+        r"""Eqs. (bn-5) to (bn-7) (training mode: the Jacobian (bn-9) of the normalisation
+        contracted with :math:`\hat\delta = \gamma\delta`) or (bn-5), (bn-6), (bn-8) (evaluation
+        mode):
         ``grads["gamma"]``, ``grads["beta"]`` (if ``param_grads``) and
         :math:`\partial L/\partial x` ``(batch, n)`` (if ``input_grad``) from ``dy``
         ``(batch, n)``."""

@@ -5,6 +5,7 @@
     nnscratch train vae --resume runs/vae/checkpoint.npz [--epochs N] [--lr X]
     nnscratch sample --checkpoint CKPT --n N --out FILE.npy
     nnscratch eval --checkpoint CKPT
+    nnscratch workbook start DIR | check DIR [NAME ...]
 
 ``--resume`` takes the model, the data, the batch size, the total of epochs and the output
 directory from the checkpoint (an option that contradicts the model is an error; ``--lr``
@@ -22,9 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 
 import numpy as np
+
+from . import _startup
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
 DEFAULT_EPOCHS = 10
@@ -102,8 +106,8 @@ def _add_common_train(p, presets, default_preset, default_batch):
                    help="output directory (default runs/<model>; when resuming, the "
                         "checkpoint's directory)")
     p.add_argument("--overwrite", action="store_true",
-                   help="let a fresh run replace the checkpoint and logs of an earlier run "
-                        "in --out (without it, such a directory is refused)")
+                   help="let a fresh run replace the files of an earlier run in --out "
+                        "(checkpoint, logs, figures; without it, such a directory is refused)")
     p.add_argument("--resume", metavar="CKPT", default=None,
                    help="continue from a checkpoint.npz exactly where it stopped (the model, "
                         "data, batch size and epochs come from the checkpoint)")
@@ -115,6 +119,9 @@ def _add_common_train(p, presets, default_preset, default_batch):
                    help="evaluate on the test split every N epochs (and after the last)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workbook", metavar="DIR", default=None,
+                   help="train with the functions of your workbook that are graded right in "
+                        "place of the library's (see: nnscratch workbook)")
     p.set_defaults(default_preset=default_preset, default_batch=default_batch)
 
 
@@ -171,6 +178,8 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0, help="seed of the noise z")
     sample.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     sample.add_argument("--raw", action="store_true", help=RAW_HELP)
+    sample.add_argument("--overwrite", action="store_true",
+                        help="replace an existing FILE.npy or FILE.png (without it, refused)")
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on the test split",
                         description="Print the model's metrics on the test split (VAE: "
@@ -187,7 +196,26 @@ def build_parser():
                     help="skip the classifier-based metrics (they train a classifier once)")
     ev.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     ev.add_argument("--raw", action="store_true", help=RAW_HELP)
+    _add_workbook(sub)
     return parser
+
+
+def _add_workbook(sub):
+    wb = sub.add_parser("workbook", help="write the backward passes yourself, get them graded",
+                        description="Your workbook: stubs to fill in, one file per chapter, "
+                                    "graded against the library; train with them using "
+                                    "train ... --workbook DIR.")
+    actions = wb.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    start = actions.add_parser("start", help="write the stubs into DIR (never overwriting)")
+    start.add_argument("dir", metavar="DIR")
+    check = actions.add_parser("check", help="grade the exercises of DIR",
+                               description="Grade the exercises (all, or those NAMEd: "
+                                           "exercises or chapters such as 01_dense); exit "
+                                           "status 0 when every attempted one is right.")
+    check.add_argument("dir", metavar="DIR")
+    check.add_argument("names", metavar="NAME", nargs="*")
+    check.add_argument("--time-limit", type=_positive_float, default=10.0,
+                       help="seconds an exercise may run before it is stopped (default 10)")
 
 
 def _use_raw_weights(trainer, raw):
@@ -213,10 +241,7 @@ def _load_data(dataset, data_dir, split, limit=None):
     if data_dir is not None and not os.path.isdir(data_dir):
         raise UsageError(f"--data-dir {data_dir!r} is not a directory")
     name = dataset or ("mnist" if data_dir else "fashion-mnist-mini")
-    data = datasets.load(name, split, data_dir=data_dir)
-    if limit:
-        data.x, data.labels = data.x[:limit], data.labels[:limit]
-    return data
+    return datasets.load(name, split, data_dir=data_dir, limit=limit)
 
 
 #: command-line option -> config key, per model (None: not given, use the preset's)
@@ -267,18 +292,20 @@ def _resume(args):
         if getattr(args, key) is None:
             setattr(args, key, run.get(key))
     args.out = args.out or os.path.dirname(os.path.abspath(args.resume))
+    from .training.loop import check_resumable
+    from .training.runlog import RunLog
+    check_resumable(state)               # these two fail now, in one line, before training
+    RunLog(args.out).read()
     return trainer, state
 
 
 def _peek_run(path):
     """The ``run`` options stored in a checkpoint, read without loading its arrays (empty
     when unreadable: the real load then gives the error)."""
-    import json
-    import zipfile
+    from .training.checkpoint import CheckpointError, read_head
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return json.loads(str(f["loop/state"])).get("run", {})
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return read_head(path)[1].get("run", {})
+    except CheckpointError:
         return {}
 
 
@@ -334,6 +361,7 @@ def _train(args):
     print(f"training {trainer.kind} ({trainer.config.get('preset')}) on {train.name}: "
           f"{len(train.x)} images, batch {args.batch_size}, epochs {state['epoch'] + 1}.."
           f"{args.epochs}, backend {trainer.backend.name}, out {out}", file=sys.stderr)
+    fit = _with_workbook(args, trainer, state, fit)
     try:
         fit(trainer, train, args.epochs, args.batch_size, out, seed=args.seed, loop_state=state,
             test=test, eval_every=args.eval_every, figures=not args.no_figures,
@@ -354,11 +382,90 @@ def _train(args):
     return 0
 
 
-def _sample(args):
-    from .training.checkpoint import load_checkpoint, save_npy_rows
-    from .training.progress import ProgressBar
+def _workbook(args):
+    from .workbook import exercises, grader
+    if args.action == "start":
+        written, kept = exercises.start(args.dir)
+        if written:
+            print(f"wrote {', '.join(written)} into {args.dir}")
+        if kept:
+            print(f"kept {', '.join(kept)} (a file of the workbook is never overwritten)")
+        first = os.path.join(args.dir, next(iter(exercises.TOPICS)))
+        print(f"next: write dense_forward in {first}, then: nnscratch workbook check "
+              f"{shlex.quote(args.dir)} dense_forward")
+        return 0
+    results, modules = grader.grade_workbook(args.dir, args.names, args.time_limit)
+    table, errors, status = grader.report(results, modules, args.dir)
+    print(table)
+    if errors:
+        print(errors, file=sys.stderr)
+    return status
+
+
+def _with_workbook(args, trainer, state, fit):
+    """``fit`` itself, or (``--workbook DIR``) ``fit`` run with the student's functions that
+    are graded right in place of the library's; says which, and stores them in the run's
+    state (saved in its checkpoints)."""
+    if not args.workbook:
+        return fit
+    from .workbook import grader, plug
+    if trainer.backend.name != "numpy":
+        raise UsageError("--workbook runs your NumPy functions: train with --backend numpy")
+    results, modules = grader.grade_workbook(args.workbook)
+    failed = [m for m in modules.values() if isinstance(m, grader.ImportFailure)]
+    if failed:
+        print(failed[0].traceback.rstrip(), file=sys.stderr)
+        raise UsageError(failed[0].summary)
+    right = {r.exercise.name: getattr(modules[r.exercise.topic], r.exercise.name)
+             for r in results if r.status == "right"}
+    wrong = [r.exercise.name for r in results if r.status == "wrong"]
+    print(f"workbook {args.workbook}: the student's {', '.join(right) or '(none yet)'}; the "
+          "library's everything else" + (f" (not right yet: {', '.join(wrong)}; see nnscratch "
+                                         "workbook check)" if wrong else ""), file=sys.stderr)
+    state["run"]["workbook"] = {"dir": os.path.abspath(args.workbook), "student": list(right),
+                                "wrong": wrong}
+
+    def fit_with_student_functions(*a, **kw):
+        with plug.plugged(right) as calls:
+            try:
+                return fit(*a, **kw)
+            finally:
+                used = ", ".join(f"{k} ({n} calls)" for k, n in calls.items())
+                print(f"the student's functions this run called: {used or 'none'}",
+                      file=sys.stderr)
+    return fit_with_student_functions
+
+
+def _sample_files(args):
+    """``(npy, png)`` that ``sample`` writes (``png`` None without matplotlib), after
+    refusing to replace either unless ``--overwrite``, and removing the temporary files a
+    killed ``sample`` left for them."""
+    from .training.rundir import file_kind, remove_stale_temporaries
     if not args.out.endswith(".npy") or os.path.basename(args.out) == ".npy":
         raise UsageError(f"--out must name a .npy file (NAME.npy), got {args.out!r}")
+    try:
+        from .plots.grid import pyplot
+        pyplot()
+        png = args.out[:-4] + ".png"
+    except ImportError:
+        png = None
+    for path in filter(None, (args.out, png)):
+        kind = file_kind(path)
+        if kind not in (None, "a symbolic link"):
+            raise UsageError(f"{path} is {kind}; sample writes a file there (choose another "
+                             "--out)")
+        if os.path.lexists(path) and not args.overwrite:
+            raise UsageError(f"{path} exists; pass --overwrite to replace it, or choose "
+                             "another --out")
+    remove_stale_temporaries(os.path.dirname(os.path.abspath(args.out)), owner=False,
+                             targets=[os.path.basename(p) for p in (args.out, png) if p])
+    return args.out, png
+
+
+def _sample(args):
+    from .training.checkpoint import atomic_group, load_checkpoint, save_npy_rows
+    from .training.progress import ProgressBar
+    npy, png = _sample_files(args)
     trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
     _use_raw_weights(trainer, args.raw)
     # every chunk continues one stream of noise seeded with --seed (on NumPy: the same file
@@ -372,45 +479,85 @@ def _sample(args):
     first = draw(min(args.n, SAMPLE_CHUNK))
     shape = (args.n, first.shape[1])
     grid = first[:100].copy()
+    # both files are written to temporaries first and renamed together: a failure at the
+    # PNG (a full disk) leaves the earlier .npy and .png as they were
     with ProgressBar(total=args.n, desc="sample", unit="img",
-                     disable=args.n <= SAMPLE_CHUNK) as bar:
+                     disable=args.n <= SAMPLE_CHUNK) as bar, atomic_group():
         def blocks(block):
             for start in range(0, args.n, SAMPLE_CHUNK):
                 block = block if start == 0 else draw(min(SAMPLE_CHUNK, args.n - start))
                 bar.update(len(block))
                 yield block
-        save_npy_rows(args.out, shape, blocks(first))
-    del first
-    png = args.out[:-4] + ".png"
-    try:
-        from .plots.grid import save_image_grid
-        save_image_grid(grid, png)
-        print(f"wrote {args.out} {shape} and {png}", file=sys.stderr)
-    except ImportError:
-        print(f"wrote {args.out} {shape} (no PNG: matplotlib missing)", file=sys.stderr)
+        save_npy_rows(npy, shape, blocks(first))
+        del first
+        if png is not None:
+            from .plots.grid import save_image_grid
+            save_image_grid(grid, png)
+    print(f"wrote {npy} {shape} and {png}" if png else
+          f"wrote {npy} {shape} (no PNG: matplotlib missing)", file=sys.stderr)
     return 0
+
+
+def _sample_blocks(trainer, n, seed):
+    """``n`` samples in blocks of :data:`SAMPLE_CHUNK` that continue one stream of noise
+    seeded with ``seed`` (on NumPy the images of ``trainer.sample(n, seed=seed)``), so that
+    memory stays that of one block whatever ``n``."""
+    backend = trainer.backend.seeded(seed)
+    saved, trainer.backend.rng = trainer.backend.rng, backend.rng
+    try:
+        for start in range(0, n, SAMPLE_CHUNK):
+            yield np.clip(trainer.sample(min(SAMPLE_CHUNK, n - start)), 0.0, 1.0)
+    finally:
+        trainer.backend.rng = saved
 
 
 def _eval(args):
     from .training.checkpoint import load_checkpoint
+    if args.samples < 2 and not args.no_image_metrics:
+        raise UsageError(f"--samples {args.samples}: the Frechet distance needs at least 2")
     trainer, state = load_checkpoint(args.checkpoint, backend=_backend(args.backend, 0))
     _use_raw_weights(trainer, args.raw)
     run = state.get("run", {})
     dataset = args.dataset or (None if args.data_dir else run.get("dataset"))
     test = _load_data(dataset, args.data_dir or run.get("data_dir"), "test", args.limit)
     metrics = dict(trainer.evaluate(test.x))
+    data_dir = args.data_dir or run.get("data_dir")
     if not args.no_image_metrics:
         from .metrics.frechet import image_metrics
-        data_dir = args.data_dir or run.get("data_dir")
-        images = image_metrics(trainer.sample(args.samples, seed=0), test.name,
+        images = image_metrics(_sample_blocks(trainer, args.samples, seed=0), test.name,
                                data_dir=data_dir)
         metrics.update({k: v for k, v in images.items() if k != "class_histogram"})
         metrics["class_histogram"] = " ".join(f"{h:.3f}" for h in images["class_histogram"])
+    source = f" in {data_dir}" if data_dir else ""
     print(f"{trainer.kind} ({trainer.config.get('preset')}), epoch {state['epoch']}, "
-          f"{len(test.x)} test images of {test.name}:")
+          f"{len(test.x)} test images of {test.name}{source}:")
     for key, value in metrics.items():
         print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0
+
+
+def _refuse_special_files(args):
+    """A checkpoint the user names must be a file: reading a FIFO waits forever, a device
+    never ends (a missing file or a directory gets the checkpoint's own message)."""
+    from .training.rundir import file_kind
+    for option in ("resume", "checkpoint"):
+        path = getattr(args, option, None)
+        kind = None if path is None else file_kind(path, follow=True)
+        if kind not in (None, "a directory"):
+            raise UsageError(f"--{option} {path!r} is {kind}, not a checkpoint file")
+
+
+def console_main():
+    """The ``nnscratch`` command (the console script and ``python -m nnscratch``): :func:`main`,
+    then a Ctrl-C while the interpreter shuts down is ignored (the work is done and reported;
+    it would otherwise print a traceback from the interpreter's cleanup)."""
+    try:
+        status = main()
+    except KeyboardInterrupt:           # in the instant between main's handlers and here
+        print("\ninterrupted", file=sys.stderr)
+        status = EXIT_INTERRUPTED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return status
 
 
 def main(argv=None):
@@ -419,6 +566,8 @@ def main(argv=None):
     Set ``NNSCRATCH_DEBUG=1`` to get the traceback of an error instead of its one line.
     """
     try:
+        # from here a Ctrl-C is a KeyboardInterrupt, answered below (see nnscratch._startup)
+        _startup.release()
         from .backend import BackendError
         from .training.checkpoint import CheckpointError
         from .training.loop import TrainingDiverged, TrainingInterrupted
@@ -429,7 +578,9 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv
-        return {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
+        _refuse_special_files(args)
+        return {"train": _train, "sample": _sample, "eval": _eval,
+                "workbook": _workbook}[args.command](args)
     except TrainingInterrupted as stop:
         print(f"\ninterrupted: checkpoint saved to {stop.path} ({stop.epoch} epochs and "
               f"{stop.batch} batches of the next done)\n"
@@ -463,4 +614,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -40,11 +40,15 @@ class Dense(Module):
     def describe(self):
         return f"Dense({self.n_in}->{self.n_out})"
 
-    def forward(self, x):
-        """Eq. (dense-1), :math:`y = xW + b`: ``(batch, n_in)`` -> ``(batch, n_out)``."""
+    def check_input(self, x):
+        """Raise ShapeError unless ``x`` is ``(batch, n_in)``."""
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.n_in}), "
                              f"got {tuple(x.shape)}")
+
+    def forward(self, x):
+        """Eq. (dense-1), :math:`y = xW + b`: ``(batch, n_in)`` -> ``(batch, n_out)``."""
+        self.check_input(x)
         self._cache = x
         y = x @ self._params["W"]                                  # eq. (dense-1)
         y += self._params["b"]             # in place: y is new, so no second (batch, n_out) array

@@ -2,9 +2,9 @@ r"""Spectral normalisation of a dense layer (Miyato et al., 2018), derived in
 ``docs/stabilisers.md``.
 
 The layer keeps its raw weights ``W`` (the parameter Adam updates) and computes with
-:math:`W_{SN} = W / \sigma(W)`, where :math:`\sigma(W)` is the largest singular value of
-``W``, estimated by power iteration from a vector ``u`` that persists from one forward to
-the next (a buffer: saved in checkpoints, never optimised).
+:math:`W_{SN} = W / \hat\sigma`, where :math:`\hat\sigma` estimates :math:`\sigma_1`, the
+largest singular value of ``W``, by power iteration from a vector ``u`` that persists
+from one forward to the next (a buffer: saved in checkpoints, never optimised).
 
 Our ``W`` has shape ``(n_in, n_out)``, the transpose of the paper's, so our ``u``
 (``(n_in,)``, the left singular vector of our ``W``) is the paper's :math:`\tilde v`.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from .backend import namespace
 from .dense import Dense
-from .module import ShapeError
 
 
 def norm(a):
@@ -23,32 +22,37 @@ def norm(a):
 
 class SpectralNormDense(Dense):
     r"""A :class:`~nnscratch.dense.Dense` layer whose weights are divided by their spectral
-    norm: :math:`y = x\, W / \sigma(W) + b`.
+    norm: :math:`y = x\, W / \hat\sigma + b`, :math:`\hat\sigma \le \sigma_1` the power-iteration
+    estimate of the largest singular value (so the layer's norm :math:`\sigma_1/\hat\sigma` is
+    1 only once ``u`` has converged, and above 1 before).
 
     Forward in training mode, one power-iteration step then the layer, eqs. (sn-1) to (sn-3):
 
     .. math::
-        v = \frac{W^\top u}{\lVert W^\top u \rVert}, \quad
-        u \leftarrow \frac{W v}{\lVert W v \rVert}, \qquad
-        \sigma = u^\top W v, \qquad
-        y = x\, \frac{W}{\sigma} + b
+        v_{sn} = \frac{W^\top u}{\lVert W^\top u \rVert}, \quad
+        u \leftarrow \frac{W v_{sn}}{\lVert W v_{sn} \rVert}, \qquad
+        \hat\sigma = u^\top W v_{sn}, \qquad
+        y = x\, \frac{W}{\hat\sigma} + b
 
-    In evaluation mode ``u`` is not advanced: :math:`v` from eq. (sn-1), then
-    :math:`\sigma = u^\top W v = \lVert W^\top u \rVert`, eq. (sn-4).
+    In evaluation mode ``u`` is not advanced: :math:`v_{sn}` from eq. (sn-1), then
+    :math:`\hat\sigma = u^\top W v_{sn} = \lVert W^\top u \rVert`, eq. (sn-4).
 
-    Backward with :math:`u, v` held fixed, :math:`G = x^\top \delta` the gradient with
-    respect to :math:`W_{SN}`, eqs. (sn-5) to (sn-7):
+    Backward with :math:`u, v_{sn}` held fixed, :math:`\partial L/\partial W_{SN} =
+    x^\top \delta` the gradient with respect to :math:`W_{SN}`, eqs. (sn-5) to (sn-7):
 
     .. math::
-        \lambda = \langle G, W_{SN} \rangle = \langle \delta, x W_{SN} \rangle, \qquad
-        \frac{\partial L}{\partial W} = \frac{G - \lambda\, u v^\top}{\sigma}, \qquad
-        \frac{\partial L}{\partial x} = \frac{\delta W^\top}{\sigma}
+        \lambda = \Big\langle \frac{\partial L}{\partial W_{SN}}, W_{SN} \Big\rangle
+        = \langle \delta, x W_{SN} \rangle, \qquad
+        \frac{\partial L}{\partial W} = \frac{1}{\hat\sigma}\Big(
+        \frac{\partial L}{\partial W_{SN}} - \lambda\, u v_{sn}^\top\Big), \qquad
+        \frac{\partial L}{\partial x} = \frac{\delta W^\top}{\hat\sigma}
 
     and :math:`\partial L/\partial b = \sum_n \delta_{n,:}` as for ``Dense`` (eq. dense-3).
 
     Shapes: ``x`` ``(batch, n_in)``, ``W`` ``(n_in, n_out)``, ``b`` ``(n_out,)``, ``u``
-    ``(n_in,)``, ``v`` ``(n_out,)``. Parameters ``W``, ``b``; buffer ``u``, drawn from
-    the backend's generator and normalised. Arguments as for :class:`~nnscratch.dense.Dense`.
+    ``(n_in,)``, ``v`` (:math:`v_{sn}`) ``(n_out,)``. Parameters ``W``, ``b``; buffer
+    ``u``, drawn from the backend's generator and normalised. Arguments as for
+    :class:`~nnscratch.dense.Dense`.
     """
 
     def __init__(self, n_in, n_out, init="he", alpha=0.0, backend=None):
@@ -61,8 +65,8 @@ class SpectralNormDense(Dense):
 
     def power_iteration(self):
         r"""One step of eqs. (sn-1), (sn-2): replace the buffer ``u`` by the next iterate;
-        return ``(u, v, sigma)`` with :math:`\sigma = u^\top W v = \lVert W v \rVert` (two
-        matrix-vector products)."""
+        return ``(u, v, sigma)`` with :math:`\hat\sigma = u^\top W v_{sn} = \lVert W v_{sn}
+        \rVert` (two matrix-vector products)."""
         W = self._params["W"]
         Wtu = self._buffers["u"] @ W
         v = Wtu / norm(Wtu)                                      # eq. (sn-1)
@@ -73,7 +77,7 @@ class SpectralNormDense(Dense):
         return u, v, sigma
 
     def sigma(self):
-        r"""The current estimate :math:`\sigma = \lVert W^\top u \rVert` of eq. (sn-4), without
+        r"""The current estimate :math:`\hat\sigma = \lVert W^\top u \rVert` of eq. (sn-4), without
         advancing ``u``: returns ``(u, v, sigma)``, a 0-d ``sigma``."""
         u = self._buffers["u"]
         Wtu = u @ self._params["W"]
@@ -82,13 +86,11 @@ class SpectralNormDense(Dense):
 
     def forward(self, x):
         r"""Eqs. (sn-1) to (sn-3) in training mode, (sn-4) and (sn-3) in evaluation mode:
-        :math:`y = x W / \sigma + b`, ``(batch, n_in)`` -> ``(batch, n_out)``.
+        :math:`y = x W / \hat\sigma + b`, ``(batch, n_in)`` -> ``(batch, n_out)``.
 
         Caches ``x``, :math:`z = x W_{SN}` (for :math:`\lambda`), ``u``, ``v`` and ``sigma``.
         """
-        if x.ndim != 2 or x.shape[1] != self.n_in:
-            raise ShapeError(f"{self.describe()}: expected input of shape (batch, {self.n_in}), "
-                             f"got {tuple(x.shape)}")
+        self.check_input(x)
         u, v, sigma = self.power_iteration() if self.training else self.sigma()
         z = x @ self._params["W"]
         z /= sigma                          # on z, not W: (batch, n_out) instead of (n_in, n_out)
@@ -96,7 +98,8 @@ class SpectralNormDense(Dense):
         return z + self._params["b"]                             # eq. (sn-3)
 
     def backward(self, dy, param_grads=True, input_grad=True):
-        r"""Eqs. (sn-5) to (sn-7) and (dense-3): ``grads["W"]``, ``grads["b"]`` (if
+        r"""Eqs. (sn-5) to (sn-7) and (dense-3), the Jacobian (sn-8) of :math:`W_{SN}`
+        contracted with :math:`\partial L/\partial W_{SN}`: ``grads["W"]``, ``grads["b"]`` (if
         ``param_grads``) and :math:`\partial L/\partial x` ``(batch, n_in)`` (if ``input_grad``)
         from ``dy`` ``(batch, n_out)``, with ``u``, ``v`` and ``sigma`` of the forward."""
         x, z, u, v, sigma = self._cached()

@@ -92,11 +92,15 @@ assert max(report.values()) < TOLERANCE
 # ## Why $10^{-7}$: the error as a function of the step $h$
 # The central difference has a truncation error $\approx h^2 |f'''|/6$ and a rounding error
 # $\approx \epsilon_{mach} |f| / h$. Their sum is smallest near $h \approx \epsilon^{1/3}$:
-# about $10^{-5}$ in float64, where both are near $10^{-10}$. In float32
-# ($\epsilon \approx 10^{-7}$) the best one can get is about $10^{-4}$, at a step chosen
-# with care, and at gradcheck's $h = 10^{-6}$ the error is of order $10^{-1}$: a check in
-# float32 cannot tell a correct backward from a one-percent mistake. Every check runs in
-# float64.
+# about $6 \times 10^{-6}$ in float64, where, with $|f|$ and $|f'''|$ of order one, the two
+# terms are $(6 \times 10^{-6})^2/6 \approx 6 \times 10^{-12}$ and $2.2 \times 10^{-16} /
+# (6 \times 10^{-6}) \approx 4 \times 10^{-11}$: both near $10^{-11}$. The network below
+# has its lowest measured error, $4 \times 10^{-11}$, at $h = 10^{-5}$. In float32
+# ($\epsilon \approx 10^{-7}$, $\epsilon^{1/3} \approx 5 \times 10^{-3}$) the best one can
+# get is about $5 \times 10^{-5}$, at a step chosen with care ($h \approx 3 \times 10^{-3}$),
+# and at gradcheck's
+# $h = 10^{-6}$ the error is $0.15$: a check in float32 cannot tell a correct backward from a
+# one-percent mistake. Every check runs in float64.
 
 # %%
 net = nn.Sequential(nn.Dense(4, 6, backend=b), nn.Tanh(backend=b), nn.Dense(6, 2, backend=b))
@@ -129,6 +133,9 @@ savefig(fig, "01_error_vs_h.png")
 i6 = np.argmin(np.abs(hs - 1e-6))
 for dtype, e in errors.items():
     print(f"{dtype}: best {min(e):.1e} (h = {hs[np.argmin(e)]:.0e}), at h = 1e-6 {e[i6]:.1e}")
+# the optimum sits near eps^(1/3), float64's near 1e-10 and float32's a million times worse
+assert 1e-6 < hs[np.argmin(errors["float64"])] < 3e-5 and min(errors["float64"]) < 1e-10
+assert 1e-3 < hs[np.argmin(errors["float32"])] < 1e-2 and errors["float32"][i6] > 0.1
 
 # %% [markdown]
 # (The cell above writes the tiny network out with NumPy only to evaluate it in float32
@@ -217,12 +224,15 @@ print(nn.format_report(nn.gradcheck(net, x)))
 #    $h = 10^{-4}$ on the network above.
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # The parameter gradients are right, so their errors stay at $10^{-10}$; only the input
 # gradient `x` is wrong, and by order one. A check that looked at the parameters only would
 # miss it: `nn.gradcheck` checks the input too.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 class TransposeForgotten(nn.Dense):
     def backward(self, dy, param_grads=True, input_grad=True):
         super().backward(dy, param_grads, input_grad=False)
@@ -235,9 +245,20 @@ print(nn.format_report(r1))
 assert r1["x"] > 1e-2 and r1["W"] < TOLERANCE and r1["b"] < TOLERANCE
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
+# On paper: entry $(i, j)$ of $x^\top \delta$ is $\sum_n (x^\top)_{in} \delta_{nj} =
+# \sum_n x_{ni}\delta_{nj}$, and entry $(i, j)$ of the outer product $x_n^\top \delta_n$
+# (a column times a row) is $x_{ni}\delta_{nj}$; so $x^\top\delta = \sum_n x_n^\top
+# \delta_n$, one outer product per example. If the loss is the batch mean $L = \frac1B
+# \sum_n \ell_n$, its upstream gradient is $\delta_n = \frac1B \partial \ell_n/\partial
+# y_n$, and by linearity $\partial L/\partial W = \frac1B \sum_n x_n^\top\,
+# \partial\ell_n/\partial y_n$: the mean of the per-example gradients. The cell checks both
+# identities.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 layer.forward(x)
 delta = b.normal((5, 3))
 layer.backward(delta)
@@ -248,12 +269,18 @@ assert np.allclose(layer.grads["W"], outer / 5)
 print("x^T delta = sum_n x_n^T delta_n; with a mean loss, their mean")
 
 # %% [markdown]
-# ### Solution 3
-# At $h = 10^{-4}$ the forward difference is off by about $h |f''| / 2$, some $10^{-5}$
-# relative, far above the $10^{-7}$ threshold; the central difference's $h^2$ error is near
-# $10^{-9}$.
+# <details><summary>Solution 3</summary>
+#
+# Taylor: $f(\theta \pm h) = f \pm h f' + \frac{h^2}{2} f'' \pm \frac{h^3}{6} f''' +
+# O(h^4)$. The forward difference keeps the $h^2$ term, $(f(\theta+h) - f(\theta))/h = f' +
+# \frac h2 f'' + O(h^2)$; in the central one it cancels between the two sides, leaving $f' +
+# \frac{h^2}{6} f''' + O(h^4)$. At $h = 10^{-4}$ the forward difference is off by $6 \times
+# 10^{-5}$ relative (measured below), far above the $10^{-7}$ threshold; the central
+# difference by $6 \times 10^{-9}$.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def f_net():
     return float(np.sum(up * net.forward(xs)))
 

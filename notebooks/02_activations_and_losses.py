@@ -118,17 +118,27 @@ assert one + e17 == one and np.float32(1 - np.exp(-17.0)) < one
 
 # %% [markdown]
 # The gradient tells the same story. Through the sigmoid, the chain rule is
-# $\partial\ell/\partial p \cdot \sigma'(s) = \frac{p - x}{p(1-p)} \cdot p(1-p)$: a ratio of
-# two numbers that both underflow to 0 when the unit saturates, so $0/0$. Simplified first,
-# it is just $\sigma(s) - x$ (bce-2), which `bce_with_logits` returns, divided by the batch
-# size.
+# $\partial\ell/\partial p \cdot \sigma'(s) = \frac{p - x}{p(1-p)} \cdot p(1-p)$, computed
+# in two steps, the loss's backward and then the sigmoid's. Once $p$ has rounded to exactly 1
+# (for $s > 16.6$, above), $1 - p$ is exactly 0: not a tiny number that underflowed, but the
+# difference of two equal floats, all of $e^{-s}$ lost to rounding before the subtraction.
+# With $x = 0$ the first step is then $\partial\ell/\partial p = 1/0 = \infty$ (NumPy warns
+# "divide by zero"), and the second multiplies it by $p(1 - p) = 0$: $\infty \cdot 0$, which
+# IEEE arithmetic defines as NaN. Simplified first, the product is just $\sigma(s) - x$
+# (bce-2), which `bce_with_logits` returns, divided by the batch size.
 
 # %%
 with np.errstate(divide="ignore", invalid="ignore"):
-    naive_grad = (p - x) / (p * (1 - p)) * (p * (1 - p))
+    dl_dp = (p - x) / (p * (1 - p))                     # the loss's backward: 1/0 = inf
+    naive_grad = dl_dp * (p * (1 - p))                  # the sigmoid's: inf * 0 = NaN
 _, ds = nn.bce_with_logits(b32.asarray(s), b32.asarray(x))
+print("1 - p               ", (1 - p)[0])
+print("dl/dp               ", dl_dp[0])
 print("naive gradient      ", naive_grad[0])
 print("from logits (bce-2) ", ds[0])
+saturated = s[0] >= 17
+assert np.all((1 - p)[0, saturated] == 0) and np.all(np.isinf(dl_dp[0, saturated]))
+assert np.all(np.isnan(naive_grad[0, saturated])) and np.allclose(ds[0, saturated], 1)
 
 # %% [markdown]
 # ## When only probabilities are at hand: the clipped BCE
@@ -200,14 +210,17 @@ for name, (f, arrays, analytic) in checks.items():
 #    why `log_softmax` uses that freedom.
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # At a kink, $(f(h) - f(-h))/2h$ straddles both slopes and returns their mean,
 # $(1 + \alpha)/2 = 0.6$, while the backward returns $\alpha = 0.2$: the check reports a
 # large error although the code is as intended. A relative error far above the threshold at
 # a kink is the check's limitation, not a bug; test activations away from their kinks
 # (as the gradient checks above do, with inputs at least $h$ away from 0).
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 xk0 = b.normal((4, 5))
 xk0 += np.sign(xk0) * 0.1                                 # every entry at least 0.1 from 0
 leaky = nn.LeakyReLU(0.2, backend=b)
@@ -218,12 +231,16 @@ print(f"inputs away from 0: {away:.1e}; one input at exactly 0: {at_kink:.1e}")
 assert away < 1e-7 < at_kink
 
 # %% [markdown]
-# ### Solution 2
-# Through $p$, $\sigma(20)$ is exactly 1 in float32 (see above), $p(1-p) = 0$, and the
-# chain rule gives $0/0$: NaN, and the first step ruins the parameter. From logits the
-# gradient is $\sigma(s) - x = 1$: the unit moves straight back.
+# <details><summary>Solution 2</summary>
+#
+# Through $p$, $\sigma(20)$ is exactly 1 in float32 (see above), so $1 - p = 0$, the loss's
+# backward is $1/0 = \infty$ and the sigmoid's turns it into $\infty \cdot 0 = $ NaN: the
+# first step ruins the parameter. From logits the gradient is $\sigma(s) - x = 1$: the unit
+# moves straight back.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def descend(gradient, s0=20.0, lr=2.0, steps=10):
     s_ = np.array([[s0]], dtype=np.float32)
     for _ in range(steps):
@@ -245,12 +262,17 @@ print(f"after 10 steps: naive {descend(naive_gradient)}, from logits {descend(fr
 assert np.isnan(descend(naive_gradient)) and descend(from_logits) < 2
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # $\mathrm{softmax}(s + c)_k = e^{c} e^{s_k} / (e^{c} \sum_j e^{s_j})$: the $e^{c}$ cancels,
-# so the probabilities, the loss and the gradient are unchanged. `log_softmax` subtracts
+# so the probabilities are unchanged; the loss $-\log \mathrm{softmax}(s)_y$ (softmax-2) and
+# the gradient $\mathrm{softmax}(s) - \mathrm{onehot}(y)$ (softmax-3), divided by the batch
+# size, are functions of the probabilities only, so they are unchanged too. `log_softmax` subtracts
 # each row's maximum first, so the largest exponent is $e^0 = 1$ and nothing overflows.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 s3 = b.normal((4, 6))
 y3 = np.array([0, 5, 2, 2])
 L3, g3 = nn.softmax_cross_entropy(s3, y3)

@@ -123,6 +123,29 @@ for g in (1e-3, 1.0, 1e3):
     print(f"g = {g:7.0e}: first step {-float(model.params['theta'][0]):.6f}")
 
 # %% [markdown]
+# But $\alpha$ is not a bound on every step. After a long run of tiny gradients both moments
+# are near zero and the bias corrections near 1; one large gradient $g$ then gives $m_t
+# \approx (1 - \beta_1) g$ and $v_t \approx (1 - \beta_2) g^2$, a step of $\alpha (1 -
+# \beta_1)/\sqrt{1 - \beta_2} \approx 3.16\alpha$ with the default $\beta$s: the bound
+# Kingma and Ba give for the case $(1 - \beta_1) > \sqrt{1 - \beta_2}$. Approached below
+# after 10,000 gradients of $10^{-9}$:
+
+# %%
+model = Point(0.0, b)
+opt = nn.Adam(model, lr=1e-2)
+for _ in range(10_000):
+    model.set_grad(1e-9)
+    opt.step()
+before = float(model.params["theta"][0])
+model.set_grad(1.0)
+opt.step()
+jump = (before - float(model.params["theta"][0])) / opt.lr
+bound = (1 - 0.9) / np.sqrt(1 - 0.999)
+print(f"one gradient of 1 after 10,000 of 1e-9: step {jump:.4f} alpha "
+      f"(bound (1 - beta1) / sqrt(1 - beta2) = {bound:.4f})")
+assert 3.1 < jump <= bound
+
+# %% [markdown]
 # ## Adam against SGD on an ill-conditioned valley
 # $f(\theta) = \tfrac12(\theta_1^2 + 100\,\theta_2^2)$: the curvature differs a hundredfold
 # between the two directions. SGD's learning rate must stay below $2/100$ for the steep
@@ -213,7 +236,12 @@ print({k: round(float(np.mean(v[-20:])), 4) for k, v in curves.items()})
 # %% [markdown]
 # ## AdamW: decay outside the moments
 # `weight_decay` shrinks every parameter by the factor $1 - \alpha\lambda$ per step (adam-6),
-# independently of the gradient; with a zero gradient nothing else moves it.
+# independently of the gradient; with a zero gradient nothing else moves it. Multiplying the
+# decay by the learning rate $\alpha$ is PyTorch's convention (`torch.optim.AdamW`), and it is
+# the one the code implements. In Loshchilov and Hutter's Algorithm 2 the decay is multiplied
+# by the schedule multiplier $\eta_t$ instead, $\theta \leftarrow \theta - \eta_t(\alpha\,
+# \hat m/(\sqrt{\hat v} + \epsilon) + \lambda\theta)$, so without a schedule ($\eta_t = 1$)
+# their $\lambda$ is $\alpha$ times ours for the same decay.
 
 # %%
 model = Point(1.0, b)
@@ -239,14 +267,17 @@ print(f"after 10 steps: {float(model.params['theta'][0]):.6f} = (1 - 0.1 * 0.5)^
 #    ten; check it with `nn.SGD`.
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # Without the correction the first step is $\alpha (1 - \beta_1)/\sqrt{1 - \beta_2} \approx
 # 3.2\alpha$ per coordinate, whatever the gradient, and the steps stay too long while $v$
 # warms up ($\sqrt{v_t}$ grows like $\sqrt{1 - \beta_2^t}$, far slower than $m_t$). On the
 # valley with $\alpha = 0.3$ the shallow coordinate, which should creep from $-4$ towards its
 # minimum at 0, overshoots it to about +2.5 within a few steps.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 class AdamNoCorrection(nn.Adam):
     """Adam with the bias correction dropped: the broken version of (adam-3), (adam-4)."""
 
@@ -271,13 +302,15 @@ print(f"largest theta_1 over the first 10 steps (the minimum is at 0): nn.Adam "
 assert right[:10, 0].max() < 0 < 1 < broken[:10, 0].max()
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
 # $\hat m$ scales with the gradient and $\sqrt{\hat v}$ too, so their ratio does not: only
 # $\epsilon$ in the denominator breaks the invariance, and only for gradients near $\epsilon
 # = 10^{-8}$ or below, where Adam turns into SGD with learning rate $\alpha/\epsilon$.
+#
+# </details>
 
-
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def descend_scaled(scale, steps=50):
     model = Point([-4.0, 1.0], b)
     opt = nn.Adam(model, lr=0.3)
@@ -296,11 +329,14 @@ assert np.allclose(descend_scaled(1e-3), base, atol=1e-4)
 assert not np.allclose(descend_scaled(1e-9), base, atol=1e-2)      # eps takes over
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # $v_t = \mu v_{t-1} + g$ is a geometric series, $v_t = g (1 - \mu^t)/(1 - \mu) \to g/(1 -
 # \mu)$, so each step tends to $\eta g/(1 - \mu)$, ten times $\eta g$ for $\mu = 0.9$.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 model = Point(0.0, b)
 opt = nn.SGD(model, lr=0.01, momentum=0.9)
 for _ in range(200):

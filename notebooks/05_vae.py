@@ -21,6 +21,7 @@ import numpy as np
 import nnscratch as nn
 from _common import FAST, FIGURES, savefig, show
 from nnscratch import datasets
+from nnscratch.gradcheck import TOLERANCE, numerical_gradient, relative_error
 from nnscratch.models.vae import VAE, VAETrainer
 from nnscratch.plots.vae import save_latent_scatter, save_manifold, save_reconstructions
 from nnscratch.training.loop import fit
@@ -37,7 +38,7 @@ eps = rng.standard_normal((200_000, 2))
 z = mu + np.exp(logvar / 2) * eps
 log_q = -0.5 * np.sum(eps ** 2 + logvar + np.log(2 * np.pi), axis=1)
 log_p = -0.5 * np.sum(z ** 2 + np.log(2 * np.pi), axis=1)
-b64 = nn.Backend("numpy", "float64")
+b64 = nn.Backend("numpy", "float64", seed=0)
 print(f"closed form (kl-1)                     {float(nn.kl_normal(mu, logvar)[0]):.4f}")
 print(f"Monte Carlo, z = mu + exp(logvar/2) eps {np.mean(log_q - log_p):.4f}")
 
@@ -83,6 +84,33 @@ vae.backward(dy)
 report = nn.check_gradients(lambda: vae.loss(x, eps)[0], dict(vae.params),
                             {k: g.copy() for k, g in vae.grads.items()})
 print(nn.format_report(report))
+assert max(report.values()) < TOLERANCE
+
+# %% [markdown]
+# These errors are larger than chapter 01's single layer, and on other random draws they can
+# be much larger without any bug: (gradcheck-3) divides the error of an array by its largest
+# gradient, and the rounding term $\epsilon_{mach}|f|/h$ of the central difference does not
+# shrink with the gradient. The loss is about 4 nats, so at $h = 10^{-6}$ the rounding floor
+# is about $2.2 \times 10^{-16} \cdot 4 / 10^{-6} \approx 10^{-9}$ in absolute terms; an
+# array whose gradients are all small, like `logvar.W` when the decoder barely uses the noise,
+# sees that floor magnified. With the backend seeded 7 instead of 0, `logvar.W`'s largest
+# gradient is $6 \times 10^{-4}$ and its error at $h = 10^{-6}$ is $1.1 \times 10^{-6}$,
+# above the threshold; a larger step, where rounding matters less, brings it back down,
+# which a wrong backward never does:
+
+# %%
+b7 = nn.Backend("numpy", "float64", seed=7)
+vae7 = VAE(n_in=6, enc_hidden=(5,), latent=2, backend=b7)
+x7, eps7 = b7.uniform((4, 6)), b7.normal((4, 2))
+L7, _, _, dy7 = vae7.loss(x7, eps7)
+vae7.backward(dy7)
+g7 = vae7.grads["logvar.W"]
+errors7 = {h: relative_error(g7, numerical_gradient(lambda: float(vae7.loss(x7, eps7)[0]),
+                                                    vae7.params["logvar.W"], h))
+           for h in (1e-7, 1e-6, 1e-5, 1e-4)}
+print(f"loss {float(L7):.2f}, largest |d loss / d logvar.W| {np.abs(g7).max():.1e}; error by h:",
+      {h: f"{e:.1e}" for h, e in errors7.items()})
+assert errors7[1e-6] > 1e-7 > errors7[1e-4] and errors7[1e-7] > errors7[1e-6]      # rounding
 
 # %% [markdown]
 # ## The ELBO, its gap, and the importance-weighted bound, exactly
@@ -206,11 +234,38 @@ savefig(fig, "05_interpolation.png")
 
 # %% [markdown]
 # ## The IWAE estimate tightens with K (vae-7, vae-8)
+# `trainer.evaluate(x, iw_samples=K)` draws $K$ codes per test image and reports two numbers.
+# `iwae` is $-\mathcal L_K$ (vae-8): its expectation falls with $K$ towards $-\log p(x)$,
+# which is the point of importance weighting. `neg_elbo` is the negative ELBO (vae-4), the KL
+# in closed form plus the reconstruction averaged over the same $K$ draws; its expectation
+# does not depend on $K$ at all. It still moves a little from row to row because each $K$
+# averages different draws: that is Monte Carlo noise, and it shrinks as $K$ grows. At
+# $K = 1$ the two numbers estimate the same expectation (`iwae` with a Monte Carlo KL), so
+# they differ by noise only. The second cell shows it: redrawn with 30 seeds of the
+# evaluation noise, `neg_elbo`'s spread falls like $1/\sqrt K$ while its mean stays put
+# within its standard error, and `iwae`'s mean falls by many standard errors.
 
 # %%
-for K in (1, 5, 20) if FAST else (1, 5, 20, 100, 500):
-    metrics = trainer.evaluate(test.x[:200], iw_samples=K)
+Ks = (1, 5, 20) if FAST else (1, 5, 20, 100, 500)
+by_K = {K: trainer.evaluate(test.x[:200], iw_samples=K) for K in Ks}
+for K, metrics in by_K.items():
     print(f"K = {K:3d}: " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+iwae_K = [m["iwae"] for m in by_K.values()]
+neg_elbo_K = [m["neg_elbo"] for m in by_K.values()]
+assert all(i2 < i1 for i1, i2 in zip(iwae_K, iwae_K[1:]))          # the bound tightens
+
+# %%
+redrawn = {K: np.array([[trainer.evaluate(test.x[:200], iw_samples=K, seed=seed)[k]
+                         for k in ("neg_elbo", "iwae")] for seed in range(30)])
+           for K in (1, 5, 20)}
+for K, r in redrawn.items():
+    print(f"K = {K:2d}, 30 seeds: neg_elbo {r[:, 0].mean():.2f} (std {r[:, 0].std():.2f}), "
+          f"iwae {r[:, 1].mean():.2f} (std {r[:, 1].std():.2f})")
+se = {K: r[:, 0].std(ddof=1) / np.sqrt(len(r)) for K, r in redrawn.items()}
+mean = {K: r[:, 0].mean() for K, r in redrawn.items()}
+assert redrawn[1][:, 0].std() > redrawn[5][:, 0].std() > redrawn[20][:, 0].std()
+assert abs(mean[1] - mean[20]) < 4 * np.hypot(se[1], se[20])      # same expectation
+assert redrawn[1][:, 1].mean() - redrawn[20][:, 1].mean() > 10 * se[1]
 
 # %% [markdown]
 # ## Nats on grey levels, and on binarised images
@@ -248,12 +303,15 @@ for key in ("test_neg_elbo", "test_iwae"):
 #    $K$, equals $\log p(x)$, and explain it with (vae-7).
 
 # %% [markdown]
-# ### Solution 1
+# <details><summary>Solution 1</summary>
+#
 # The wrong samples have standard deviation $e^{\mathrm{logvar}}$ instead of
 # $e^{\mathrm{logvar}/2}$: units with $\mathrm{logvar} = 0$ ($\sigma = 1$, where both are 1)
 # are unaffected, every other unit gets the wrong spread, and the estimated KL is wrong.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 mu1, logvar1 = np.array([[0.5, -1.0, 0.3]]), np.array([[np.log(0.3), np.log(2.0), 0.0]])
 eps1 = np.random.default_rng(1).standard_normal((200_000, 3))
 closed = 0.5 * (np.exp(logvar1) + mu1 ** 2 - 1 - logvar1)[0]           # (kl-1), per unit
@@ -270,13 +328,16 @@ for name, z1 in (("std", mu1 + np.exp(logvar1 / 2) * eps1),
         assert abs(mc1[2] - closed[2]) < 0.02 and np.all(np.abs(mc1 - closed)[:2] > 0.1)
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
 # Without the KL nothing ties $q(z \mid x)$ to the prior: the encoder is free to shrink the
 # noise (logvar falls) and to place the codes wherever reconstruction is easiest, so the
 # codes' KL from $\mathcal N(0, I)$ grows, their spread is not the prior's, and most of the
 # prior's mass decodes to regions no training image maps to.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def train_small(with_kl, steps):
     b = nn.Backend("numpy", seed=3)
     model = VAE(784, (128,), 2, backend=b)
@@ -311,12 +372,15 @@ for with_kl in (True, False):
 assert results2[False][0] > 3 * results2[True][0] and results2[False][1] < results2[True][1]
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # With $q = p(z \mid x)$, each weight (vae-7) is $w_k = p(x, z_k)/p(z_k \mid x) = p(x)$,
 # the same number whatever $z_k$ is, so $\mathcal L_K = \log p(x)$ exactly, with zero
 # variance: a perfect proposal needs one sample.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 zk3 = v_post * a * x0 / s2 + np.sqrt(v_post) * rng.standard_normal((20, 100))
 log_w3 = (-0.5 * (np.log(2 * np.pi * s2) + (x0 - a * zk3) ** 2 / s2)
           - 0.5 * (zk3 ** 2 + np.log(2 * np.pi))

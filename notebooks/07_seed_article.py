@@ -120,7 +120,8 @@ assert moved > 0
 # %% [markdown]
 # That works, but the clip has a cost (chapter 02): where $D$ is confident, the clipped loss
 # is flat and the gradient is exactly zero. The correction keeps the model and moves the
-# sigmoid of $D$ into the loss: $D$ returns its logit $s$, and the losses are the stable BCE
+# discriminator's last sigmoid into the loss: the network returns the logit $s$ (so that
+# $D = \sigma(s)$, the probability that its input is real), and the losses are the stable BCE
 # from logits (bce-1), whose gradient $\sigma(s) - x$ (bce-2) never vanishes for a wrong
 # answer.
 #
@@ -158,7 +159,7 @@ print({k: round(v, 3) for k, v in gan_records[-1].items() if k.startswith("train
 # ## The article's GAN collapses, then trains
 # Bare, the article's GAN does not learn to make images: within the first hundred or two
 # steps the discriminator separates real from fake almost perfectly, the mean of
-# $\sigma(D(G(z)))$ (`D_fake`) falls towards 0, and every sample ends as the same noise
+# $D(G(z)) = \sigma(s(G(z)))$ (`D_fake`) falls towards 0, and every sample ends as the same noise
 # pattern. So the `seed` preset trains, unless told otherwise, with the recipe `stable`
 # (`nnscratch.models.gan.RECIPES`): four stabilisers, each a layer or a training rule with
 # its own forward and backward pass, derived in `docs/stabilisers.md` and measured in
@@ -230,7 +231,7 @@ savefig(fig, "07_gan_collapse.png")
 # that asked for these stabilisers, 8 epochs: `D_fake` $8 \times 10^{-8}$, every sample the
 # same noise pattern, all of them in one class). With `stable`, the numbers of
 # `benchmarks/gan_recipes.py` (Frechet distance in the project's classifier's features and
-# classes covered by 10,000 samples, as in the README; chapter 04 has the ablation):
+# classes covered by 10,000 samples, as in `docs/benchmarks.md`; chapter 04 has the ablation):
 
 # %%
 import json
@@ -366,13 +367,16 @@ savefig(fig, "07_prior_samples.png")
 #    error as the sum over axis 1 of the flat images.
 
 # %% [markdown]
-# ### Solution 1
-# The half that sees only fakes learns "everything is fake": its $\sigma(D)$ is near 0 on
+# <details><summary>Solution 1</summary>
+#
+# The half that sees only fakes learns "everything is fake": its $D = \sigma(s)$ is near 0 on
 # the real data too, so the generator, trained against it, is pushed away from fakes without
 # ever being pulled towards the data. The half that sees only real images learns "everything
 # is real". Neither is a discriminator; a shared network is.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 from nnscratch.models import toy2d
 from nnscratch.models.gan import discriminator_loss
 
@@ -401,13 +405,27 @@ for _ in range(300):
 held_out = bt.asarray(toy2d.sample("ring", 500, rng1).astype(np.float32))
 say = {name: float(np.mean(nn.sigmoid(d.forward(held_out))))
        for name, d in (("real half", D_real), ("fake half", D_fake), ("shared", D_shared))}
-print("mean sigma(D) on held-out real data:", {k: round(v, 3) for k, v in say.items()})
+print("mean D = sigma(s) on held-out real data:", {k: round(v, 3) for k, v in say.items()})
 assert say["fake half"] < 0.1 and say["real half"] > 0.9 and say["shared"] > 0.6
 
 # %% [markdown]
-# ### Solution 2
+# <details><summary>Solution 2</summary>
+#
+# On paper, one layer at a time ($n_{in} n_{out}$ weights and $n_{out}$ biases):
+#
+# - generator $100 \to 4096 \to 2048 \to 1024 \to 784$: $413{,}696 + 8{,}390{,}656 +
+#   2{,}098{,}176 + 803{,}600 = 11{,}706{,}128$, about 11.7 million;
+# - discriminator $784 \to 1024 \to 2048 \to 4096 \to 1$: $803{,}840 + 2{,}099{,}200 +
+#   8{,}392{,}704 + 4{,}097 = 11{,}299{,}841$, about 11.3 million;
+# - the `seed` VAE: the encoder $784 \to 4096 \to 2048$ ($11{,}606{,}016$), two heads
+#   $2048 \to 20$ for $\mu$ and logvar ($2 \times 40{,}980$), the decoder $20 \to 2048 \to
+#   4096 \to 784$ ($11{,}647{,}760$): $23{,}335{,}736$, the 23.3 million.
+#
+# The largest layer, $2048 \times 4096$, holds 8.4 million of each network's weights.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 def dense_count(sizes):
     return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
@@ -421,13 +439,18 @@ vae_count = (dense_count([784, 4096, 2048]) + 2 * dense_count([2048, 20])
 print(f"G {generator.n_params():,}, D {discriminator.n_params():,}, "
       f"seed VAE {vae_count:,} = {vae.vae.n_params():,}")
 assert vae.vae.n_params() == vae_count and round(vae_count / 1e6, 1) == 23.3
+assert (generator.n_params(), discriminator.n_params(), vae_count) \
+    == (11_706_128, 11_299_841, 23_335_736)                    # the counts done on paper
 
 # %% [markdown]
-# ### Solution 3
+# <details><summary>Solution 3</summary>
+#
 # The axes `[1, 2, 3]` are those of a `(batch, 28, 28, 1)` tensor (TensorFlow's image
 # layout); reshaped so, the sum runs and equals the flat sum over the 784 pixels.
+#
+# </details>
 
-# %%
+# %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 diff = np.square(x_train[:4] - vae_samples[:4])
 assert np.allclose(diff.reshape(4, 28, 28, 1).sum(axis=(1, 2, 3)), diff.sum(axis=1))
 print("per-example squared error, both ways:", np.round(diff.sum(axis=1), 2))

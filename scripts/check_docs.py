@@ -4,11 +4,17 @@
     python scripts/check_docs.py docs/_build/html --screenshot vae.html shot.png
 
 1. Every ``.html`` page is read for ``<script src>`` and ``<link href>`` pointing off the
-   machine (``http:``, ``https:``, ``//host``): MathJax must come from ``_static/mathjax``.
+   machine (``http:``, ``https:``, ``//host``): MathJax must come from ``_static/mathjax``;
+   every stylesheet the theme ships (``_static/**/*.css``) for ``url(...)`` and ``@import``
+   pointing off the machine (a web font from a CDN, say).
 2. Every page with math is opened from disk (``file://``, so no server and no network) in
    headless Chromium (Debian's ``chromium``), and the DOM after its scripts ran is read:
    each ``math`` element must hold a typeset ``mjx-container``, no MathJax error may show,
    and no raw ``\\[`` or ``\\(`` may be left in the text a reader sees.
+
+3. Every chapter (``chapters/*.html``) hides its solutions until the reader opens them: a
+   code cell tagged ``solution`` is rendered inside MyST-NB's collapsed ``hide-cell`` block,
+   and a solution's prose (``<summary>Solution``) sits in a closed ``<details>``.
 
 Without a browser the second check is skipped with a message (an error with
 ``--require-browser``, which CI passes). Exit status 1 on any failure.
@@ -25,6 +31,7 @@ import sys
 
 REMOTE = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)\s*=\s*["']?\s*"""
                     r"""((?:https?:)?//[^"'\s>]+)""", re.I)
+CSS_REMOTE = re.compile(r"""(?:url\(|@import)\s*["']?\s*((?:https?:)?//[^"')\s;]+)""", re.I)
 MATH = re.compile(r"""class="[^"]*\bmath\b""")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
@@ -32,6 +39,28 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 def remote_references(page_html):
     """The off-machine addresses of the scripts and stylesheets a page loads."""
     return REMOTE.findall(page_html)
+
+
+def remote_css_references(css):
+    """The off-machine addresses a stylesheet loads (fonts, other stylesheets)."""
+    return CSS_REMOTE.findall(css)
+
+
+SOLUTION_CELL = re.compile(r'<div class="cell ([^"]*\btag_solution\b[^"]*)"[^>]*>'
+                           r"\s*(<details[^>]*>)?")
+SUMMARY = re.compile(r"(<details[^>]*>)?\s*<summary>\s*Solution", re.I)
+
+
+def solution_problems(page_html):
+    """How the solutions of a rendered chapter fail to be hidden until opened."""
+    problems = []
+    for classes, details in SOLUTION_CELL.findall(page_html):
+        if "tag_hide-cell" not in classes.split() or not details or " open" in details:
+            problems.append(f"a solution's code cell is not collapsed ({classes})")
+    for details in SUMMARY.findall(page_html):
+        if not details or " open" in details:
+            problems.append("a solution's text is not in a closed <details>")
+    return problems
 
 
 def visible_text(dom):
@@ -107,7 +136,18 @@ def main(argv=None):
     for page in pages:
         for url in remote_references(page.read_text(encoding="utf-8")):
             failures.append(f"{page.relative_to(args.html_dir)}: loads {url}")
-    print(f"{len(pages)} pages: {'no' if not failures else len(failures)} remote references")
+    styles = sorted((args.html_dir / "_static").rglob("*.css"))
+    for css in styles:
+        for url in remote_css_references(css.read_text(encoding="utf-8", errors="replace")):
+            failures.append(f"{css.relative_to(args.html_dir)}: loads {url}")
+    print(f"{len(pages)} pages and {len(styles)} stylesheets: "
+          f"{'no' if not failures else len(failures)} remote references")
+
+    chapters = [p for p in pages if p.parent.name == "chapters"]
+    for page in chapters:
+        for problem in solution_problems(page.read_text(encoding="utf-8")):
+            failures.append(f"{page.relative_to(args.html_dir)}: {problem}")
+    print(f"{len(chapters)} chapters: solutions checked collapsed")
 
     browser = find_browser()
     if browser is None:

@@ -3,7 +3,7 @@
     python scripts/gradcheck_report.py [--json benchmarks/results/gradcheck.json]
 
 The same checks run in the test suite (threshold 1e-7); this script only tabulates them.
-``--json`` also records them in the results file the README's table is made from
+``--json`` also records them in the results file the table of docs/benchmarks.md is made from
 (``tests/test_readme.py`` regenerates the table from it).
 """
 import json

@@ -48,9 +48,16 @@ def test_classifier_learns_the_mini_set(trained, test_split):
     assert trained.info["dataset"] == MINI and trained.info["epochs"] == EPOCHS
 
 
+def mini_digest():
+    return clf_module.data_digest(datasets.load(MINI, "train"))
+
+
 def test_weights_are_cached_under_the_cache_dir(trained, cache):
-    path = cache_path(MINI, epochs=EPOCHS)
-    assert path == cache / "classifiers" / f"{MINI}_784-256-128-10-relu_e{EPOCHS}_seed0.npz"
+    digest = mini_digest()
+    path = cache_path(MINI, epochs=EPOCHS, digest=digest)
+    assert path == cache / "classifiers" / (f"{MINI}_784-256-128-10-relu_e{EPOCHS}_seed0_"
+                                            f"{digest[:16]}.npz")
+    assert trained.info["digest"] == digest
     assert path.is_file()
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
@@ -69,7 +76,7 @@ def test_second_call_reuses_memory_then_the_file(trained, test_split, monkeypatc
 
 def test_a_corrupt_cache_file_is_replaced(cache, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NNSCRATCH_CACHE", str(tmp_path))
-    path = cache_path(MINI, hidden=(8,), epochs=1)
+    path = cache_path(MINI, hidden=(8,), epochs=1, digest=mini_digest())
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a zip file")
     model = get_classifier(MINI, hidden=(8,), epochs=1, progress=False)

@@ -11,17 +11,8 @@ import nnscratch as nn
 from cli_helpers import train
 from nnscratch.cli import main
 from nnscratch.counter_rng import CounterRNG
-from nnscratch.models.gan import GANTrainer
 from nnscratch.training.rundir import RunLock
-
-
-def small(b, **config):
-    return GANTrainer({"preset": "mlp", "latent": 4, "data_dim": 6, "G_hidden": [5, 7],
-                       "D_hidden": [8, 5], **config}, backend=b)
-
-
-def host_batch(n, d=6, seed=0):
-    return np.random.default_rng(seed).random((n, d), dtype=np.float32)
+from test_gan_stabilisers import host_batch, small
 
 
 def host(params):

@@ -47,18 +47,61 @@ def test_notebooks_exist():
     assert len(NOTEBOOKS) >= 7
 
 
+SUMMARY = re.compile(r"<details><summary>Solution( \d)?</summary>\n\n")
+SOLUTION_TAGS = {"solution", "hide-cell"}
+
+
+def exercises_and_solutions(path):
+    """The chapter's cells from '## Exercises' on: (the statements cell, [(prose, [code])])."""
+    jupytext = pytest.importorskip("jupytext")
+    cells = jupytext.read(path).cells
+    starts = [i for i, c in enumerate(cells)
+              if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    assert len(starts) == 1, "a chapter has one markdown cell opening with '## Exercises'"
+    statements, rest = cells[starts[0]], cells[starts[0] + 1:]
+    solutions = []
+    for cell in rest:
+        if cell.cell_type == "markdown":
+            solutions.append((cell, []))
+        else:
+            assert solutions, "the first cell after the exercises is a solution's prose"
+            solutions[-1][1].append(cell)
+    return statements, solutions
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_chapter_ends_with_exercises_whose_solutions_assert(path):
     """Two to four exercises, one of them "break it and watch", each followed by a worked
     solution whose code asserts what it claims (fast mode runs it, so it cannot rot)."""
-    text = path.read_text()
-    assert "# ## Exercises" in text, "a chapter ends with '## Exercises'"
-    exercises = text[text.index("# ## Exercises"):]
-    numbered = re.findall(r"^# (\d)\. \*\*", exercises, re.M)
+    statements, solutions = exercises_and_solutions(path)
+    numbered = re.findall(r"^(\d)\. \*\*", statements.source, re.M)
     assert 2 <= len(numbered) <= 4 and numbered == [str(i + 1) for i in range(len(numbered))]
-    assert "Break it and watch" in exercises
-    solutions = re.split(r"^# ### Solution (\d)\n", exercises, flags=re.M)
-    assert solutions[1::2] == numbered, "one '### Solution N' per exercise, in order"
-    for number, body in zip(solutions[1::2], solutions[2::2]):
-        assert re.search(r"^\s*assert ", body, re.M), f"solution {number} asserts nothing"
-    assert "# ## " not in exercises[len("# ## Exercises"):], "the exercises come last"
+    assert "Break it and watch" in statements.source
+    assert len(solutions) == len(numbered), "one solution (prose, then code) per exercise"
+    for number, (prose, code) in zip(numbered, solutions):
+        label = SUMMARY.match(prose.source)
+        assert label and label.group(1) in (None, f" {number}"), \
+            f"solution {number} opens with <details><summary>Solution {number}</summary>"
+        assert any(re.search(r"^\s*assert ", c.source, re.M) for c in code), \
+            f"solution {number} asserts nothing"
+        assert "\n## " not in prose.source and not prose.source.startswith("## "), \
+            "the exercises come last"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_solution_is_hidden_until_opened(path):
+    """The book's convention: a solution's prose is a collapsed <details> block (rendered as
+    markdown inside, in Jupyter and in the site), its code a cell tagged "solution" and
+    "hide-cell" (MyST-NB collapses it) whose source and outputs Jupyter hides."""
+    _, solutions = exercises_and_solutions(path)
+    for prose, code in solutions:
+        text = prose.source.strip()
+        assert SUMMARY.match(text) and text.endswith("\n\n</details>") \
+            and text.count("<details>") == 1 and text.count("</details>") == 1, \
+            f"solution prose not wrapped in one <details> block: {text[:80]!r}"
+        for cell in code:
+            assert SOLUTION_TAGS <= set(cell.metadata.get("tags", [])), \
+                f"solution code not tagged {sorted(SOLUTION_TAGS)}: {cell.source[:60]!r}"
+            assert cell.metadata.get("jupyter") == {"source_hidden": True,
+                                                    "outputs_hidden": True}, \
+                f"solution code not hidden in Jupyter: {cell.source[:60]!r}"

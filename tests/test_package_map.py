@@ -62,7 +62,7 @@ MODULES = {module_name(p): imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
 def test_the_layers_are_what_the_map_says():
     layers = {layer(m) for m in MODULES}
     assert layers == {"api", "math", "models", "training", "metrics", "datasets", "plots",
-                      "cli"}
+                      "workbook", "cli"}
     assert {m for m in MODULES if layer(m) == "math"} >= {
         "nnscratch.backend", "nnscratch.module", "nnscratch.dense", "nnscratch.activations",
         "nnscratch.losses", "nnscratch.optim", "nnscratch.gradcheck", "nnscratch.dropout",
@@ -79,6 +79,14 @@ def test_the_math_imports_only_the_math(module):
 def test_the_models_import_the_math_and_only_the_contract_of_the_machinery(module):
     bad = sorted(t for t in MODULES[module]
                  if layer(t) not in ("math", "models") and t not in MODEL_CONTRACT)
+    assert not bad, f"{module} imports {bad}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m) == "workbook"))
+def test_the_workbook_imports_the_math_and_the_models_only(module):
+    """The workbook grades against the math and plugs into the models; it trains nothing
+    itself (the command line runs the loop)."""
+    bad = sorted(t for t in MODULES[module] if layer(t) not in ("math", "models", "workbook"))
     assert not bad, f"{module} imports {bad}"
 
 

@@ -1,15 +1,18 @@
-"""The README's published numbers come from the results files under ``benchmarks/results/``.
+"""The published numbers come from the results files under ``benchmarks/results/``.
 
-Each table is regenerated from its file by a formatter and must equal, line for line, the
-table printed in the README (the first block of ``|`` lines after the table's anchor text).
-Every table of the README must be registered: to publish a new one, add its results file
-and one :class:`Table` line to ``TABLES`` (a formatter turns the file into the table's
-lines; the helpers below cover the usual columns). A table with no results file is listed
-in ``UNSOURCED`` with the reason, and the README must say so next to it. Figures quoted in
-the text are checked the same way (``FIGURES``).
+The benchmark tables live in ``docs/benchmarks.md`` (the README keeps a screen: five headline
+numbers, each linking to its table there). Each table is regenerated from its file by a
+formatter and must equal, line for line, the table printed on that page (the first block of
+``|`` lines after the table's anchor text). Every table of the page must be registered: to
+publish a new one, add its results file and one :class:`Table` line to ``TABLES`` (a
+formatter turns the file into the table's lines; the helpers below cover the usual columns).
+A table with no results file is listed in ``UNSOURCED`` with the reason, and the page must
+say so next to it. Figures quoted in the text are checked the same way (``FIGURES``), and so
+are the README's headline numbers (``HEADLINES``).
 """
 import json
 import pathlib
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,11 +21,12 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
+BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 
 
 @dataclass
 class Table:
-    anchor: str                         # text of the README just above the table (unique)
+    anchor: str                         # text of the page just above the table (unique)
     results: str                        # file under benchmarks/results/
     format: Callable[[dict], list]      # the results -> the table's lines
 
@@ -182,8 +186,8 @@ TABLES = [
 ]
 
 #: tables that are not results: anchor -> why
-NOT_RESULTS = {"## Layout": "the layout of the repository"}
-#: result tables without a results file: anchor -> the words the README must print next to it
+NOT_RESULTS = {}
+#: result tables without a results file: anchor -> the words the page must print next to it
 UNSOURCED = {"**Twenty epochs**": "no results file"}
 
 #: figures quoted in the text: (results file, the text, made from the file)
@@ -205,6 +209,10 @@ def readme():
     return README.read_text()
 
 
+def benchmarks():
+    return BENCHMARKS.read_text()
+
+
 def table_after(text, anchor):
     """The first block of ``|`` lines after ``anchor`` (which must occur once)."""
     assert text.count(anchor) == 1, f"anchor {anchor!r} occurs {text.count(anchor)} times"
@@ -218,7 +226,7 @@ def table_after(text, anchor):
 def test_each_table_is_its_results_file(table):
     text = (RESULTS / table.results).read_text()
     results = json.loads(text) if table.results.endswith(".json") else text
-    assert table_after(readme(), table.anchor) == table.format(results)
+    assert table_after(benchmarks(), table.anchor) == table.format(results)
 
 
 #: the same tables in the docs: (page, anchor, results file, formatter)
@@ -238,12 +246,12 @@ def test_each_table_in_the_docs_is_its_results_file(page, anchor, name, format):
 @pytest.mark.parametrize("name, figure", [(f, fig) for f, fig in FIGURES])
 def test_each_figure_in_the_text_is_its_results_file(name, figure):
     text = figure(json.loads((RESULTS / name).read_text()))
-    assert text in readme(), text
+    assert text in benchmarks(), text
 
 
 def test_every_table_is_registered():
-    """A new table in the README needs its line in TABLES (or NOT_RESULTS, UNSOURCED)."""
-    text = readme()
+    """A new table on the page needs its line in TABLES (or NOT_RESULTS, UNSOURCED)."""
+    text = benchmarks()
     tables = {i for i, line in enumerate(text.splitlines())
               if line.startswith("|") and (i == 0 or not text.splitlines()[i - 1].startswith("|"))}
     registered = {}
@@ -256,3 +264,69 @@ def test_every_table_is_registered():
     assert len(set(registered.values())) == len(registered)
     for anchor, words in UNSOURCED.items():
         assert words in text[text.index(anchor):text.index(anchor) + 2000], anchor
+
+
+# -- the README: one screen, five headline numbers from the results files ------------------
+
+def _worst_gradcheck(r):
+    return max(max(e.values()) for e in r["rows"].values())
+
+
+#: the README's headline numbers: (results file, the text, made from the file)
+HEADLINES = [
+    ("vae_parity_threads1.json", lambda r: (
+        f"nnscratch {r['final']['test_neg_elbo']['nnscratch']:.2f}, "
+        f"PyTorch {r['final']['test_neg_elbo']['torch']:.2f} nats")),
+    ("gan_recipes.json", lambda r: (
+        f"Frechet distance {r['seed_e20']['runs']['stable']['frechet']:.2f}, "
+        f"{int(r['seed_e20']['runs']['stable']['classes'])} of 10 classes")),
+    ("toy2d_grid_steps96k.json", lambda r: (
+        f"PacGAN{r['summaries'][0]['pack']} captures {r['summaries'][0]['modes_mean']:.1f} "
+        f"of 25 modes with {r['summaries'][0]['hq_mean']:.1f}% high-quality samples")),
+    ("gradcheck.json", lambda r: (
+        f"worst float64 relative error {_worst_gradcheck(r):.1e} over every component "
+        f"(threshold {r['threshold']:.0e})".replace("e-0", "e-"))),
+    ("bench_steps_threads1.json", lambda r: (
+        f"nnscratch {r['cpu']['seed']['nnscratch']['median_ms']:.1f} ms, "
+        f"PyTorch {r['cpu']['seed']['torch']['median_ms']:.1f} ms")),
+]
+
+
+@pytest.mark.parametrize("name, headline", HEADLINES, ids=[f for f, _ in HEADLINES])
+def test_each_headline_number_is_its_results_file(name, headline):
+    text = headline(json.loads((RESULTS / name).read_text()))
+    assert text in readme(), text
+
+
+def test_readme_fits_a_screen():
+    """What it is, the two commands, a row of figures, the headline numbers, links: no
+    tables (they live in docs/benchmarks.md), about 40 lines."""
+    text = readme()
+    assert len(text.splitlines()) <= 45
+    assert not any(line.startswith("|") for line in text.splitlines())
+    assert "make demo    #" in text and "make test    #" in text
+    for figure in ("vae_manifold.png", "gan_seed20_stable_samples.png", "toy2d_grid.png"):
+        assert f"docs/figures/{figure}" in text and (ROOT / "docs" / "figures" / figure).exists()
+
+
+def slug(heading):
+    """The anchor GitHub (and MyST's myst_heading_anchors) gives a heading."""
+    heading = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return heading.replace(" ", "-")
+
+
+def test_readme_links_resolve():
+    """Every relative link of the README names a file, and an anchor a heading of it."""
+    links = re.findall(r"\]\(([^)#]+)(?:#([^)]+))?\)", readme())
+    assert len(links) >= 10
+    for path, anchor in links:
+        target = ROOT / path
+        assert target.exists(), path
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", target.read_text(), re.M)
+            assert anchor in {slug(h) for h in headings}, f"{path}#{anchor}"
+
+
+def test_slug_is_githubs():
+    assert slug("GAN mode coverage on 2-D mixtures (PacGAN's protocol)") == \
+        "gan-mode-coverage-on-2-d-mixtures-pacgans-protocol"

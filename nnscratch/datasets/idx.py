@@ -15,6 +15,7 @@ because people rename and unpack files by hand.
 from __future__ import annotations
 
 import gzip as _gzip
+import math
 import os
 import struct
 import zlib
@@ -37,11 +38,17 @@ class IDXError(ValueError):
     """An IDX file is corrupt, truncated or of a type we do not read."""
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
     """Read an IDX file (gzipped or not) into a ``uint8`` array of the stored shape.
+
+    The header is read first; the data is then read (and decompressed) as a stream, only
+    as far as needed, straight into the array: the first ``limit`` rows (items along the
+    first axis) when ``limit`` is given, so a large file costs the memory of those rows
+    only (a 200 MB image file read with ``limit=256`` costs 200 kB).
 
     Args:
         path: the file, e.g. ``train-images-idx3-ubyte.gz`` or its unpacked version.
+        limit: read at most this many rows (None: all; trailing bytes are then refused).
 
     Returns:
         ``uint8`` array, e.g. shape ``(60000, 28, 28)`` for images or ``(60000,)`` for labels.
@@ -49,21 +56,60 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Raises:
         IDXError: the file is not valid IDX (message names the file and the problem).
         FileNotFoundError: no such file.
+        MemoryError: the rows wanted do not fit in memory (NumPy's message says the size).
     """
-    raw = Path(path).read_bytes()
-    if raw[:2] == GZIP_MAGIC:
-        raw = _gunzip(raw, path)
-    return parse_idx(raw, name=str(path))
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        f = _gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        try:
+            return _read_stream(f, str(path), limit)
+        except (EOFError, OSError, zlib.error) as err:  # EOFError: gzip stream cut short
+            if not gzipped or isinstance(err, FileNotFoundError):
+                raise
+            raise IDXError(
+                f"{path}: not a valid gzip stream ({err}); the file is probably truncated or "
+                "corrupt: delete it and download it again"
+            ) from err
 
 
-def _gunzip(raw: bytes, path: str | os.PathLike) -> bytes:
-    try:
-        return _gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as err:  # EOFError: stream cut short
+def _read_stream(f, name: str, limit: int | None) -> np.ndarray:
+    """Header, then the rows wanted, from the open (decompressed) stream ``f``."""
+    head = f.read(4)
+    header = head + f.read(4 * head[3]) if len(head) == 4 else head
+    dims, header_len = _parse_header(header, name)
+    rows = dims[0] if limit is None else min(dims[0], int(limit))
+    # the array first (a MemoryError then says its size), filled in place: no copy
+    out = np.empty((rows, *dims[1:]), dtype=np.uint8)
+    need, found = out.size, _fill(f, memoryview(out.reshape(-1)))
+    if found < need:
         raise IDXError(
-            f"{path}: not a valid gzip stream ({err}); the file is probably truncated or "
-            "corrupt: delete it and download it again"
-        ) from err
+            f"{name}: expected {math.prod(dims)} bytes of data after the {header_len}-byte "
+            f"header (shape {tuple(dims)}), found {found}: the file is truncated"
+        )
+    if rows == dims[0]:
+        extra = 0
+        while chunk := f.read(1 << 20):       # counted, not kept
+            extra += len(chunk)
+        if extra:
+            raise IDXError(
+                f"{name}: expected {need} bytes of data after the {header_len}-byte header "
+                f"(shape {tuple(dims)}), found {need + extra}: the file has trailing bytes"
+            )
+    return out
+
+
+def _fill(f, view, piece: int = 1 << 20) -> int:
+    """Read from ``f`` into ``view`` until it is full or the stream ends; bytes read.
+    ``piece`` bytes at a time: a gzip stream's ``readinto`` decompresses into a temporary
+    buffer of the size asked for, which would double the memory of a whole read."""
+    done = 0
+    while done < len(view):
+        n = f.readinto(view[done:done + piece])
+        if not n:
+            break
+        done += n
+    return done
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:

@@ -65,6 +65,7 @@ def load(
     sha256: Mapping[str, str] | None = None,
     progress: bool = True,
     timeout: float = 30.0,
+    limit: int | None = None,
 ) -> core.Dataset:
     """Load one split of a named dataset as a :class:`Dataset` with ``x`` of shape ``(N, 784)``.
 
@@ -82,6 +83,8 @@ def load(
         sha256: override expected digests, ``{file name: hex digest}``.
         progress: show a progress bar while downloading.
         timeout: seconds before a silent mirror is given up.
+        limit: the first ``limit`` images only; of an IDX file only those rows are read
+            (and decompressed), so a large file costs the memory of the rows kept.
 
     Returns:
         ``Dataset`` with ``x`` float32 ``(N, 784)`` in ``[0, 1]`` and ``labels`` int64 ``(N,)``.
@@ -95,12 +98,16 @@ def load(
         raise ValueError(f"split must be one of {tuple(SPLIT_FILES)}, got {split!r}")
     if binarize and rng is None:
         raise ValueError("binarize=True needs rng=np.random.default_rng(seed)")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"limit must be an integer >= 1 or None, got {limit!r}")
     if name == EMBEDDED:
         ds = _load_embedded(split)
+        ds.x, ds.labels = ds.x[:limit], ds.labels[:limit]
     else:
         info = get_info(name)
         paths = _find_or_fetch(info, split, data_dir, download, mirrors, sha256, progress, timeout)
-        ds = _read_split(info.name, info.class_names, split, *paths)
+        ds = _read_split(info.name, info.class_names, split, *paths, limit=limit)
     if binarize:
         ds.x = core.binarize(ds.x, rng)
     return ds
@@ -226,9 +233,9 @@ def _manual_hint(name: str, split: str) -> str:
 
 
 def _read_split(name: str, class_names: tuple[str, ...], split: str,
-                images_path: Path, labels_path: Path) -> core.Dataset:
-    """Read and check an (images, labels) pair of IDX files."""
-    images, labels = read_idx(images_path), read_idx(labels_path)
+                images_path: Path, labels_path: Path, limit: int | None = None) -> core.Dataset:
+    """Read and check an (images, labels) pair of IDX files (their first ``limit`` rows)."""
+    images, labels = read_idx(images_path, limit), read_idx(labels_path, limit)
     _check_pair(images, labels, f"{images_path} / {labels_path}")
     return _make_dataset(images, labels, name, split, str(images_path.parent), class_names)
 

@@ -20,16 +20,23 @@ of the Frechet distance grows with the square of the feature dimension divided b
 number of samples: :mod:`nnscratch.metrics.frechet`).
 
 Trained once and cached: :func:`get_classifier` looks for the weights in
-``<cache>/classifiers/<dataset>_<arch>_e<epochs>_seed<seed>.npz``, where ``<cache>`` is
-``$NNSCRATCH_CACHE``, else ``$XDG_CACHE_HOME/nnscratch``, else ``~/.cache/nnscratch``,
-and trains and saves them (atomically) when they are not there. Frechet distances are
-comparable only between runs that use the same classifier file.
+``<cache>/classifiers/<dataset>_<arch>_e<epochs>_seed<seed>_<digest>.npz``, where
+``<cache>`` is ``$NNSCRATCH_CACHE``, else ``$XDG_CACHE_HOME/nnscratch``, else
+``~/.cache/nnscratch``, ``<dataset>`` is the dataset's name (followed by the directory's
+name for files of a ``data_dir``) and ``<digest>`` the start of the SHA-256 of the training
+images and labels (:func:`data_digest`): two directories of the same dataset never share a
+classifier. It trains and saves them (atomically) when they are not there, and again when
+the file is unreadable or holds NaN or Inf; a cache that cannot be written costs a warning
+(the classifier is used all the same). Frechet distances are comparable only between runs
+that use the same classifier file.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 import zipfile
@@ -45,6 +52,8 @@ from ..module import Module, Sequential, ShapeError
 from ..optim import Adam
 
 FORMAT_VERSION = 1
+#: hex digits of the data's digest in a cache file's name (the file holds all 64)
+DIGEST_CHARS = 16
 N_IN = 784
 N_CLASSES = 10
 DEFAULTS = {"hidden": (256, 128), "epochs": 8, "batch_size": 256, "lr": 2e-3}
@@ -218,6 +227,9 @@ class Classifier(Module):
             raise ValueError(f"classifier file {str(path)!r} has format {meta.get('format')}, "
                              f"this nnscratch reads format {FORMAT_VERSION}")
         model = cls(meta["hidden"], meta["n_in"], meta["n_classes"], backend=backend)
+        for key, a in state.items():
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise ValueError(f"classifier file {str(path)!r}: {key!r} holds NaN or Inf")
         model.load_state_dict({k[len("param/"):]: v for k, v in state.items()
                                if k.startswith("param/")})
         model.info = {k: v for k, v in meta.items()
@@ -235,10 +247,29 @@ def cache_root():
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "nnscratch"
 
 
-def cache_path(dataset_name, hidden=DEFAULTS["hidden"], epochs=DEFAULTS["epochs"], seed=0):
-    """Where :func:`get_classifier` keeps the weights of one configuration."""
+def cache_path(dataset_name, hidden=DEFAULTS["hidden"], epochs=DEFAULTS["epochs"], seed=0,
+               digest=None, data_dir=None):
+    """Where :func:`get_classifier` keeps the weights of one configuration: named by the
+    dataset (and the directory ``data_dir`` its files came from) and by ``digest``, the
+    :func:`data_digest` of its training split."""
     arch = "-".join(str(w) for w in (N_IN, *hidden, N_CLASSES)) + "-relu"
-    return cache_root() / "classifiers" / f"{dataset_name}_{arch}_e{epochs}_seed{seed}.npz"
+    label = dataset_name
+    if data_dir is not None:
+        folder = os.path.basename(os.path.abspath(os.fspath(data_dir))) or "root"
+        label += "-" + re.sub(r"[^A-Za-z0-9._-]", "_", folder)
+    tail = "" if digest is None else f"_{digest[:DIGEST_CHARS]}"
+    return cache_root() / "classifiers" / f"{label}_{arch}_e{epochs}_seed{seed}{tail}.npz"
+
+
+def data_digest(data):
+    """Hex SHA-256 of a dataset's images (float32) and labels (int64): what a classifier
+    trained on ``data`` depends on, whatever the files were called."""
+    h = hashlib.sha256()
+    for a, dtype in ((data.x, np.float32), (data.labels, np.int64)):
+        a = np.ascontiguousarray(a, dtype=dtype)
+        h.update(str(a.shape).encode())
+        h.update(a.data)
+    return h.hexdigest()
 
 
 def train_classifier(dataset_name, data_dir=None, seed=0, hidden=DEFAULTS["hidden"],
@@ -280,7 +311,9 @@ def get_classifier(dataset_name, data_dir=None, seed=0, hidden=DEFAULTS["hidden"
     random generator, so that training it never draws from the caller's generator).
     ``retrain=True`` ignores and overwrites the cached file.
     """
-    path = cache_path(dataset_name, hidden, epochs, seed)
+    from ..datasets import load
+    digest = data_digest(load(dataset_name, "train", data_dir=data_dir))
+    path = cache_path(dataset_name, hidden, epochs, seed, digest, data_dir)
     backend = Backend(_default_backend_name(), "float32", seed) if backend is None else backend
     key = (str(path), backend.name, backend.dtype_name)
     if not retrain and key in _memory:
@@ -289,13 +322,21 @@ def get_classifier(dataset_name, data_dir=None, seed=0, hidden=DEFAULTS["hidden"
     if path.is_file() and not retrain:
         try:
             model = Classifier.load(path, backend=backend)
-        except (ValueError, KeyError, ShapeError) as err:
+            if model.info.get("digest") != digest:
+                raise ValueError("it was trained on other data (its digest differs)")
+        except (ValueError, KeyError, TypeError, ShapeError) as err:
             print(f"ignoring the cached classifier {path}: {err}; training a new one",
                   file=sys.stderr)
+            model = None
     if model is None:
         model = train_classifier(dataset_name, data_dir, seed, hidden, epochs, batch_size, lr,
                                  backend=backend, progress=progress)
-        model.save(path)
+        model.info["digest"] = digest
+        try:
+            model.save(path)
+        except OSError as err:
+            print(f"nnscratch: warning: the classifier could not be cached ({err}); it is "
+                  "used all the same, and trained again next time", file=sys.stderr)
     _memory[key] = model
     return model
 

@@ -28,6 +28,7 @@ matrices, so they are taken by symmetric eigendecomposition, eq. (frechet-3).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -138,7 +139,15 @@ def class_metrics(y_hat, n_classes=10, min_fraction=MIN_FRACTION):
     * ``class_kl``: :math:`\mathrm{KL}(p \,\|\, U_K) = \log K - H(p)`, 0 when balanced.
     """
     y_hat = np.asarray(y_hat)
-    p = np.bincount(y_hat, minlength=n_classes)[:n_classes] / max(len(y_hat), 1)
+    return class_metrics_of_counts(np.bincount(y_hat, minlength=n_classes)[:n_classes],
+                                   min_fraction)
+
+
+def class_metrics_of_counts(counts, min_fraction=MIN_FRACTION):
+    """:func:`class_metrics` from the number of samples predicted as each class ``(K,)``."""
+    counts = np.asarray(counts)
+    n_classes = len(counts)
+    p = counts / max(int(counts.sum()), 1)
     nz = p[p > 0]                          # 0 log 0 = 0
     entropy = float(-np.sum(nz * np.log(nz)))
     return {"class_histogram": [float(v) for v in p],
@@ -185,27 +194,81 @@ def image_metrics(samples, dataset_name="fashion-mnist", n_test=10000, data_dir=
       :func:`class_metrics` (the classifier's predictions on ``samples``);
     * ``n_samples``: ``N``.
 
-    Features are computed in batches; the statistics of the real images are computed once
-    per classifier and kept in memory, so repeated calls cost one pass over ``samples``.
+    ``samples`` may also be an iterator of such blocks (e.g. a generator that draws them):
+    each block is dropped once its features are added (:class:`FeatureMoments`), so memory
+    stays that of one block whatever ``N``. Features are computed in batches; the
+    statistics of the real images are computed once per classifier and kept in memory, so
+    repeated calls cost one pass over ``samples``.
     """
-    x = _checked_images(samples)
+    if not isinstance(samples, Iterator):     # an array: checked whole, before any training
+        samples = _checked_images(samples)
     if classifier is None:
         from .classifier import get_classifier
         classifier = get_classifier(dataset_name, data_dir=data_dir, progress=progress)
-    h, y_hat = classifier.features_and_classes(x)
+    moments, counts = FeatureMoments(), np.zeros(classifier.n_classes, np.int64)
+    for block in _blocks(samples):
+        h, y_hat = classifier.features_and_classes(_checked_images(block, at_least=1))
+        moments.add(h)
+        counts += np.bincount(y_hat, minlength=classifier.n_classes)[:classifier.n_classes]
+    if moments.n < 2:
+        raise ValueError(f"image_metrics: expected samples of shape (N, 784) with N >= 2, "
+                         f"got {moments.n} rows")
     ref = reference_stats(classifier, dataset_name, "test", n_test, data_dir)
-    out = {"frechet": frechet_distance(*feature_stats(h), *ref)}
+    out = {"frechet": frechet_distance(*moments.stats(), *ref)}
     if reference:
-        real = reference_stats(classifier, dataset_name, "train", len(x), data_dir, seed=seed)
+        real = reference_stats(classifier, dataset_name, "train", moments.n, data_dir, seed=seed)
         out["frechet_train"] = frechet_distance(*real, *ref)
-    out.update(class_metrics(y_hat, classifier.n_classes, min_fraction))
-    out["n_samples"] = len(x)
+    out.update(class_metrics_of_counts(counts, min_fraction))
+    out["n_samples"] = moments.n
     return out
 
 
-def _checked_images(samples):
+class FeatureMoments:
+    r"""Eq. (frechet-2) of features that arrive in blocks, in memory of one ``(d, d)``
+    matrix: the mean and the sum of squared deviations ``M`` of each block, merged with the
+    running ones (Chan, Golub & LeVeque, 1979),
+
+    .. math:: \delta = \mu_b - \mu, \quad \mu \leftarrow \mu + \delta \frac{n_b}{n + n_b},
+              \quad M \leftarrow M + M_b + \delta \delta^\top \frac{n\, n_b}{n + n_b},
+
+    so that ``S = M / (N - 1)``. Why not the sums of ``h`` and ``h h^T``: their difference
+    loses the covariance's digits to cancellation when the mean is large. One block gives
+    exactly :func:`feature_stats`.
+    """
+
+    def __init__(self):
+        self.n, self.mu, self.M = 0, None, None
+
+    def add(self, h):
+        h = np.asarray(h, dtype=np.float64)
+        if len(h) == 0:
+            return
+        mu_b = h.mean(axis=0)
+        r = h - mu_b
+        M_b = r.T @ r
+        if self.n == 0:
+            self.n, self.mu, self.M = len(h), mu_b, M_b
+            return
+        n, n_b = self.n, len(h)
+        delta = mu_b - self.mu
+        self.mu = self.mu + delta * (n_b / (n + n_b))
+        self.M = self.M + M_b + np.outer(delta, delta) * (n * n_b / (n + n_b))
+        self.n = n + n_b
+
+    def stats(self):
+        """``(mu, S)`` of everything added, eq. (frechet-2)."""
+        return self.mu, self.M / (self.n - 1)
+
+
+def _blocks(samples):
+    """``samples`` as an iterable of blocks: an iterator is one already (streamed), an
+    array is one block."""
+    return samples if isinstance(samples, Iterator) else [samples]
+
+
+def _checked_images(samples, at_least=2):
     x = np.asarray(samples, dtype=np.float32)
-    if x.ndim != 2 or x.shape[0] < 2:
+    if x.ndim != 2 or x.shape[0] < at_least:
         raise ValueError(f"image_metrics: expected samples of shape (N, 784) with N >= 2, "
                          f"got {x.shape}")
     if not np.all(np.isfinite(x)):

@@ -115,6 +115,17 @@ def reparameterize(mu, logvar, eps):
     return mu + std * eps, std
 
 
+def reparameterize_backward(dz, eps, logvar, std):
+    r"""Eqs. (vae-5), (vae-6) without the KL's terms: the gradients that reach :math:`\mu`
+    and logvar through :math:`z = \mu + e^{\mathrm{logvar}/2} \odot \epsilon`,
+    :math:`(\delta_z, \tfrac12\, \delta_z \odot \epsilon \odot e^{\mathrm{logvar}/2})`.
+
+    ``std`` is :math:`e^{\mathrm{logvar}/2}` as the forward computed it (reused, not
+    recomputed). Shapes: all ``(batch, latent)``. Returns ``(dmu, dlogvar)``.
+    """
+    return dz, 0.5 * (dz * eps * std)
+
+
 def log_bernoulli(x, s):
     r"""Per-example Bernoulli log-likelihood from logits, minus eq. (bce-1) summed over
     pixels: :math:`\log p(x \mid z) = -\sum_i \ell(s_i, x_i)`. Shapes ``(..., d)`` ->
@@ -219,7 +230,7 @@ class VAE(Module):
         # a given eps is cast to the model's dtype, so float64 noise cannot upcast a float32 model
         eps = self.backend.normal(tuple(mu.shape)) if eps is None else self.backend.asarray(eps)
         z, std = reparameterize(mu, logvar, eps)                       # eq. (vae-2)
-        self._cache = (eps, std)
+        self._cache = (eps, std, logvar)
         return self.dec.forward(z), mu, logvar                         # eq. (vae-3)
 
     def loss(self, x, eps=None):
@@ -238,14 +249,15 @@ class VAE(Module):
         ``dy = (ds, dmu, dlogvar)``: dL/d(outputs of forward), the KL's own gradients
         entering as ``dmu`` and ``dlogvar``. Returns dL/dx through the encoder when
         ``input_grad`` (off by default: the input is data), else None."""
-        eps, std = self._cached()
+        eps, std, logvar = self._cached()
         if not isinstance(dy, tuple) or len(dy) != 3:
             raise TypeError("VAE.backward: dy must be the tuple (ds, dmu, dlogvar) that "
                             "VAE.loss returns")
         ds, dmu, dlogvar = dy
         dz = self.dec.backward(ds, param_grads=param_grads)
-        dmu = dz + dmu                                                 # eq. (vae-5)
-        dlogvar = 0.5 * (dz * eps * std) + dlogvar                     # eq. (vae-6)
+        dmu_z, dlogvar_z = reparameterize_backward(dz, eps, logvar, std)
+        dmu = dmu_z + dmu                                              # eq. (vae-5)
+        dlogvar = dlogvar_z + dlogvar                                  # eq. (vae-6)
         dh = self.mu.backward(dmu, param_grads=param_grads)
         dh = dh + self.logvar.backward(dlogvar, param_grads=param_grads)
         return self.enc.backward(dh, param_grads=param_grads, input_grad=input_grad)

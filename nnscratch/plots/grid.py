@@ -51,15 +51,14 @@ def save_image_grid(images, path, nrow=None, title=None):
 
 
 def save_atomic(fig, path, **options):
-    """``fig.savefig(path)`` through a temporary file in the same directory and a rename, so
-    that a full disk or a kill never leaves a truncated figure where a good one was."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        fig.savefig(tmp, format=os.path.splitext(path)[1][1:] or "png", **options)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """``fig.savefig(path)`` through the project's temporary file and rename
+    (:func:`nnscratch.training.checkpoint.atomic_file`), so that a full disk or a kill never
+    leaves a truncated figure where a good one was, a symbolic link at ``path`` is replaced
+    rather than written through, and a killed write leaves a temporary file that the next
+    run recognises as its own."""
+    from ..training.checkpoint import atomic_file
+    with atomic_file(path) as f:
+        fig.savefig(f, format=os.path.splitext(str(path))[1][1:] or "png", **options)
 
 
 def metric_keys(records):

@@ -12,15 +12,19 @@ Read with ``allow_pickle=False``: strings are stored as 0-d unicode arrays, neve
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import json
 import math
 import os
-import secrets
+import shutil
 import zipfile
+import zlib
 
 import numpy as np
 
+from .checks import stored_parameters
+from .rundir import file_kind, temporary_path
 from .trainer import Trainer
 
 FORMAT_VERSION = 1
@@ -62,25 +66,88 @@ def atomic_file(path):
     """An open binary file that becomes ``path`` only when the block ends without error: a
     temporary file in the same directory (so the rename never crosses file systems), created
     with the permissions of any new file, flushed and fsync'ed, renamed over ``path``, and the
-    directory fsync'ed; removed if anything, Ctrl-C included, interrupts."""
+    directory fsync'ed; removed if anything, Ctrl-C included, interrupts.
+
+    Nothing is written through a symbolic link: the temporary file is created new (``x``
+    mode: an existing name, a link included, is an error) and the rename replaces a link at
+    ``path`` rather than its target. A directory, FIFO or device at ``path`` is refused
+    before anything is written. Inside :func:`atomic_group`, the rename waits for the end
+    of the group."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
-                                  f"{secrets.token_hex(4)}.tmp")
+    kind = file_kind(path)
+    if kind not in (None, "a symbolic link"):
+        raise OSError(errno.EEXIST, f"could not write {path}: it is {kind}, not a file "
+                                    "(nothing was written)")
+    tmp = temporary_path(os.path.join(directory, os.path.basename(path)))
     try:
         with open(tmp, "xb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        group = _GROUP.get()
+        if group is not None:
+            group.append((tmp, path))
+            return
         os.replace(tmp, path)
     except BaseException as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_quietly(tmp)
         if isinstance(err, OSError) and err.errno is not None:
             raise OSError(err.errno, f"could not write {path} ({err.strerror}); the file "
                                      "there before, if any, is kept") from err
         raise
     _fsync_directory(directory)
+
+
+#: the renames an :func:`atomic_group` holds back: ``[(temporary, path), ...]``, else None
+_GROUP = contextvars.ContextVar("atomic_group", default=None)
+
+
+@contextlib.contextmanager
+def atomic_group():
+    """``with atomic_group():`` every :func:`atomic_file` in the block is written whole and
+    fsync'ed, but renamed over its path only when the whole block ends without error.
+
+    Why: ``sample`` writes ``x.npy`` and ``x.png``; a full disk at the second must not leave
+    the first already replaced. Renames need no space, so once every temporary file is
+    written they all go through (within one file system, a rename fails only when the
+    directory itself goes away). On any error every temporary file is removed and every
+    earlier file is left as it was."""
+    pending = []
+    token = _GROUP.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            _remove_quietly(tmp)
+        raise
+    finally:
+        _GROUP.reset(token)
+    for i, (tmp, path) in enumerate(pending):
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            for later, _ in pending[i:]:
+                _remove_quietly(later)
+            raise
+    for directory in {os.path.dirname(os.path.abspath(path)) for _, path in pending}:
+        _fsync_directory(directory)
+
+
+def copy_file_atomic(source, path):
+    """Copy the file ``source`` to ``path`` through :func:`atomic_file` (never through a
+    symbolic link at ``path``, never half a file)."""
+    with open(source, "rb") as src, atomic_file(path) as f:
+        shutil.copyfileobj(src, f)
+    return path
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def save_npy_rows(path, shape, blocks, dtype=np.float32):
@@ -145,8 +212,46 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
+# -- reading: every member checked before it is decompressed ----------------------------------
+#: characters a text member (the config, the loop state, a generator's state) may hold
+MAX_TEXT = 1 << 20
+#: what each member must be: a JSON text, a count (0-d integer >= 0), or a floating array
+TEXT, COUNT = "a 0-d text", "a 0-d integer"
+#: the members every checkpoint has, read (small and checked) before the model is built
+HEAD = {"config": TEXT, "loop/state": TEXT, "loop/format": COUNT}
+
+
 def read_checkpoint(path):
-    """The raw arrays of a checkpoint as a dict (host NumPy), validated."""
+    """The raw arrays of a checkpoint as a dict (host NumPy), validated.
+
+    The zip's directory and each member's ``.npy`` header are read first (a few hundred
+    bytes each): a member that is not an array, holds objects (pickle), or declares more
+    bytes than its entry holds is refused, and so is a total larger than the memory
+    available now, before anything is decompressed. :func:`load_checkpoint` checks more:
+    each member against the model its config describes.
+    """
+    path = _checked_path(path)
+    with _open_zip(path) as zf:
+        members = _directory(path, zf)
+        _read_head(path, zf, members)
+        need = sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
+        _check_available(path, need, "its arrays")
+        state = {key: _read_member(path, zf, members, key) for key in members}
+    bad = _non_finite(state)
+    if bad:
+        raise CheckpointError(f"checkpoint {path!r} is unusable: {bad}; resume from an earlier "
+                              "checkpoint or start again")
+    return state
+
+
+def read_head(path):
+    """``(config, loop_state)`` of a checkpoint, type-checked, without reading its arrays."""
+    path = _checked_path(path)
+    with _open_zip(path) as zf:
+        return _read_head(path, zf, _directory(path, zf, only=HEAD))
+
+
+def _checked_path(path):
     path = os.fspath(path)
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path!r} is a directory; name the file in it, e.g. "
@@ -158,25 +263,230 @@ def read_checkpoint(path):
     if head[:2] != ZIP_MAGIC[:2]:
         raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file (it starts "
                               f"with bytes {head.hex() or 'none'}, not a zip header)")
+    return path
+
+
+@contextlib.contextmanager
+def _open_zip(path):
+    """The archive, with a cut or damaged member (bad CRC, short stream) named as corrupt."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            state = {k: data[k] for k in data.files}
+        zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file "
                               f"({err})") from err
-    for key in ("config", "loop/state", "loop/format"):
-        if key not in state:
+    with zf:
+        try:
+            yield zf
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+            raise CheckpointError(f"checkpoint {path!r} is corrupt ({err})") from err
+
+
+def _directory(path, zf, known=None, only=None):
+    """``key -> (ZipInfo, shape, dtype)`` of every member (of those in ``only``, a set or a
+    test of the name, when given), from the zip's directory and each member's ``.npy``
+    header only. ``known(key)``, when given, is asked before any header is read: an unknown
+    member is refused by its name alone."""
+    members = {}
+    for info in zf.infolist():
+        key = info.filename[:-4]
+        if not info.filename.endswith(".npy") or key in members:
+            raise CheckpointError(f"checkpoint {path!r} holds {info.filename!r}, which is not "
+                                  "one array of a checkpoint: not written by nnscratch")
+        if known is not None and not known(key):
+            raise CheckpointError(f"checkpoint {path!r} holds an unknown member {key!r} "
+                                  "(not part of the model its config describes)")
+        if only is not None and not (only(key) if callable(only) else key in only):
+            continue
+        with zf.open(info) as f:
+            shape, dtype, offset = _npy_header(path, key, f)
+        if dtype.hasobject:
+            raise CheckpointError(f"checkpoint {path!r}: {key!r} holds Python objects "
+                                  "(pickle), which nnscratch never loads")
+        if info.file_size != offset + _nbytes(shape, dtype):
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} declares shape "
+                                  f"{shape} of {dtype} ({_nbytes(shape, dtype)} bytes), its "
+                                  f"entry holds {info.file_size - offset}")
+        members[key] = (info, shape, dtype)
+    return members
+
+
+def _npy_header(path, key, f):
+    """``(shape, dtype, header length)`` from the start of an ``.npy`` stream."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in readers:
+            raise ValueError(f".npy format {version[0]}.{version[1]}")
+        shape, _, dtype = readers[version](f)
+    except (ValueError, TypeError, SyntaxError, EOFError) as err:
+        raise CheckpointError(f"checkpoint {path!r} is corrupt: the header of {key!r} is "
+                              f"unreadable ({err})") from err
+    return tuple(shape), dtype, f.tell()
+
+
+def _nbytes(shape, dtype):
+    return math.prod(shape) * dtype.itemsize
+
+
+def _check_member(path, key, member, want):
+    """``member`` is what ``want`` says: TEXT, COUNT, or a shape of floating values."""
+    _, shape, dtype = member
+    if want == TEXT:
+        ok = shape == () and dtype.kind == "U" and dtype.itemsize <= 4 * MAX_TEXT
+    elif want == COUNT:
+        ok = shape == () and dtype.kind in "iu"
+    else:
+        ok = shape == tuple(want) and dtype.kind == "f"
+        want = f"a floating-point array of shape {tuple(want)}"
+    if not ok:
+        raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+                              f"describes: {key!r} has shape {shape} ({dtype}), not {want}")
+
+
+def _read_member(path, zf, members, key):
+    """Decompress one member (its header already checked)."""
+    try:
+        with zf.open(members[key][0]) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as err:
+        raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is unreadable "
+                              f"({err})") from err
+
+
+def _read_head(path, zf, members):
+    """Check and read the format, the config and the loop state; returns the last two."""
+    for key, want in HEAD.items():
+        if key not in members:
             raise CheckpointError(f"checkpoint {path!r} lacks {key!r}: not written by nnscratch")
-    if int(state["loop/format"]) != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path!r} has format {int(state['loop/format'])}, "
-                              f"this nnscratch reads format {FORMAT_VERSION}")
-    bad = _non_finite(state)
-    if bad:
-        raise CheckpointError(f"checkpoint {path!r} is unusable: {bad}; resume from an earlier "
-                              "checkpoint or start again")
-    return state
+        _check_member(path, key, members[key], want)
+    found = int(_read_member(path, zf, members, "loop/format"))
+    if found != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path!r} has format {found}, this nnscratch reads "
+                              f"format {FORMAT_VERSION}")
+    texts = {}
+    for key, what in (("config", "config"), ("loop/state", "loop state")):
+        try:
+            texts[key] = json.loads(str(_read_member(path, zf, members, key)))
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: unreadable {what} "
+                                  f"({err})") from err
+        if not isinstance(texts[key], dict):
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is JSON "
+                                  f"{type(texts[key]).__name__}, not an object")
+    _check_fields(path, "config's", texts["config"], CONFIG_FIELDS)
+    _check_position(path, texts["loop/state"])
+    return texts["config"], texts["loop/state"]
 
 
+def _check_available(path, need, what):
+    """Refuse ``need`` bytes that the memory available now (MemAvailable) cannot hold."""
+    from .checks import available_memory, format_bytes
+    have = available_memory()
+    if have is not None and need > have:
+        raise CheckpointError(f"checkpoint {path!r}: {what} need {format_bytes(need)}, more "
+                              f"than the {format_bytes(have)} of memory available now")
+
+
+# -- the types of every field of the config and the loop state --------------------------------
+def _integer(v, low):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _pair(test):
+    return lambda v: isinstance(v, list) and len(v) == 2 and all(test(x) for x in v)
+
+
+_POSITIVE_INT = (lambda v: _integer(v, 1), "an integer >= 1")
+_COUNT = (lambda v: _integer(v, 0), "an integer >= 0")
+_RATE = (lambda v: _number(v) and v > 0, "a finite number > 0")
+_FRACTION = (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
+_TIME = (lambda v: _number(v) and v >= 0, "a finite number >= 0")
+_TEXT = (lambda v: isinstance(v, str), "a string")
+_FLAG = (lambda v: isinstance(v, bool), "true or false")
+
+#: the type of each config key the models know (None: the preset's default); keys of other
+#: models (registered by a user) are left to their trainer
+CONFIG_FIELDS = {
+    "kind": _TEXT, "preset": _TEXT, "recipe": _TEXT, "init": _TEXT, "loss": _TEXT,
+    "G_norm": _TEXT, "output": _TEXT,
+    "latent": _POSITIVE_INT, "data_dim": _POSITIVE_INT, "pack": _POSITIVE_INT,
+    "k": _POSITIVE_INT, "iw_samples": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
+    "lr": _RATE, "lr_D": _RATE, "lr_G": _RATE,
+    "binarize": _FLAG, "D_spectral": _FLAG,
+    "ema": _FRACTION, "D_dropout": _FRACTION, "label_smoothing": _FRACTION,
+    "G_alpha": (_number, "a finite number"), "D_alpha": (_number, "a finite number"),
+    "betas": (_pair(_FRACTION[0]), "two numbers in [0, 1)"),
+    "ttur": (_pair(_RATE[0]), "two finite numbers > 0"),
+    "G_hidden": (lambda v: isinstance(v, list) and len(v) > 0 and all(_integer(x, 1) for x in v),
+                 "a non-empty list of integers >= 1"),
+}
+CONFIG_FIELDS["D_hidden"] = CONFIG_FIELDS["G_hidden"]
+
+#: the loop state's scalar fields (the position ``epoch``, ``batch``, ``step`` included)
+LOOP_FIELDS = {"seed": (lambda v: _integer(v, -2**63), "an integer"),
+               "epoch": _COUNT, "batch": _COUNT, "step": _COUNT,
+               "n_train": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
+               "elapsed": _TIME, "wall": _TIME}
+#: the command line's options of the run, in ``loop/state``'s ``run``
+RUN_FIELDS = {"dataset": _TEXT, "data_dir": _TEXT, "limit": _POSITIVE_INT,
+              "test_limit": _POSITIVE_INT, "batch_size": _POSITIVE_INT, "epochs": _COUNT,
+              "backend": (lambda v: v in ("numpy", "cupy"), "'numpy' or 'cupy'")}
+
+
+def _check_fields(path, where, values, fields):
+    """Each key of ``fields`` present in ``values`` is None or of its type."""
+    for key, (test, what) in fields.items():
+        value = values.get(key)
+        if value is not None and not test(value):
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: the {where} {key!r} is "
+                                  f"{value!r}, not {what}")
+
+
+def _check_position(path, loop_state):
+    """Every field of the loop's state has its type (an edited ``"epoch": -3`` would train
+    extra epochs, a NaN in ``sums`` would reach the log as a number)."""
+    for key in ("epoch", "batch", "step"):
+        value = loop_state.get(key, 0)
+        if not _integer(value, 0):
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop position {key!r} "
+                                  f"is {value!r}, not an integer >= 0")
+    _check_fields(path, "loop state's", loop_state, LOOP_FIELDS)
+    for key in ("sums", "run", "data_rng", "record"):
+        if not isinstance(loop_state.get(key, {}), dict):
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's {key!r} is "
+                                  "not a JSON object")
+    _check_fields(path, "run's", loop_state.get("run", {}), RUN_FIELDS)
+    sums = loop_state.get("sums", {})
+    _check_fields(path, "loop's sum", sums, {k: (_number, "a finite number") for k in sums})
+    record = loop_state.get("record") or {}
+    # a held-out metric may be inf (the loop logs it as it is); the training means come
+    # from the sums, which every step checked
+    _check_fields(path, "loop's record", record, {
+        k: (_number, "a finite number") if k.startswith("train_") else
+        (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
+        for k in record})
+    if record and not _integer(record.get("epoch"), 1):
+        raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's 'record' has no "
+                              "'epoch' >= 1")
+    n_train, size = loop_state.get("n_train"), loop_state.get("batch_size")
+    if n_train and size and loop_state.get("batch", 0) > n_train // size:
+        raise CheckpointError(f"checkpoint {path!r} is corrupt: batch {loop_state['batch']} "
+                              f"of an epoch of {n_train // size} batches")
+    if "data_rng" in loop_state:
+        try:
+            np.random.default_rng().bit_generator.state = loop_state["data_rng"]
+        except (ValueError, TypeError, KeyError, OverflowError) as err:
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's 'data_rng' is "
+                                  f"not a generator's state ({type(err).__name__}: "
+                                  f"{err})") from err
+
+
+# -- rebuilding the trainer -------------------------------------------------------------------
 def _non_finite(state):
     """What is wrong when a floating array of ``state`` holds NaN or Inf, else None."""
     for key, a in state.items():
@@ -191,25 +501,49 @@ def _non_finite(state):
 def load_checkpoint(path, backend=None, kind=None):
     """Rebuild the trainer from a checkpoint. Returns ``(trainer, loop_state)``.
 
-    The trainer is built by ``Trainer.from_config`` from the stored config, on ``backend``
-    (default: the current one), and then given every stored array. ``kind`` ("vae", "gan"),
-    when given, must match the checkpoint's model. Raises :class:`CheckpointError` for a
-    missing, corrupt or foreign file, a model of another kind, or arrays that do not fit the
-    model the config describes.
+    In this order, so that a hostile or damaged file costs neither memory nor a traceback:
+    the zip's directory and the small members (format, config, loop state: every field
+    type-checked); the parameters the config implies, against the values the file's
+    ``net/`` members declare and the memory available now (before the model exists); the
+    trainer, built by ``Trainer.from_config`` on ``backend`` (default: the current one);
+    every member's declared shape and dtype against that model (unknown members, a missing
+    Adam moment, a counter that is not a count: refused); their total against the memory
+    still available; then the arrays. ``kind`` ("vae", "gan"), when given, must match the
+    checkpoint's model. Every failure is a :class:`CheckpointError` that names the member
+    or field.
     """
     _import_models()
-    path = os.fspath(path)
-    state = read_checkpoint(path)
+    path = _checked_path(path)
+    with _open_zip(path) as zf:
+        config, loop_state = _read_head(path, zf, _directory(path, zf, only=HEAD))
+        # every parameter of the model is stored: the values the file declares bound it
+        stored = sum(math.prod(shape) for _, shape, _ in _directory(
+            path, zf, only=lambda key: key.startswith("net/")).values())
+        with stored_parameters(stored, "the checkpoint"):
+            trainer = _build(path, config, kind, backend)
+        members = _directory(path, zf, known=_known(trainer))
+        _check_members(path, trainer, members)
+        # the model exists now (MemAvailable counts it): its state must fit beside it
+        need = sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
+        _check_available(path, need, f"the model is built; its {len(members)} arrays")
+        state = {}
+        for key in members:
+            state[key] = _read_member(path, zf, members, key)
+            bad = _non_finite({key: state[key]})
+            if bad:
+                raise CheckpointError(f"checkpoint {path!r} is unusable: {bad}; resume from an "
+                                      "earlier checkpoint or start again")
+    _check_counters(path, trainer, state)
     try:
-        config = json.loads(str(state["config"]))
-        loop_state = json.loads(str(state["loop/state"]))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt: unreadable config ({err})") from err
-    for key, value in (("config", config), ("loop/state", loop_state)):
-        if not isinstance(value, dict):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is JSON "
-                                  f"{type(value).__name__}, not an object")
-    _check_position(path, loop_state)
+        trainer.load_state_dict(state)
+    except (KeyError, ValueError, TypeError) as err:
+        raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+                              f"describes ({type(err).__name__}: {err})") from err
+    return trainer, loop_state
+
+
+def _build(path, config, kind, backend):
+    """The trainer the config describes; the memory it needs is checked before it exists."""
     found = config.get("kind")
     if kind is not None and found != kind:
         raise CheckpointError(f"checkpoint {path!r} holds a {found!r} model, not a {kind!r} one")
@@ -218,44 +552,94 @@ def load_checkpoint(path, backend=None, kind=None):
                               f"nnscratch does not know (known: "
                               f"{', '.join(sorted(Trainer.registry))})")
     try:
-        trainer = Trainer.from_config(config, backend=backend)
-    except (ArithmeticError, KeyError, TypeError, ValueError) as err:
+        return Trainer.from_config(config, backend=backend)
+    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as err:
         raise CheckpointError(f"checkpoint {path!r} has a config that builds no model "
                               f"({type(err).__name__}: {err})") from err
-    try:
-        _check_optimizer_shapes(trainer, state)
-        trainer.load_state_dict(state)
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
-                              f"describes ({type(err).__name__}: {err})") from err
-    return trainer, loop_state
 
 
-def _check_position(path, loop_state):
-    """The loop's position must be counts (an edited ``"epoch": -3`` would train extra epochs)."""
-    for key in ("epoch", "batch", "step"):
-        value = loop_state.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop position {key!r} "
-                                  f"is {value!r}, not an integer >= 0")
-    for key in ("sums", "run", "data_rng"):
-        if not isinstance(loop_state.get(key, {}), dict):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's {key!r} is "
-                                  "not a JSON object")
+def _expected(trainer):
+    """``key -> TEXT, COUNT or a shape`` of every member a checkpoint of ``trainer`` may
+    hold, except the optimizers' per-parameter slots (see :func:`_slots`)."""
+    want = {**HEAD, "rng/backend": TEXT}
+    for key, net in trainer.networks.items():
+        for name, a in {**net.params, **net.buffers}.items():
+            want[f"net/{key}/{name}"] = tuple(a.shape)
+    for key in trainer.optimizers:
+        want[f"opt/{key}/t"] = COUNT
+    return want
 
 
-def _check_optimizer_shapes(trainer, state):
-    """Each stored optimizer slot ``opt/<opt>/<slot>/<param>`` has its parameter's shape."""
+def _slots(trainer):
+    """``member -> (optimizer, slot, parameter shape)`` of every optimizer slot (Adam's
+    ``m`` and ``v`` of each parameter)."""
+    out = {}
     for key, opt in trainer.optimizers.items():
-        params = opt.module.params
-        prefix = f"opt/{key}/"
-        for name, a in state.items():
-            if not name.startswith(prefix) or name.count("/") < 3:
-                continue
-            param = name[len(prefix):].split("/", 1)[1]
-            if param in params and tuple(a.shape) != tuple(params[param].shape):
-                raise ValueError(f"{name!r} has shape {tuple(a.shape)}, the parameter "
-                                 f"{param!r} {tuple(params[param].shape)}")
+        for name, p in opt.module.params.items():
+            for slot in _slot_names(opt):
+                out[f"opt/{key}/{slot}/{name}"] = (key, slot, tuple(p.shape))
+    return out
+
+
+def _slot_names(opt):
+    """The names of one parameter's state in ``opt`` (Adam: ``m``, ``v``), from the state
+    of an empty array (nothing is allocated)."""
+    return tuple(opt._init_state(opt.module.backend.zeros((0,))))
+
+
+def _known(trainer):
+    """Whether a member's name belongs to ``trainer``'s checkpoint: the expected members,
+    the optimizer slots, and counters of the model's own (``<kind>/<name>``)."""
+    names = set(_expected(trainer)) | set(_slots(trainer))
+    return lambda key: key in names or key.startswith(f"{trainer.kind}/")
+
+
+def _check_members(path, trainer, members):
+    """Each member's declared shape and dtype against the model, before decompressing; an
+    optimizer's state complete (every slot of every parameter) or, before its first
+    step, absent."""
+    want = _expected(trainer)
+    for key, spec in want.items():
+        if key in members:
+            _check_member(path, key, members[key], spec)
+        elif key.startswith("net/"):
+            raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+                                  f"describes: it lacks {key!r}")
+    for key, member in members.items():
+        if key.startswith(f"{trainer.kind}/"):
+            _check_member(path, key, member, COUNT)
+    slots = _slots(trainer)
+    for key, (opt, slot, shape) in slots.items():
+        if key in members:
+            _check_member(path, key, members[key], shape)
+    for opt in trainer.optimizers:
+        if f"opt/{opt}/t" not in members:
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: it lacks the step count "
+                                  f"'opt/{opt}/t' of the optimizer {opt!r}")
+        every = [k for k, (o, _, _) in slots.items() if o == opt]
+        missing = [k for k in every if k not in members]
+        if missing and len(missing) < len(every):
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: the optimizer {opt!r} "
+                                  f"lacks {missing[0]!r}" + (f" and {len(missing) - 1} more"
+                                                             if len(missing) > 1 else ""))
+
+
+def _check_counters(path, trainer, state):
+    """Counters are >= 0, and an optimizer with per-parameter state (Adam's moments) has
+    it exactly when it has taken steps (a missing moment would fail at the first step)."""
+    for key, a in state.items():
+        if a.dtype.kind in "iu" and int(a) < 0:
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is {int(a)}, not "
+                                  "an integer >= 0")
+    for key, opt in trainer.optimizers.items():
+        t = int(state[f"opt/{key}/t"])
+        if not _slot_names(opt):
+            continue
+        moments = any(k.startswith(f"opt/{key}/") and k != f"opt/{key}/t" for k in state)
+        if moments != (t > 0):
+            raise CheckpointError(f"checkpoint {path!r} is corrupt: 'opt/{key}/t' is {t} but "
+                                  f"the optimizer {'has' if moments else 'lacks'} its "
+                                  f"{' and '.join(_slot_names(opt))}")
 
 
 def _import_models():

@@ -6,6 +6,8 @@ batch) or a MemoryError traceback (a width of 10^9).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
 
@@ -63,15 +65,51 @@ def check_sizes(what, **sizes):
                 raise ValueError(f"{what}: {name} must be integers >= 1, got {value!r}")
 
 
+#: ``(most parameters, why)`` while a checkpoint is loaded (see :func:`stored_parameters`)
+_stored = contextvars.ContextVar("nnscratch_stored_parameters", default=None)
+
+
+@contextlib.contextmanager
+def stored_parameters(n, where):
+    """While the block runs, :func:`check_memory` refuses a model of more than ``n``
+    parameters: those a checkpoint ``where`` stores. A config that implies more (an edited
+    latent of 300,000) is refused from the config alone, before the model exists."""
+    token = _stored.set((n, where))
+    try:
+        yield
+    finally:
+        _stored.reset(token)
+
+
 def check_memory(n_params, itemsize, what):
     """Refuse a model whose training state (:data:`COPIES` arrays per parameter) exceeds the
-    machine's memory, before anything is allocated."""
+    memory available now (not the machine's total: other programs hold some of it), or,
+    while a checkpoint is loaded, the values that checkpoint stores, before anything is
+    allocated."""
+    stored = _stored.get()
+    if stored is not None and n_params > stored[0]:
+        raise ValueError(f"{what} has {n_params:.3g} parameters, more than the {stored[0]:.3g} "
+                         f"values {stored[1]} stores")
     need = n_params * itemsize * COPIES
-    have = physical_memory()
+    have = available_memory()
     if have is not None and need > have:
         raise ValueError(f"{what} has {n_params:.3g} parameters: training needs "
-                         f"{_bytes(need)} (parameters, gradients and Adam's two moments), "
-                         f"more than this machine's {_bytes(have)} of memory")
+                         f"{format_bytes(need)} (parameters, gradients and Adam's two "
+                         f"moments), more than this machine's {format_bytes(have)} of memory "
+                         "available now")
+
+
+def available_memory():
+    """Bytes of memory available now without swapping: ``MemAvailable`` of
+    ``/proc/meminfo`` (Linux), else the machine's RAM, else None where neither is known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return physical_memory()
 
 
 def physical_memory():
@@ -82,7 +120,8 @@ def physical_memory():
         return None
 
 
-def _bytes(n):
+def format_bytes(n):
+    """``n`` bytes in decimal units, e.g. ``'2.4 GB'``."""
     for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
         if n < 1000 or unit == "PB":
             return f"{n:.3g} {unit}"

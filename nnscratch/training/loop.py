@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -44,9 +43,9 @@ import numpy as np
 from ..backend import namespace, to_numpy
 from ..datasets import batches
 from ..losses import NonFiniteError, deferred_finite_checks
-from .checkpoint import save_checkpoint
+from .checkpoint import copy_file_atomic, save_checkpoint
 from .progress import ProgressBar
-from .rundir import RunLock, check_fresh, remove_stale_temporaries
+from .rundir import SAMPLES, RunLock, check_fresh, file_kind, remove_stale_temporaries
 from .runlog import RunLog
 
 CHECKPOINT = "checkpoint.npz"
@@ -237,8 +236,21 @@ def _sync_log(log, state):
     return records
 
 
+#: what a resumed run reads from the loop state (``wall`` came later: 0 when absent)
+RESUME_KEYS = ("epoch", "batch", "step", "data_rng", "sums", "elapsed")
+
+
+def check_resumable(loop_state):
+    """Raise ``ValueError`` naming what a resumed run would miss in ``loop_state``."""
+    missing = [key for key in RESUME_KEYS if key not in loop_state]
+    if missing:
+        raise ValueError(f"the loop state to resume lacks {', '.join(map(repr, missing))}: "
+                         "not the state of a run (a checkpoint saved by fit has them)")
+
+
 def _start_state(seed, loop_state, n_train, batch_size):
     state = new_loop_state(seed) if loop_state is None else dict(loop_state)
+    check_resumable(state)
     state.setdefault("wall", 0.0)
     shape = {"n_train": n_train, "batch_size": batch_size}
     changed = {k: (state[k], v) for k, v in shape.items() if state.get(k, v) != v}
@@ -393,6 +405,7 @@ class _Run:
         of the epoch is already saved)."""
         try:
             paths = self.trainer.figures(self.out_dir, data, records) or []
+            self._keep_samples(paths, records[-1]["epoch"])
         except ImportError as err:
             if not self.figures_warned:
                 print(f"nnscratch: warning: no figures ({err}); training goes on",
@@ -403,13 +416,21 @@ class _Run:
             print(f"nnscratch: warning: the figures of epoch {records[-1]['epoch']} failed "
                   f"({type(err).__name__}: {err}); training goes on", file=self.stream)
             return []
+        return paths
+
+    def _keep_samples(self, paths, epoch):
+        """The epoch's ``samples.png`` also goes to ``samples/epoch_<n>.png`` (written as
+        every file of a run is: :func:`copy_file_atomic`; a ``samples`` that is a symbolic
+        link or a file is refused, not written through)."""
         for path in paths:
             if os.path.basename(str(path)) == "samples.png":
-                history = os.path.join(self.out_dir, "samples")
+                history = os.path.join(self.out_dir, SAMPLES)
+                kind = file_kind(history)
+                if kind not in (None, "a directory"):
+                    raise OSError(f"{history} is {kind}, not the folder of the per-epoch "
+                                  "samples")
                 os.makedirs(history, exist_ok=True)
-                shutil.copyfile(path,
-                                os.path.join(history, f"epoch_{records[-1]['epoch']:03d}.png"))
-        return paths
+                copy_file_atomic(path, os.path.join(history, f"epoch_{epoch:03d}.png"))
 
 
 def _on_device(backend):

@@ -6,16 +6,21 @@ Rules (see ``docs/checkpoints.md``):
   second run into the same directory is refused while the owner lives. The lock is an
   advisory ``flock`` held for the whole run, so the kernel releases it when the owner dies
   (``kill -9`` included): a lock file left by a dead process is stale and taken over.
-* A fresh run never replaces an earlier one: a directory that holds a checkpoint or a
-  non-empty log is refused unless the run resumes that checkpoint or the caller asks to
-  overwrite it (``--overwrite``), which deletes the earlier checkpoint and logs first.
-* Temporary files of writers that died (``.<name>.<pid>.<hex>.tmp`` of a dead PID, and the
-  logs' ``log.*.tmp``) are removed when a run takes the directory.
+  The lock file is opened without following a symbolic link, and anything at ``.lock`` that
+  is not a regular file (a link, a FIFO, a device) is refused, never written through.
+* A fresh run never replaces an earlier one: a directory that holds any name a run writes
+  (:data:`RUN_FILES`, ``samples/``) is refused unless the run resumes that checkpoint or
+  the caller asks to overwrite it (``--overwrite``), which deletes exactly those names first.
+* Temporary files of writers that died are removed when a run takes the directory: only the
+  exact names the project's writers give them (:func:`temporary_path` of a name a run
+  writes, with the PID of a dead process), nothing else that merely looks alike.
 """
 from __future__ import annotations
 
 import os
 import re
+import secrets
+import stat
 
 try:
     import fcntl
@@ -24,11 +29,21 @@ except ImportError:                 # Windows: the PID in the lock file is all t
 
 LOCK = ".lock"
 CHECKPOINT = "checkpoint.npz"
-#: the files of a run that a fresh run would replace
-RUN_FILES = (CHECKPOINT, "log.jsonl", "log.csv")
-#: ``.<name>.<pid>.<hex>.tmp``, the temporary files of the atomic writers
-_TMP_WITH_PID = re.compile(r"^\..+\.(\d+)\.[0-9a-f]+\.tmp$")
+LOGS = ("log.jsonl", "log.csv")
+#: the figures the trainers write after every epoch (``nnscratch.plots.*.epoch_figures`` and
+#: ``Trainer.figures``)
+FIGURES = ("loss.png", "curves.png", "samples.png", "reconstructions.png", "latent.png",
+           "manifold.png")
+#: every file of a run in its directory, which a fresh run would replace
+RUN_FILES = (CHECKPOINT, *LOGS, *FIGURES)
+#: the folder of the per-epoch grids ``samples/epoch_<n>.png``
+SAMPLES = "samples"
+EPOCH_SAMPLE = re.compile(r"^epoch_\d{3,}\.png$")
+#: ``.<name>.<pid>.<8 hex>.tmp``: :func:`temporary_path`
+_TMP_WITH_PID = re.compile(r"^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$")
+#: what earlier versions left: the logs' ``log.*.tmp`` and the figures' ``<name>.<pid>.tmp``
 _LOG_TMP = ("log.jsonl.tmp", "log.csv.tmp")
+_OLD_FIGURE_TMP = re.compile(r"^(.+\.png)\.(\d+)\.tmp$")
 
 
 class RunDirectoryError(ValueError):
@@ -50,14 +65,55 @@ def pid_alive(pid):
     return True
 
 
+def temporary_path(path):
+    """The name of the temporary file that becomes ``path`` (``.<name>.<pid>.<hex>.tmp``
+    beside it): hidden, and carrying its writer's PID so that a later run can tell a dead
+    writer's leftover from a live one's file."""
+    directory, name = os.path.split(os.fspath(path))
+    return os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def file_kind(path, follow=False):
+    """None for a regular file or no file at ``path``; else what is there ("a directory",
+    "a FIFO", "a symbolic link"...). ``follow``: judge what a symbolic link points to."""
+    try:
+        mode = (os.stat if follow else os.lstat)(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def earlier_run(out_dir):
-    """The path of the checkpoint or non-empty ``log.jsonl`` of a run in ``out_dir``, else
-    None (a run killed before its first epoch ended leaves empty logs: nothing to lose)."""
-    for name in (CHECKPOINT, "log.jsonl"):
+    """The path of the first file of a run found in ``out_dir`` (any name of
+    :data:`RUN_FILES`, whatever it is, or anything in ``samples/``), else None. Empty logs
+    are no run: an older nnscratch killed before its first epoch ended left them."""
+    for name in RUN_FILES:
         path = os.path.join(out_dir, name)
-        if os.path.isfile(path) and (name == CHECKPOINT or os.path.getsize(path) > 0):
+        if os.path.lexists(path) and not _empty_log(path):
             return path
-    return None
+    samples = os.path.join(out_dir, SAMPLES)
+    if os.path.lexists(samples) and file_kind(samples) != "a directory":
+        return samples
+    try:
+        inside = sorted(os.listdir(samples))
+    except OSError:
+        return None
+    return os.path.join(samples, inside[0]) if inside else None
+
+
+def _empty_log(path):
+    """A log with no record: an empty ``log.jsonl``, a ``log.csv`` of an empty header."""
+    if os.path.basename(path) not in LOGS or file_kind(path) is not None:
+        return False
+    with open(path, "rb") as f:
+        return f.read(2) in (b"", b"\n")
 
 
 def check_fresh(out_dir, resumed_from=None, overwrite=False, resuming=False):
@@ -79,43 +135,84 @@ def check_fresh(out_dir, resumed_from=None, overwrite=False, resuming=False):
         # resume: then only the two other ways out are named
         resume = f"continue it with --resume {own}, " if os.path.isfile(own) else ""
         raise RunDirectoryError(
-            f"{out_dir} holds an earlier run ({os.path.basename(found)}); {resume}choose a "
-            f"fresh --out, or pass --overwrite to replace it")
-    for name in RUN_FILES:
-        path = os.path.join(out_dir, name)
-        if os.path.isfile(path):
+            f"{out_dir} holds an earlier run ({os.path.relpath(found, out_dir)}); {resume}"
+            "choose a fresh --out, or pass --overwrite to replace it")
+    remove_run_files(out_dir)
+
+
+def remove_run_files(out_dir):
+    """Delete the names a run writes in ``out_dir`` (a symbolic link is removed, never what
+    it points to), and nothing else; a directory in their place is refused."""
+    paths = [os.path.join(out_dir, name) for name in RUN_FILES]
+    samples = os.path.join(out_dir, SAMPLES)
+    if file_kind(samples) == "a directory":
+        paths += [os.path.join(samples, name) for name in sorted(os.listdir(samples))
+                  if EPOCH_SAMPLE.match(name)]
+    elif os.path.lexists(samples):
+        paths.append(samples)
+    for path in paths:
+        if file_kind(path) == "a directory":
+            raise RunDirectoryError(f"--overwrite deletes files only, and {path} is a "
+                                    "directory; move it away")
+    for path in paths:
+        if os.path.lexists(path):
             os.remove(path)
+    if file_kind(samples) == "a directory":
+        try:
+            os.rmdir(samples)           # only when nothing of the user's is left in it
+        except OSError:
+            pass
 
 
-def remove_stale_temporaries(out_dir, owner=True):
-    """Delete the temporary files of dead writers in ``out_dir``; returns their names.
+def remove_stale_temporaries(out_dir, targets=None, owner=True):
+    """Delete the temporary files of dead writers in ``out_dir``; returns their paths.
 
-    ``owner``: the caller holds the directory's lock, so the logs' temporary files (which
-    carry no PID) are stale too."""
+    Only exact names are removed: :func:`temporary_path` of a name in ``targets`` (default:
+    a run's :data:`RUN_FILES`, and ``samples/epoch_<n>.png`` in ``samples/``) whose PID is
+    not a live process, and the names older versions used (``<figure>.png.<pid>.tmp`` of a
+    dead PID; with ``owner``, the caller holding the directory's lock, ``log.jsonl.tmp`` and
+    ``log.csv.tmp``, which carry no PID). A user's ``.notes.123.cafe0000.tmp`` stays."""
+    if targets is None:
+        removed = _remove_stale(out_dir, RUN_FILES.__contains__, owner)
+        samples = os.path.join(out_dir, SAMPLES)
+        if file_kind(samples) == "a directory":
+            removed += _remove_stale(samples, EPOCH_SAMPLE.match, False)
+        return removed
+    return _remove_stale(out_dir, set(targets).__contains__, owner)
+
+
+def _remove_stale(directory, is_target, owner):
     removed = []
     try:
-        names = os.listdir(out_dir)
+        names = os.listdir(directory)
     except OSError:
         return removed
     for name in names:
-        match = _TMP_WITH_PID.match(name)
-        stale = (match is not None and not pid_alive(int(match.group(1)))) or \
-            (owner and name in _LOG_TMP)
-        if stale:
+        path = os.path.join(directory, name)
+        stale = (owner and name in _LOG_TMP) or _of_dead_writer(name, is_target)
+        if stale and file_kind(path) is None:
             try:
-                os.remove(os.path.join(out_dir, name))
-                removed.append(name)
+                os.remove(path)
+                removed.append(path)
             except OSError:
                 pass
     return removed
+
+
+def _of_dead_writer(name, is_target):
+    """Whether ``name`` is the temporary file of a target of ``is_target`` whose writer died."""
+    match = _TMP_WITH_PID.match(name) or _OLD_FIGURE_TMP.match(name)
+    return match is not None and bool(is_target(match.group(1))) and \
+        not pid_alive(int(match.group(2)))
 
 
 def check_unlocked(out_dir):
     """Raise :class:`RunDirectoryError` if a live run holds ``out_dir``'s lock (a check for
     an early, clear message; only holding :class:`RunLock` makes the directory yours)."""
     path = os.path.join(out_dir, LOCK)
+    _refuse_odd_lock(path)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
     except OSError:
         return
     try:
@@ -170,7 +267,12 @@ class RunLock:
         """A descriptor of the lock file, locked; None when the file was replaced meanwhile."""
         if fcntl is None:
             return self._open_exclusive()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        _refuse_odd_lock(self.path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):      # swapped in since the check
+            os.close(fd)
+            _refuse_odd_lock(self.path)
+            raise RunDirectoryError(f"{self.path} is not a regular file; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -187,6 +289,7 @@ class RunLock:
         return fd
 
     def _open_exclusive(self):
+        _refuse_odd_lock(self.path)
         try:
             return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -220,6 +323,20 @@ class RunLock:
         finally:
             os.close(self.fd)
             self.fd = None
+
+
+#: open the lock without following a symbolic link, and without waiting (a FIFO swapped in
+#: after the check), where the system has the flags
+_NOFOLLOW, _NONBLOCK = getattr(os, "O_NOFOLLOW", 0), getattr(os, "O_NONBLOCK", 0)
+
+
+def _refuse_odd_lock(path):
+    """A lock file is a regular file the run creates: a symbolic link there would make the
+    run write its PID into the file it points to, and opening a FIFO waits forever."""
+    kind = file_kind(path)
+    if kind is not None:
+        raise RunDirectoryError(f"{path} is {kind}, not a lock file that nnscratch wrote; "
+                                "remove it (a run creates its own) or choose another --out")
 
 
 def _read_pid(fd):

@@ -14,6 +14,7 @@ import json
 import os
 
 from .checkpoint import atomic_file
+from .rundir import RunDirectoryError, file_kind
 
 
 class RunLog:
@@ -24,11 +25,33 @@ class RunLog:
         self.csv = os.path.join(out_dir, "log.csv")
 
     def read(self):
-        """Every record so far, as a list of dicts (empty if the run is new)."""
+        """Every record so far, as a list of dicts (empty if the run is new).
+
+        Raises ``ValueError`` naming the file and line when a line is not a record (a JSON
+        object with an integer ``epoch`` >= 1): the log is never rewritten over a line this
+        loop did not write (an edited or foreign file)."""
         if not os.path.exists(self.jsonl):
             return []
+        kind = file_kind(self.jsonl, follow=True)
+        if kind is not None:            # a FIFO would block the read forever
+            raise RunDirectoryError(f"{self.jsonl} is {kind}, not a log file; move it away")
+        records = []
         with open(self.jsonl) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    records.append(self._record(line, number))
+        return records
+
+    def _record(self, line, number):
+        try:
+            record = json.loads(line)
+            problem = _not_a_record(record)
+        except ValueError as err:          # JSONDecodeError
+            problem = f"not JSON: {err}"
+        if problem:
+            raise ValueError(f"{self.jsonl} line {number} is not a log record ({problem}); "
+                             "fix or remove that line")
+        return record
 
     def truncate(self, epochs_done):
         """Keep the records of the first ``epochs_done`` epochs (resuming from a checkpoint
@@ -44,6 +67,8 @@ class RunLog:
         return records
 
     def _rewrite(self, records):
+        if not records and not any(os.path.lexists(p) for p in (self.jsonl, self.csv)):
+            return                      # a new run: no empty logs (they would look like a run)
         _write_atomic(self.jsonl, "".join(json.dumps(r) + "\n" for r in records))
         keys = []
         for r in records:
@@ -53,6 +78,16 @@ class RunLog:
         writer.writeheader()
         writer.writerows(records)
         _write_atomic(self.csv, text.getvalue())
+
+
+def _not_a_record(record):
+    """What makes ``record`` no log line, else None."""
+    if not isinstance(record, dict):
+        return f"JSON {type(record).__name__}, not an object"
+    epoch = record.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        return f"'epoch' is {epoch!r}, not an integer >= 1"
+    return None
 
 
 def _write_atomic(path, text):
