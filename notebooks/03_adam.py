@@ -306,7 +306,9 @@ assert right[:10, 0].max() < 0 < 1 < broken[:10, 0].max()
 #
 # $\hat m$ scales with the gradient and $\sqrt{\hat v}$ too, so their ratio does not: only
 # $\epsilon$ in the denominator breaks the invariance, and only for gradients near $\epsilon
-# = 10^{-8}$ or below, where Adam turns into SGD with learning rate $\alpha/\epsilon$.
+# = 10^{-8}$ or below, where $\sqrt{\hat v} \ll \epsilon$ and the step $\alpha\hat
+# m/\epsilon$ is that of SGD with momentum (on the averaged gradient $\hat m$) and learning
+# rate $\alpha/\epsilon$.
 #
 # </details>
 
@@ -331,8 +333,10 @@ assert not np.allclose(descend_scaled(1e-9), base, atol=1e-2)      # eps takes o
 # %% [markdown]
 # <details><summary>Solution 3</summary>
 #
-# $v_t = \mu v_{t-1} + g$ is a geometric series, $v_t = g (1 - \mu^t)/(1 - \mu) \to g/(1 -
-# \mu)$, so each step tends to $\eta g/(1 - \mu)$, ten times $\eta g$ for $\mu = 0.9$.
+# The velocity of (sgd-1) with $\bar g_0 = 0$, $\bar g_t = \mu \bar g_{t-1} + g$, is a
+# geometric series, $\bar g_t = g (1 - \mu^t)/(1 - \mu) \to g/(1 - \mu)$, so each step
+# (sgd-2) tends to $\eta g/(1 - \mu)$, ten times $\eta g$ for $\mu = 0.9$. (The velocity
+# is written $\bar g$, not $v$: in this chapter $v$ is Adam's second moment.)
 #
 # </details>
 
