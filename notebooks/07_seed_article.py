@@ -135,7 +135,7 @@ assert moved > 0
 # | losses | `...` | (gan-1), (gan-3) from logits, stable |
 # | real data | never seen | every $D$ step |
 # | optimizer | `...` | Adam, lr $2 \times 10^{-4}$, $\beta_1 = 0.5$ |
-# | loop | `...` | $k$ $D$ steps per $G$ step, gradient through $D$ (gan-7) |
+# | loop | `...` | $n_D$ $D$ steps per $G$ step (1 by default), gradient through $D$ (gan-7) |
 # | initialisation | TF default (Glorot) | He's gain for slope 0.2, Glorot on output layers |
 # | stabilisers | none | the `stable` recipe by default (below); `"recipe": "none"` here |
 
@@ -279,7 +279,7 @@ print("what it meant, per example:", np.sum(np.square(x_real - decoded), axis=1)
 
 # %% [markdown]
 # With the axis fixed, the listing trains, and what it trains is a plain autoencoder: no
-# $\mu$ and $\log\sigma^2$, no sampling, no KL term. Its codes go wherever reconstruction
+# $\mu$ and $\mathrm{logvar}$, no sampling, no KL term. Its codes go wherever reconstruction
 # wants them, so decoding draws from the prior $\mathcal N(0, I)$, which is how a VAE
 # generates, decodes codes the decoder has never seen. Here the listing is trained with the
 # squared error it meant (`nn.mse`: summed over pixels, averaged over the batch) and Adam:
@@ -310,7 +310,7 @@ ae_samples = nn.to_numpy(decoder.forward(b.normal((16, z_dim))))
 # | `reduce_sum(square(x - decoded), axis=[1, 2, 3])` (fails) | `bce_with_logits(s, x)` (bce-1) |
 # | no KL term | `+ kl_normal(mu, logvar)` (kl-1): the loss is the negative ELBO (vae-4) |
 # | sigmoid output | logits; the sigmoid lives in the stable BCE |
-# | `z_dim = ...` | $k = 20$ |
+# | `z_dim = ...` | $d_z = 20$ |
 # | no optimizer, no loop | Adam lr $10^{-3}$, the shared training loop |
 
 # %%
