@@ -231,7 +231,8 @@ report = nn.check_gradients(lambda: gan.g_loss(z)[0], dict(gan.G.params),
                             {k: g.copy() for k, g in gan.G.grads.items()})
 print(nn.format_report(report))
 assert max(report.values()) < 1e-6
-print("D's gradients written by the generator step:", dict(gan.D.grads) == {})
+print("D's gradients after the generator step:", dict(gan.D.grads) or "none written")
+assert dict(gan.D.grads) == {}                     # param_grads=False: D is left untouched
 
 # %% [markdown]
 # ## Mode collapse on the grid, and packing
@@ -239,8 +240,8 @@ print("D's gradients written by the generator step:", dict(gan.D.grads) == {})
 # is not at $D^*$, and the non-saturating generator is punished far more for samples where
 # there are no data than for missing modes. On the 25 modes of the grid the plain GAN ends
 # with whole modes empty. Packing (PacGAN, gan-8) shows the discriminator $P$ samples at
-# once (the pack size; $m$ is the mixture above): a generator that repeats itself is easy to catch, so it is pushed to cover the
-# modes.
+# once (the pack size; $m$ is the mixture above): a generator that repeats itself is easy to catch,
+# so it is pushed to cover the modes.
 #
 # The comparison takes a long run: the benchmark's setting for the grid (48,000 steps, the
 # learning rate decayed over the second half, the plane scaled by 1/4) and several seeds.
@@ -419,8 +420,8 @@ assert gains["mlp_e5"] < 1.15 and min(gains["seed_e20"], gains["mlp_e20"]) > 1.5
 #    2, 4$ (the modes' standard deviation is 0.15). Where does JS stop changing, and what
 #    does the generator learn from a perfect discriminator when the supports do not overlap?
 # 3. **Label smoothing moves $D^*$.** With one-sided label smoothing $\varepsilon_{ls}$
-#    (gan-1), real targets are $1 - \varepsilon_{ls}$. Redo the pointwise maximisation of (game-2) and
-#    check your $D^*$ with `discriminator_loss`: at the optimum, the gradients (gan-2) of the
+#    (gan-1), real targets are $1 - \varepsilon_{ls}$. Redo the pointwise maximisation of (game-2)
+#    and check your $D^*$ with `discriminator_loss`: at the optimum, the gradients (gan-2) of the
 #    real and fake terms, weighted by the two densities, cancel.
 
 # %% [markdown]
@@ -428,7 +429,10 @@ assert gains["mlp_e5"] < 1.15 and min(gains["seed_e20"], gains["mlp_e20"]) > 1.5
 #
 # A discriminator that rejects the fakes has $s \ll 0$ on them, so the minimax gradient
 # (gan-6), $-\sigma(s)/n \approx -e^{s}/n$, is tiny, and (game-5) says the non-saturating
-# one is $e^{-s}$ times larger per sample: with $s \approx -8$, about 3,000 times.
+# one is $e^{-s}$ times larger per sample: with $s \approx -8$, about 3,000 times. The whole
+# gradients printed below differ by less (about 1,600): the fakes' logits spread
+# around their mean, the minimax gradient is carried by the least-rejected fakes, and the mean
+# of $e^{s}$ over the fakes exceeds $e^{\bar s}$, $\bar s$ their mean logit (Jensen).
 #
 # </details>
 
@@ -463,8 +467,9 @@ assert float(np.mean(s_fake)) < -3 and norms["non-saturating"] > 100 * norms["mi
 # At $\Delta = 1$ (almost seven standard deviations) JS is 0.692, already within 0.002 of
 # $\log 2 = 0.693$. Beyond that the supports barely overlap: $D^* = 1$ on the data and 0 on
 # the fakes, $V(D^*, G) = -\log 4 + 2 \log 2 = 0$ and $\mathrm{JS} = \log 2$ whatever
-# $\Delta$ is (from $\Delta = 2$ on, within $10^{-5}$). The divergence is flat there, so a perfect discriminator gives the generator no
-# direction to move in (Arjovsky and Bottou, 2017). In practice the discriminator is not
+# $\Delta$ is (from $\Delta = 2$ on, within $10^{-5}$). The divergence is flat there, so a perfect
+# discriminator gives the generator no direction to move in (Arjovsky and Bottou, 2017). In practice
+# the discriminator is not
 # perfect, and its smooth logit still slopes towards the data; this is one motivation for the
 # stabilisers above.
 #

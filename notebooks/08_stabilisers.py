@@ -218,8 +218,8 @@ print(f"(median of {repeats} calls each; numpy {np.__version__}, one BLAS thread
 # the running mean $\bar\mu$ and variance $\bar\sigma^2$ towards them (bn-3), with momentum
 # $\rho = 0.1$ and the unbiased variance $\frac{B}{B-1}\sigma_B^2$. From $\bar\mu = 0$,
 # $\bar\sigma^2 = 1$ the expected running mean after $t$ batches is
-# $\mathbb E[x]\,(1 - (1-\rho)^t)$: the gap shrinks by $1 - \rho = 0.9$ per step. In evaluation mode (bn-4) the
-# layer uses $\bar\mu, \bar\sigma^2$ and is a fixed affine map, so an example's output no
+# $\mathbb E[x]\,(1 - (1-\rho)^t)$: the gap shrinks by $1 - \rho = 0.9$ per step. In evaluation mode
+# (bn-4) the layer uses $\bar\mu, \bar\sigma^2$ and is a fixed affine map, so an example's output no
 # longer depends on the rest of its batch. Below, three features with means $(2, -1, 0.5)$
 # and standard deviations $(3, 0.5, 1)$, batches of 16.
 
@@ -689,8 +689,9 @@ assert np.isclose(float(xp.sum(bad.grads["W"] * W_gap)), lam, rtol=1e-9)
 # backward $r\odot\delta$ is its exact gradient: a gradient check cannot see a wrong
 # *forward*. The bias is in the forward: $\mathbb E[y] = (1-p)\,x$, so the training-mode
 # mean is $30\%$ below the evaluation-mode output for $p = 0.3$: tens of standard errors
-# with the 4,000 draws of fast mode, hundreds with the 100,000 of full mode. A network trained with it sees activations scaled by $1-p$; at
-# evaluation they are suddenly $1/(1-p)$ larger. (Original, non-inverted dropout scaled by
+# with the 4,000 draws of fast mode, hundreds with the 100,000 of full mode. A network trained with
+# it sees activations scaled by $1-p$; at evaluation they are suddenly $1/(1-p)$ larger. (Original,
+# non-inverted dropout scaled by
 # $1-p$ at evaluation instead; inverted dropout moves that to training so evaluation is the
 # identity.)
 #
