@@ -75,8 +75,8 @@ assert abs(theta - model.params["theta"][0]) < 1e-12
 # exactly that factor. Below, `nn.Adam` runs on a constant gradient; the raw moments are read
 # from its state. Without the correction the first update would be
 # $\alpha\, m_1/\sqrt{v_1} = \alpha\, 0.1 / \sqrt{0.001} \approx 3.2\alpha$, and it would
-# take a few thousand steps ($1/(1-\beta_2)$) to settle; with it, every step has size
-# $\alpha$.
+# take a few thousand steps (a few times $1/(1-\beta_2) = 1000$) to settle; with it, every
+# step has size $\alpha$.
 
 # %%
 steps = 300 if FAST else 3000

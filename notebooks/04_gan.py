@@ -299,7 +299,8 @@ show(save_samples(trainer, f"{FIGURES}/04_samples.png"))
 # Beyond packing, the library has the usual remedies for a discriminator that wins too fast
 # and a generator that collapses or oscillates, each with its own forward and backward pass
 # derived on the docs' page "Stabilisers": spectral normalisation of D's layers (a bound on
-# how steep its logit can get, so the generator's gradient neither vanishes nor explodes),
+# how steep its logit can get, exact once its power iteration has converged, so the
+# generator's gradient neither vanishes nor explodes),
 # batch normalisation in G, dropout in D, an exponential moving average of G's weights for
 # sampling, and separate learning rates for D and G. They are options of the GAN's config
 # (`nnscratch train gan --help` lists them), grouped in recipes: the image presets (`mlp`,
@@ -307,7 +308,7 @@ show(save_samples(trainer, f"{FIGURES}/04_samples.png"))
 # normalisation in G, an averaged G and two time scales (D at twice the learning rate, G at
 # half of it), unless told otherwise (`--recipe none` is the bare GAN); the `toy` preset of
 # the 2-D experiments above is the bare GAN. Derivations: `docs/stabilisers.md` and the
-# docs' GAN page, (sn-1) to (sn-7), (bn-1) to (bn-8), (ema-1).
+# docs' GAN page, (sn-1) to (sn-8), (bn-1) to (bn-9), (ema-1).
 
 # %% [markdown]
 # ### What each stabiliser changes, measured

@@ -165,11 +165,11 @@ print({k: round(v, 3) for k, v in gan_records[-1].items() if k.startswith("train
 # its own forward and backward pass, derived in `docs/stabilisers.md` and measured in
 # `docs/gan.md` ("Stabilisers and recipes"):
 #
-# - **spectral normalisation of D** (sn-1) to (sn-7): each layer divides its weights by their
+# - **spectral normalisation of D** (sn-1) to (sn-8): each layer divides its weights by their
 #   largest singular value, estimated by one power-iteration step per training forward, so
 #   D's logit cannot get arbitrarily steep. This is the one that stops D from winning
 #   (chapter 04's ablation: without it, D's loss stays far below chance);
-# - **batch normalisation in G** (bn-1) to (bn-8): after each hidden layer, every unit is
+# - **batch normalisation in G** (bn-1) to (bn-9): after each hidden layer, every unit is
 #   standardised over the batch, which keeps a deep generator's activations in range from
 #   the first step;
 # - **a moving average of G's weights** (ema-1), decay 0.999: samples and evaluations come
