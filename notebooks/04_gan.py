@@ -137,7 +137,7 @@ savefig(fig, "04_optimal_discriminator.png")
 #
 # The Monte Carlo estimate carries a standard error, estimated from its own samples; the two
 # sides must agree within four of them. (A wrong constant, $-\log 2$ for $-\log 4$, would be
-# off by $0.69$, hundreds of standard errors.) The trained discriminator's $-L_D$ on the test
+# off by $0.69$, about 150 standard errors.) The trained discriminator's $-L_D$ on the test
 # points comes within a few hundredths of $V(D^*, G)$ from below: a discriminator's loss
 # measures how far apart the two distributions are.
 #
@@ -154,7 +154,7 @@ pd_grid, pg_grid = density(grid_points, list(range(8))), density(grid_points, ke
 
 
 def V_star_on_grid(pg):
-    """(game-1) at D = D* (game-2), integrated on the grid: p log D* + p_g log(1 - D*).
+    """(game-1) at D = D* (game-2), integrated on the grid: p_data log D* + p_g log(1 - D*).
 
     log D* and log(1 - D*) are written as log p - log(p_data + p_g): 1 - D* rounds to 0 where
     p_g is 1e-16 of p_data, and the term must be p_g times a finite number there."""
