@@ -34,9 +34,9 @@ import nnscratch as nn
 from _common import FAST, savefig  # noqa: F401  (every chapter reads the mode)
 from nnscratch.gradcheck import TOLERANCE, numerical_gradient, relative_error
 
-b = nn.Backend("numpy", dtype="float64", seed=0)     # float64: finite differences need it
-layer = nn.Dense(4, 3, backend=b)
-x = b.normal((5, 4))
+bk = nn.Backend("numpy", dtype="float64", seed=0)   # float64 for finite differences; b is the bias
+layer = nn.Dense(4, 3, backend=bk)
+x = bk.normal((5, 4))
 y = layer.forward(x)
 print("x", x.shape, " W", layer.params["W"].shape, " b", layer.params["b"].shape,
       " y", y.shape)
@@ -58,7 +58,7 @@ y = layer.forward(x)           # forward again on the whole batch: backward read
 # these are plainly the chain rule; as matrix products they are (dense-2) to (dense-4).
 
 # %%
-delta = b.normal(y.shape)
+delta = bk.normal(y.shape)
 dx = layer.backward(delta)
 W = layer.params["W"]
 B, n_in, n_out = 5, 4, 3
@@ -103,9 +103,9 @@ assert max(report.values()) < TOLERANCE
 # one-percent mistake. Every check runs in float64.
 
 # %%
-net = nn.Sequential(nn.Dense(4, 6, backend=b), nn.Tanh(backend=b), nn.Dense(6, 2, backend=b))
-xs = b.normal((3, 4))
-up = b.normal((3, 2))
+net = nn.Sequential(nn.Dense(4, 6, backend=bk), nn.Tanh(backend=bk), nn.Dense(6, 2, backend=bk))
+xs = bk.normal((3, 4))
+up = bk.normal((3, 2))
 net.forward(xs)
 net.backward(up)
 W0 = net.params["0.W"]
@@ -179,10 +179,10 @@ for bug in BUGS:
 # $\delta$ exposes it.
 
 # %%
-s = b.normal((3, 5))
+s = bk.normal((3, 5))
 softmax = lambda: np.exp(nn.log_softmax(s))          # eq. (softmax-1), exponentiated
 wrong = np.zeros_like(s)                             # a backward that returns zeros
-delta_r = b.normal((3, 5))
+delta_r = bk.normal((3, 5))
 p = softmax()
 right = p * (delta_r - np.sum(delta_r * p, axis=1, keepdims=True))
 summed = lambda: np.sum(softmax())
@@ -204,8 +204,8 @@ for name, f, claimed in [("sum of outputs,  wrong backward  ", summed, wrong),
 # reading only its own cache; the whole network passes the same check.
 
 # %%
-net = nn.Sequential(nn.Dense(4, 8, alpha=0.2, backend=b), nn.LeakyReLU(0.2, backend=b),
-                    nn.Dense(8, 2, init="glorot", backend=b), nn.Sigmoid(backend=b))
+net = nn.Sequential(nn.Dense(4, 8, alpha=0.2, backend=bk), nn.LeakyReLU(0.2, backend=bk),
+                    nn.Dense(8, 2, init="glorot", backend=bk), nn.Sigmoid(backend=bk))
 print(nn.format_report(nn.gradcheck(net, x)))
 
 # %% [markdown]
@@ -260,7 +260,7 @@ assert r1["x"] > 1e-2 and r1["W"] < TOLERANCE and r1["b"] < TOLERANCE
 
 # %% tags=["solution", "hide-cell"] jupyter={"source_hidden": true, "outputs_hidden": true}
 layer.forward(x)
-delta = b.normal((5, 3))
+delta = bk.normal((5, 3))
 layer.backward(delta)
 outer = sum(np.outer(x[n], delta[n]) for n in range(5))
 assert np.allclose(layer.grads["W"], outer)
@@ -285,7 +285,7 @@ def f_net():
     return float(np.sum(up * net.forward(xs)))
 
 
-net = nn.Sequential(nn.Dense(4, 6, backend=b), nn.Tanh(backend=b), nn.Dense(6, 2, backend=b))
+net = nn.Sequential(nn.Dense(4, 6, backend=bk), nn.Tanh(backend=bk), nn.Dense(6, 2, backend=bk))
 net.forward(xs)
 net.backward(up)
 exact = net.grads["0.W"].copy()

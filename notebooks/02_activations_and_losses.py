@@ -65,8 +65,10 @@ for layer in (nn.LeakyReLU(0.2, backend=b), nn.Sigmoid(backend=b), nn.Tanh(backe
 # %% [markdown]
 # ## The sigmoid, naive and stable
 # $1/(1 + e^{-z})$ computes $e^{100}$ for $z = -100$, which overflows float32 (its largest
-# number is $3.4 \times 10^{38} \approx e^{88.7}$). The result, $1/\infty = 0$, happens to be
-# right, but NumPy warns, and the test suite turns that warning into an error. `nn.sigmoid`
+# number is $3.4 \times 10^{38} \approx e^{88.7}$). The result, $1/\infty = 0$, is close to
+# right but not right: the true $\sigma(-100) \approx 3.7 \times 10^{-44}$ is a (subnormal)
+# float32, which the stable form below returns. And NumPy warns, and the test suite turns that
+# warning into an error. `nn.sigmoid`
 # (sigmoid-1) uses $1/(1+e^{-z})$ for $z \ge 0$ and $e^{z}/(1+e^{z})$ for $z < 0$, both
 # written with $e^{-|z|} \le 1$: nothing can overflow.
 

@@ -75,8 +75,8 @@ assert abs(theta - model.params["theta"][0]) < 1e-12
 # exactly that factor. Below, `nn.Adam` runs on a constant gradient; the raw moments are read
 # from its state. Without the correction the first update would be
 # $\alpha\, m_1/\sqrt{v_1} = \alpha\, 0.1 / \sqrt{0.001} \approx 3.2\alpha$, and it would
-# take a few thousand steps ($1/(1-\beta_2)$) to settle; with it, every step has size
-# $\alpha$.
+# take a few thousand steps (a few times $1/(1-\beta_2) = 1000$) to settle; with it, every
+# step has size $\alpha$.
 
 # %%
 steps = 300 if FAST else 3000
@@ -306,7 +306,9 @@ assert right[:10, 0].max() < 0 < 1 < broken[:10, 0].max()
 #
 # $\hat m$ scales with the gradient and $\sqrt{\hat v}$ too, so their ratio does not: only
 # $\epsilon$ in the denominator breaks the invariance, and only for gradients near $\epsilon
-# = 10^{-8}$ or below, where Adam turns into SGD with learning rate $\alpha/\epsilon$.
+# = 10^{-8}$ or below, where $\sqrt{\hat v} \ll \epsilon$ and the step $\alpha\hat
+# m/\epsilon$ is that of SGD with momentum (on the averaged gradient $\hat m$) and learning
+# rate $\alpha/\epsilon$.
 #
 # </details>
 
@@ -331,8 +333,10 @@ assert not np.allclose(descend_scaled(1e-9), base, atol=1e-2)      # eps takes o
 # %% [markdown]
 # <details><summary>Solution 3</summary>
 #
-# $v_t = \mu v_{t-1} + g$ is a geometric series, $v_t = g (1 - \mu^t)/(1 - \mu) \to g/(1 -
-# \mu)$, so each step tends to $\eta g/(1 - \mu)$, ten times $\eta g$ for $\mu = 0.9$.
+# The velocity of (sgd-1) with $\bar g_0 = 0$, $\bar g_t = \mu \bar g_{t-1} + g$, is a
+# geometric series, $\bar g_t = g (1 - \mu^t)/(1 - \mu) \to g/(1 - \mu)$, so each step
+# (sgd-2) tends to $\eta g/(1 - \mu)$, ten times $\eta g$ for $\mu = 0.9$. (The velocity
+# is written $\bar g$, not $v$: in this chapter $v$ is Adam's second moment.)
 #
 # </details>
 

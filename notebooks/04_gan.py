@@ -137,7 +137,7 @@ savefig(fig, "04_optimal_discriminator.png")
 #
 # The Monte Carlo estimate carries a standard error, estimated from its own samples; the two
 # sides must agree within four of them. (A wrong constant, $-\log 2$ for $-\log 4$, would be
-# off by $0.69$, hundreds of standard errors.) The trained discriminator's $-L_D$ on the test
+# off by $0.69$, about 150 standard errors.) The trained discriminator's $-L_D$ on the test
 # points comes within a few hundredths of $V(D^*, G)$ from below: a discriminator's loss
 # measures how far apart the two distributions are.
 #
@@ -154,7 +154,7 @@ pd_grid, pg_grid = density(grid_points, list(range(8))), density(grid_points, ke
 
 
 def V_star_on_grid(pg):
-    """(game-1) at D = D* (game-2), integrated on the grid: p log D* + p_g log(1 - D*).
+    """(game-1) at D = D* (game-2), integrated on the grid: p_data log D* + p_g log(1 - D*).
 
     log D* and log(1 - D*) are written as log p - log(p_data + p_g): 1 - D* rounds to 0 where
     p_g is 1e-16 of p_data, and the term must be p_g times a finite number there."""
@@ -231,16 +231,17 @@ report = nn.check_gradients(lambda: gan.g_loss(z)[0], dict(gan.G.params),
                             {k: g.copy() for k, g in gan.G.grads.items()})
 print(nn.format_report(report))
 assert max(report.values()) < 1e-6
-print("D's gradients written by the generator step:", dict(gan.D.grads) == {})
+print("D's gradients after the generator step:", dict(gan.D.grads) or "none written")
+assert dict(gan.D.grads) == {}                     # param_grads=False: D is left untouched
 
 # %% [markdown]
 # ## Mode collapse on the grid, and packing
 # Against $D^*$ the generator's objective has one minimum, the data (game-4); real training
 # is not at $D^*$, and the non-saturating generator is punished far more for samples where
 # there are no data than for missing modes. On the 25 modes of the grid the plain GAN ends
-# with whole modes empty. Packing (PacGAN, gan-8) shows the discriminator $m$ samples at
-# once: a generator that repeats itself is easy to catch, so it is pushed to cover the
-# modes.
+# with whole modes empty. Packing (PacGAN, gan-8) shows the discriminator $P$ samples at
+# once (the pack size; $m$ is the mixture above): a generator that repeats itself is easy to catch,
+# so it is pushed to cover the modes.
 #
 # The comparison takes a long run: the benchmark's setting for the grid (48,000 steps, the
 # learning rate decayed over the second half, the plane scaled by 1/4) and several seeds.
@@ -298,7 +299,8 @@ show(save_samples(trainer, f"{FIGURES}/04_samples.png"))
 # Beyond packing, the library has the usual remedies for a discriminator that wins too fast
 # and a generator that collapses or oscillates, each with its own forward and backward pass
 # derived on the docs' page "Stabilisers": spectral normalisation of D's layers (a bound on
-# how steep its logit can get, so the generator's gradient neither vanishes nor explodes),
+# how steep its logit can get, exact once its power iteration has converged, so the
+# generator's gradient neither vanishes nor explodes),
 # batch normalisation in G, dropout in D, an exponential moving average of G's weights for
 # sampling, and separate learning rates for D and G. They are options of the GAN's config
 # (`nnscratch train gan --help` lists them), grouped in recipes: the image presets (`mlp`,
@@ -306,7 +308,7 @@ show(save_samples(trainer, f"{FIGURES}/04_samples.png"))
 # normalisation in G, an averaged G and two time scales (D at twice the learning rate, G at
 # half of it), unless told otherwise (`--recipe none` is the bare GAN); the `toy` preset of
 # the 2-D experiments above is the bare GAN. Derivations: `docs/stabilisers.md` and the
-# docs' GAN page, (sn-1) to (sn-7), (bn-1) to (bn-8), (ema-1).
+# docs' GAN page, (sn-1) to (sn-8), (bn-1) to (bn-9), (ema-1).
 
 # %% [markdown]
 # ### What each stabiliser changes, measured
@@ -418,9 +420,9 @@ assert gains["mlp_e5"] < 1.15 and min(gains["seed_e20"], gains["mlp_e20"]) > 1.5
 #    each coordinate). Compute $\mathrm{JS}$ and $V(D^*, G)$ for $\Delta = 0, 0.25, 0.5, 1,
 #    2, 4$ (the modes' standard deviation is 0.15). Where does JS stop changing, and what
 #    does the generator learn from a perfect discriminator when the supports do not overlap?
-# 3. **Label smoothing moves $D^*$.** With one-sided label smoothing $\varepsilon$ (gan-1),
-#    real targets are $1 - \varepsilon$. Redo the pointwise maximisation of (game-2) and
-#    check your $D^*$ with `discriminator_loss`: at the optimum, the gradients (gan-2) of the
+# 3. **Label smoothing moves $D^*$.** With one-sided label smoothing $\varepsilon_{ls}$
+#    (gan-1), real targets are $1 - \varepsilon_{ls}$. Redo the pointwise maximisation of (game-2)
+#    and check your $D^*$ with `discriminator_loss`: at the optimum, the gradients (gan-2) of the
 #    real and fake terms, weighted by the two densities, cancel.
 
 # %% [markdown]
@@ -428,7 +430,10 @@ assert gains["mlp_e5"] < 1.15 and min(gains["seed_e20"], gains["mlp_e20"]) > 1.5
 #
 # A discriminator that rejects the fakes has $s \ll 0$ on them, so the minimax gradient
 # (gan-6), $-\sigma(s)/n \approx -e^{s}/n$, is tiny, and (game-5) says the non-saturating
-# one is $e^{-s}$ times larger per sample: with $s \approx -8$, about 3,000 times.
+# one is $e^{-s}$ times larger per sample: with $s \approx -8$, about 3,000 times. The whole
+# gradients printed below differ by less (about 1,600): the fakes' logits spread
+# around their mean, the minimax gradient is carried by the least-rejected fakes, and the mean
+# of $e^{s}$ over the fakes exceeds $e^{\bar s}$, $\bar s$ their mean logit (Jensen).
 #
 # </details>
 
@@ -457,12 +462,15 @@ assert float(np.mean(s_fake)) < -3 and norms["non-saturating"] > 100 * norms["mi
 # <details><summary>Solution 2</summary>
 #
 # While the shifted modes still overlap the ring's ($\Delta$ up to a few standard
-# deviations), JS grows with $\Delta$: from 0.29 at $\Delta = 0$ (the dropped modes alone)
-# to 0.69 at $\Delta = 1$, and the generator is told which way to move. Beyond that the
-# supports barely overlap: $D^* = 1$ on the data and 0 on the fakes, $V(D^*, G) = -\log 4 +
-# 2 \log 2 = 0$ and $\mathrm{JS} = \log 2$ whatever $\Delta$ is (from $\Delta = 2$ on, within
-# $10^{-5}$). The divergence is flat there, so a perfect discriminator gives the generator no
-# direction to move in (Arjovsky and Bottou, 2017). In practice the discriminator is not
+# deviations), JS grows with $\Delta$: from about 0.28 at $\Delta = 0$ (the dropped modes
+# alone; 0.287 from the grid integration above, this estimate uses 4,000 samples) to 0.43 at
+# $\Delta = 0.25$ and 0.61 at $\Delta = 0.5$, and the generator is told which way to move.
+# At $\Delta = 1$ (almost seven standard deviations) JS is 0.692, already within 0.002 of
+# $\log 2 = 0.693$. Beyond that the supports barely overlap: $D^* = 1$ on the data and 0 on
+# the fakes, $V(D^*, G) = -\log 4 + 2 \log 2 = 0$ and $\mathrm{JS} = \log 2$ whatever
+# $\Delta$ is (from $\Delta = 2$ on, within $10^{-5}$). The divergence is flat there, so a perfect
+# discriminator gives the generator no direction to move in (Arjovsky and Bottou, 2017). In practice
+# the discriminator is not
 # perfect, and its smooth logit still slopes towards the data; this is one motivation for the
 # stabilisers above.
 #
@@ -488,18 +496,19 @@ for delta in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0):
 js_values = list(js_of.values())
 assert all(j2 > j1 + 0.005 for j1, j2 in zip(js_values[:4], js_values[1:4]))   # still moving
 assert js_of[1.0] - js_of[0.0] > 0.3                                            # visibly
+assert 0 < np.log(2) - js_of[1.0] < 0.005                    # nearly saturated at delta = 1
 assert abs(js_of[2.0] - np.log(2)) < 1e-5 and abs(js_of[4.0] - np.log(2)) < 1e-9  # flat
 
 # %% [markdown]
 # <details><summary>Solution 3</summary>
 #
-# Pointwise, $D$ now maximises $(1-\varepsilon)\, p_{data} \log D + (\varepsilon\, p_{data} +
-# p_g) \log(1 - D)$, of the form $a \log D + c \log(1 - D)$ with $a, c \ge 0$. Its
-# derivative $a/D - c/(1 - D)$ vanishes at $D = a/(a + c)$, and the function is concave
+# Pointwise, $D$ now maximises $(1-\varepsilon_{ls})\, p_{data} \log D + (\varepsilon_{ls}\,
+# p_{data} + p_g) \log(1 - D)$, of the form $a \log D + c \log(1 - D)$ with $a, c \ge 0$.
+# Its derivative $a/D - c/(1 - D)$ vanishes at $D = a/(a + c)$, and the function is concave
 # (second derivative $-a/D^2 - c/(1-D)^2 < 0$), so that is the maximum. Here $a + c =
-# p_{data} + p_g$, so $D^*_\varepsilon = (1 - \varepsilon)\, p_{data} / (p_{data} + p_g)$:
-# never above $1 - \varepsilon$, which is the point of smoothing (a discriminator that is never
-# certain). At that value the density-weighted gradients (gan-2) cancel:
+# p_{data} + p_g$, so $D^*_{\varepsilon_{ls}} = (1 - \varepsilon_{ls})\, p_{data} / (p_{data}
+# + p_g)$: never above $1 - \varepsilon_{ls}$, which is the point of smoothing (a
+# discriminator that is never certain). At that value the density-weighted gradients (gan-2) cancel:
 #
 # </details>
 

@@ -45,20 +45,21 @@ print(f"Monte Carlo, z = mu + exp(logvar/2) eps {np.mean(log_q - log_p):.4f}")
 # %% [markdown]
 # The derivation of (kl-1) in the docs goes in three steps (kl-4), (kl-5), (kl-6); each is
 # checked here on the same draws: the log-densities against the Gaussian density itself,
-# the two moments $\mathbb E_q[(z-\mu)^2] = \sigma^2$ and $\mathbb E_q[z^2] = \sigma^2 +
-# \mu^2$, and the closed form against the Monte-Carlo mean of (kl-5).
+# the two moments $\mathbb E_q[(z-\mu)^2] = \tau^2$ and $\mathbb E_q[z^2] = \tau^2 +
+# \mu^2$, and the closed form against the Monte-Carlo mean of (kl-5). As in the docs,
+# $\tau = e^{\mathrm{logvar}/2}$ is the standard deviation ($\sigma$ is the sigmoid).
 
 # %%
-sigma = np.exp(logvar / 2)
-density = np.exp(-(z - mu) ** 2 / (2 * sigma ** 2)) / np.sqrt(2 * np.pi * sigma ** 2)
-log_q_k4 = -0.5 * np.log(2 * np.pi) - np.log(sigma) - (z - mu) ** 2 / (2 * sigma ** 2)
+tau = np.exp(logvar / 2)
+density = np.exp(-(z - mu) ** 2 / (2 * tau ** 2)) / np.sqrt(2 * np.pi * tau ** 2)
+log_q_k4 = -0.5 * np.log(2 * np.pi) - np.log(tau) - (z - mu) ** 2 / (2 * tau ** 2)
 assert np.allclose(log_q_k4, np.log(density))                                  # (kl-4)
-diff_k5 = -np.log(sigma) - (z - mu) ** 2 / (2 * sigma ** 2) + z ** 2 / 2       # (kl-5)
+diff_k5 = -np.log(tau) - (z - mu) ** 2 / (2 * tau ** 2) + z ** 2 / 2           # (kl-5)
 assert np.allclose(diff_k5.sum(axis=1), log_q - log_p)
 moments = np.mean((z - mu) ** 2, axis=0), np.mean(z ** 2, axis=0)
-print("E(z-mu)^2", moments[0].round(3), "sigma^2", (sigma[0] ** 2).round(3),
-      "| E z^2", moments[1].round(3), "sigma^2 + mu^2", (sigma[0] ** 2 + mu[0] ** 2).round(3))
-kl_k6 = 0.5 * (sigma ** 2 + mu ** 2 - 1 - logvar)                               # (kl-6)
+print("E(z-mu)^2", moments[0].round(3), "tau^2", (tau[0] ** 2).round(3),
+      "| E z^2", moments[1].round(3), "tau^2 + mu^2", (tau[0] ** 2 + mu[0] ** 2).round(3))
+kl_k6 = 0.5 * (tau ** 2 + mu ** 2 - 1 - logvar)                                 # (kl-6)
 assert np.allclose(kl_k6.sum(), float(nn.kl_normal(mu, logvar)[0]))
 assert abs(diff_k5.sum(axis=1).mean() - kl_k6.sum()) < 0.01
 
@@ -306,7 +307,7 @@ for key in ("test_neg_elbo", "test_iwae"):
 # <details><summary>Solution 1</summary>
 #
 # The wrong samples have standard deviation $e^{\mathrm{logvar}}$ instead of
-# $e^{\mathrm{logvar}/2}$: units with $\mathrm{logvar} = 0$ ($\sigma = 1$, where both are 1)
+# $e^{\mathrm{logvar}/2}$: units with $\mathrm{logvar} = 0$ ($\tau = 1$, where both are 1)
 # are unaffected, every other unit gets the wrong spread, and the estimated KL is wrong.
 #
 # </details>

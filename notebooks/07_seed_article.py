@@ -135,7 +135,7 @@ assert moved > 0
 # | losses | `...` | (gan-1), (gan-3) from logits, stable |
 # | real data | never seen | every $D$ step |
 # | optimizer | `...` | Adam, lr $2 \times 10^{-4}$, $\beta_1 = 0.5$ |
-# | loop | `...` | $k$ $D$ steps per $G$ step, gradient through $D$ (gan-7) |
+# | loop | `...` | $n_D$ $D$ steps per $G$ step (1 by default), gradient through $D$ (gan-7) |
 # | initialisation | TF default (Glorot) | He's gain for slope 0.2, Glorot on output layers |
 # | stabilisers | none | the `stable` recipe by default (below); `"recipe": "none"` here |
 
@@ -165,11 +165,11 @@ print({k: round(v, 3) for k, v in gan_records[-1].items() if k.startswith("train
 # its own forward and backward pass, derived in `docs/stabilisers.md` and measured in
 # `docs/gan.md` ("Stabilisers and recipes"):
 #
-# - **spectral normalisation of D** (sn-1) to (sn-7): each layer divides its weights by their
+# - **spectral normalisation of D** (sn-1) to (sn-8): each layer divides its weights by their
 #   largest singular value, estimated by one power-iteration step per training forward, so
 #   D's logit cannot get arbitrarily steep. This is the one that stops D from winning
 #   (chapter 04's ablation: without it, D's loss stays far below chance);
-# - **batch normalisation in G** (bn-1) to (bn-8): after each hidden layer, every unit is
+# - **batch normalisation in G** (bn-1) to (bn-9): after each hidden layer, every unit is
 #   standardised over the batch, which keeps a deep generator's activations in range from
 #   the first step;
 # - **a moving average of G's weights** (ema-1), decay 0.999: samples and evaluations come
@@ -279,7 +279,7 @@ print("what it meant, per example:", np.sum(np.square(x_real - decoded), axis=1)
 
 # %% [markdown]
 # With the axis fixed, the listing trains, and what it trains is a plain autoencoder: no
-# $\mu$ and $\log\sigma^2$, no sampling, no KL term. Its codes go wherever reconstruction
+# $\mu$ and $\mathrm{logvar}$, no sampling, no KL term. Its codes go wherever reconstruction
 # wants them, so decoding draws from the prior $\mathcal N(0, I)$, which is how a VAE
 # generates, decodes codes the decoder has never seen. Here the listing is trained with the
 # squared error it meant (`nn.mse`: summed over pixels, averaged over the batch) and Adam:
@@ -310,7 +310,7 @@ ae_samples = nn.to_numpy(decoder.forward(b.normal((16, z_dim))))
 # | `reduce_sum(square(x - decoded), axis=[1, 2, 3])` (fails) | `bce_with_logits(s, x)` (bce-1) |
 # | no KL term | `+ kl_normal(mu, logvar)` (kl-1): the loss is the negative ELBO (vae-4) |
 # | sigmoid output | logits; the sigmoid lives in the stable BCE |
-# | `z_dim = ...` | $k = 20$ |
+# | `z_dim = ...` | $d_z = 20$ |
 # | no optimizer, no loop | Adam lr $10^{-3}$, the shared training loop |
 
 # %%
