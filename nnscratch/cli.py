@@ -431,7 +431,9 @@ def _with_workbook(args, trainer, state, fit):
                 return fit(*a, **kw)
             finally:
                 used = ", ".join(f"{k} ({n} calls)" for k, n in calls.items())
-                print(f"the student's functions this run called: {used or 'none'}",
+                unused = [k for k in right if k not in calls]   # e.g. the GAN's in a VAE run
+                print(f"the student's functions this run called: {used or 'none'}"
+                      + (f"; not used by this model: {', '.join(unused)}" if unused else ""),
                       file=sys.stderr)
     return fit_with_student_functions
 
