@@ -73,8 +73,10 @@ def vae_spec(preset):
     return {"kind": "architecture",
             "title": f"VAE preset '{preset}' ({n / 1e6:.2f}M parameters)",
             "columns": [{"name": "encoder", "input": f"x ({vae.n_in})",
-                         "layers": layers(vae.enc) + [f"mu: {vae.mu.describe()}",
-                                                      f"logvar: {vae.logvar.describe()}"],
+                         # a list is one row of parallel layers: the two heads both
+                         # read the last hidden layer (logvar is not computed from mu)
+                         "layers": layers(vae.enc) + [[f"mu: {vae.mu.describe()}",
+                                                       f"logvar: {vae.logvar.describe()}"]],
                          "output": "mu, logvar"},
                         {"name": "decoder", "input": f"z = mu + exp(logvar/2) eps ({vae.latent})",
                          "layers": layers(vae.dec), "output": "logits s of p(x | z)"}],
@@ -186,20 +188,31 @@ def draw_architecture(spec, path):
                 [("out", col["output"])]
         ax.text(x + 1.8, rows + 0.15, col["name"], ha="center", va="bottom", fontsize=10,
                 weight="bold")
-        for j, (what, label) in enumerate(items):
+        above = [x + 1.8]                       # centres of the boxes of the row above
+        for j, (what, row) in enumerate(items):
             y = rows - 1 - j
-            kind = label.split("(")[0].split(":")[0]
-            colour = "none" if what != "layer" else COLOURS.get(kind, ACTIVATION)
-            ax.add_patch(FancyBboxPatch((x + 0.2, y + 0.12), 3.2, 0.7, linewidth=0.8,
-                                        boxstyle="round,pad=0.02,rounding_size=0.12",
-                                        facecolor=colour,
-                                        edgecolor="black" if what == "layer" else "none"))
-            ax.text(x + 1.8, y + 0.47, label.replace("->", " -> "), ha="center",
-                    va="center", fontsize=8.5, family="monospace",
-                    style="italic" if what != "layer" else "normal")
+            labels = row if isinstance(row, list) else [row]
+            w = 3.2 / len(labels)
+            centres = [x + 0.2 + w * (k + 0.5) for k in range(len(labels))]
+            for label, cx in zip(labels, centres):
+                kind = label.split("(")[0].split(":")[0]
+                colour = "none" if what != "layer" else COLOURS.get(kind, ACTIVATION)
+                ax.add_patch(FancyBboxPatch((cx - w / 2 + 0.03 * (len(labels) > 1), y + 0.12),
+                                            w - 0.06 * (len(labels) > 1), 0.7, linewidth=0.8,
+                                            boxstyle="round,pad=0.02,rounding_size=0.12",
+                                            facecolor=colour,
+                                            edgecolor="black" if what == "layer" else "none"))
+                text = label.replace("->", " -> ") if len(labels) == 1 else \
+                    label.replace(": ", ":\n").replace("->", "→")
+                ax.text(cx, y + 0.47, text, ha="center", va="center",
+                        fontsize=8.5 if len(labels) == 1 else 7.5, family="monospace",
+                        style="italic" if what != "layer" else "normal")
             if j:
-                ax.annotate("", (x + 1.8, y + 0.82), (x + 1.8, y + 1.12),
-                            arrowprops={"arrowstyle": "->", "lw": 0.8})
+                for a in above:
+                    for cx in centres:
+                        ax.annotate("", (cx, y + 0.82), (a, y + 1.12),
+                                    arrowprops={"arrowstyle": "->", "lw": 0.8})
+            above = centres
     ax.set_title(spec["title"] + "\n" + spec["note"], fontsize=10)
     ax.set_xlim(0, 4.2 * len(columns) - 0.6)
     ax.set_ylim(-0.2, rows + 0.7)
