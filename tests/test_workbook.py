@@ -304,6 +304,16 @@ def test_the_smallest_failing_input_is_reported(tmp_path):
     assert "single-row batch: s (1, 5), x (1, 5)" in results["bce_with_logits"].detail
 
 
+def test_a_mistake_everywhere_is_not_reported_on_an_edge_case(tmp_path):
+    """A log-sum-exp where the mean belongs (no log K) is wrong on every input with K > 1:
+    it is reported on a small random input, not on the log-weights of -1000, whose
+    description would send the student looking for an overflow."""
+    write(tmp_path, {"06_vae.py": SOLUTION["06_vae.py"].replace(
+        "np.log(np.mean(np.exp(a - m), axis=0))", "np.log(np.sum(np.exp(a - m), axis=0))")})
+    r = grade(tmp_path, "logmeanexp")[0]["logmeanexp"]
+    assert r.status == "wrong" and "smallest failing input: random, K = 3" in r.detail
+
+
 def test_an_edge_case_alone_catches_a_mistake(tmp_path):
     """A BCE that is right on moderate logits but takes log(sigmoid(s)): right on the random
     inputs, wrong on the logits of +-100 that the docs discuss."""
