@@ -377,8 +377,8 @@ EXERCISES = [
              ("dx", "dgamma", "dbeta"), {"dx": "bn-7", "dgamma": "bn-6", "dbeta": "bn-5"},
              "batch norm's backward in training mode",
              """The forward (training mode, eqs. (bn-1), (bn-2)) normalised each feature over
-    the batch: x_hat = (x - mean) * inv_std, inv_std = 1 / sqrt(var + eps), then
-    y = gamma * x_hat + beta. Given dy (B, n), x_hat (B, n), inv_std (n,) and gamma (n,),
+    the batch: x_hat = (x - mean) * inv_std, inv_std = 1 / sqrt(var + eps), var the
+    batch's variance (divided by B, not B - 1); then y = gamma * x_hat + beta. Given dy (B, n), x_hat (B, n), inv_std (n,) and gamma (n,),
     return (dx, dgamma, dbeta), the gradients of L with respect to x (B, n), gamma (n,)
     and beta (n,): eqs. (bn-5) to (bn-7). The mean and the variance are computed from every
     row, so each x[i] reaches L through every row's x_hat: that is the whole exercise.""",
@@ -467,10 +467,16 @@ Write each function below in place of its ``raise NotImplementedError``, with Nu
 ones (keep their dtype: ``0.5 * a``, not ``np.float64(0.5) * a``).
 
 Grade this chapter:  nnscratch workbook check DIR {stem}    (DIR: this folder)
-Train with it:       nnscratch train vae --workbook DIR    (uses what is graded right)
+Train with it:       {train}    (uses what is graded right)
 """
 import numpy as np
 '''
+
+
+#: The run that calls a chapter's functions where the VAE does not (it has no stabilisers
+#: and no GAN losses): the GAN's default recipe uses batch and spectral norm.
+TRAIN = {"03_stabilisers.py": "nnscratch train gan --workbook DIR --d-dropout 0.3",
+         "07_gan.py": "nnscratch train gan --workbook DIR"}
 
 
 def cite(labels):
@@ -482,7 +488,8 @@ def stub_source(topic):
     """The text of the student's file ``topic`` (``"01_dense.py"``): a header, then one
     stub per exercise with its signature, shapes, equations and labels."""
     title, page = TOPICS[topic]
-    text = HEADER.format(number=int(topic[:2]), title=title, page=page, stem=topic[:-3])
+    text = HEADER.format(number=int(topic[:2]), title=title, page=page, stem=topic[:-3],
+                         train=TRAIN.get(topic, "nnscratch train vae --workbook DIR"))
     for e in EXERCISES:
         if e.topic != topic:
             continue
