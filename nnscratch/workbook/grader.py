@@ -356,6 +356,8 @@ def report(results, modules, directory):
         return "\n".join(lines), "\n".join(errors + [f"nnscratch: error: {failed[0].summary}"]), 2
     if shapes:
         r = shapes[0]
-        return "\n".join(lines), (f"nnscratch: error: {r.exercise.name}: "
-                                  f"{r.detail.split('; smallest')[0]}"), 2
+        what = r.detail.split("; smallest")[0]
+        if not what.startswith(r.exercise.name + " "):   # "dW has shape ...": say whose
+            what = f"{r.exercise.name}: {what}"
+        return "\n".join(lines), f"nnscratch: error: {what}", 2
     return "\n".join(lines), "", 0 if attempted and not wrong else 1
