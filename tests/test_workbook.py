@@ -304,6 +304,17 @@ def test_the_smallest_failing_input_is_reported(tmp_path):
     assert "single-row batch: s (1, 5), x (1, 5)" in results["bce_with_logits"].detail
 
 
+def test_an_optimizer_step_reports_the_error_of_its_step(tmp_path):
+    """Without the bias correction Adam's first step is 3.16 times too large (sqrt(1000) /
+    10), a step error of 0.68; theta's relative error (1e-3) alone looks like a near miss."""
+    write(tmp_path, {"05_optimizers.py": SOLUTION["05_optimizers.py"].replace(
+        "m_hat = m / (1 - beta1 ** t)\n    v_hat = v / (1 - beta2 ** t)",
+        "m_hat = m\n    v_hat = v")})
+    r = grade(tmp_path, "adam_step")[0]["adam_step"]
+    assert r.status == "wrong" and r.error < 1e-2
+    assert "(its step theta_new - theta by 6.8e-01)" in r.detail
+
+
 def test_a_mistake_everywhere_is_not_reported_on_an_edge_case(tmp_path):
     """A log-sum-exp where the mean belongs (no log K) is wrong on every input with K > 1:
     it is reported on a small random input, not on the log-weights of -1000, whose
