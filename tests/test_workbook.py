@@ -594,3 +594,12 @@ def test_the_student_may_name_the_arguments_differently(tmp_path):
     write(tmp_path, {"01_dense.py": "def dense_forward(inputs, weights, bias):\n"
                                     "    return inputs @ weights + bias\n"})
     assert grade(tmp_path, "dense_forward")[0]["dense_forward"].status == "right"
+
+
+def test_a_chapter_is_named_by_its_file_its_number_or_its_name():
+    vae = [e.name for e in grader.select(["06_vae"])]
+    assert vae == ["reparameterize_backward", "logmeanexp"]
+    for name in ("06_vae.py", "06", "vae"):
+        assert [e.name for e in grader.select([name])] == vae, name
+    with pytest.raises(grader.WorkbookError, match="the chapters: 01_dense, 02_activations"):
+        grader.select(["08"])

@@ -311,20 +311,22 @@ def _raised(err):
 
 # -- the whole workbook ------------------------------------------------------------------------
 def select(names):
-    """The exercises named (exercise names or file names, with or without ``.py``), in the
-    book's order; all of them for no names."""
+    """The exercises named (exercise names, or chapters: ``06_vae``, ``06_vae.py``, ``06`` or
+    ``vae``), in the book's order; all of them for no names."""
     if not names:
         return list(EXERCISES)
     chosen = set()
     for name in names:
         stem = name[:-3] if name.endswith(".py") else name
-        topic = [e.name for e in EXERCISES if e.topic[:-3] in (stem, stem.lstrip("0123456789_"))]
+        # a chapter by its file's stem, its number or its name: "06_vae", "06", "vae"
+        topic = [e.name for e in EXERCISES if stem in (e.topic[:-3], e.topic[:2], e.topic[3:-3])]
         if name in BY_NAME:
             chosen.add(name)
         elif topic:
             chosen.update(topic)
         else:
-            raise WorkbookError(f"no exercise or chapter {name!r}; the exercises: "
+            raise WorkbookError(f"no exercise or chapter {name!r}; the chapters: "
+                                f"{', '.join(t[:-3] for t in TOPICS)}; the exercises: "
                                 f"{', '.join(BY_NAME)}")
     return [e for e in EXERCISES if e.name in chosen]
 
