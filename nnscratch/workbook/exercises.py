@@ -378,9 +378,10 @@ EXERCISES = [
              "batch norm's backward in training mode",
              """The forward (training mode, eqs. (bn-1), (bn-2)) normalised each feature over
     the batch: x_hat = (x - mean) * inv_std, inv_std = 1 / sqrt(var + eps), var the
-    batch's variance (divided by B, not B - 1); then y = gamma * x_hat + beta. Given dy (B, n), x_hat (B, n), inv_std (n,) and gamma (n,),
-    return (dx, dgamma, dbeta), the gradients of L with respect to x (B, n), gamma (n,)
-    and beta (n,): eqs. (bn-5) to (bn-7). The mean and the variance are computed from every
+    batch's variance (divided by B, not B - 1); then y = gamma * x_hat + beta. Given
+    dy (B, n), x_hat (B, n), inv_std (n,) and gamma (n,), return (dx, dgamma, dbeta), the
+    gradients of L with respect to x (B, n), gamma (n,) and beta (n,): eqs. (bn-5) to
+    (bn-7). The mean and the variance are computed from every
     row, so each x[i] reaches L through every row's x_hat: that is the whole exercise.""",
              _bn_cases, _grad_bn),
     Exercise("spectral_norm_backward", "03_stabilisers.py", ("dy", "x", "W", "u", "v", "sigma"),
