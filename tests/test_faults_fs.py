@@ -127,7 +127,7 @@ def fifo_case(case, tmp_path, checkpoint):
     return {"resume": ["train", "vae", "--resume", str(fifo), "--quiet"],
             "sample": ["sample", "--checkpoint", str(fifo), "--out", str(tmp_path / "x.npy")],
             "eval": ["eval", "--checkpoint", str(fifo)]}[case], \
-        f"--{'resume' if case == 'resume' else 'checkpoint'} {str(fifo)!r}"
+        f"checkpoint {str(fifo)!r}"
 
 
 @pytest.mark.parametrize("case", ["lock", "resume", "sample", "eval", "log", "sample-out"])
@@ -138,6 +138,24 @@ def test_a_fifo_anywhere_is_one_line_not_a_hang(case, tmp_path, checkpoint, caps
     lines = [x for x in capsys.readouterr().err.splitlines() if not x.startswith("training ")]
     assert len(lines) == 1 and lines[0].startswith("nnscratch: error: "), lines
     assert f"{named} is a FIFO" in lines[0], lines
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a character device"])
+def test_the_loader_names_a_special_file_not_a_missing_one(kind, tmp_path, watchdog):
+    """``read_checkpoint``, ``read_head`` and ``load_checkpoint`` themselves, as the Python
+    API calls them: a FIFO or a device is named for what it is (it exists), never opened to
+    wait or read without end."""
+    from nnscratch.training.checkpoint import (
+        CheckpointError,
+        load_checkpoint,
+        read_checkpoint,
+        read_head,
+    )
+    path = make_fifo(tmp_path / "fifo") if kind == "a FIFO" else "/dev/zero"
+    for load in (read_checkpoint, read_head, load_checkpoint):
+        with pytest.raises(CheckpointError) as err:
+            load(path)
+        assert str(err.value) == f"checkpoint {path!r} is {kind}, not a file"
 
 
 # -- a fresh run never destroys anything ------------------------------------------------------

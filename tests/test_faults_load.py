@@ -329,6 +329,44 @@ def test_a_non_finite_cached_classifier_is_refused_and_retrained(cache, capsys):
     assert np.isfinite(Classifier.load(path).params["head.W"]).all()
 
 
+def classifier_file(tmp_path, meta=None, drop=(), extra=()):
+    """A classifier file (hidden (8,)) with its meta changed by ``meta``, members left out
+    or declared anew (:func:`write_zip`)."""
+    from nnscratch.metrics.classifier import Classifier
+    good = tmp_path / "good.npz"
+    Classifier((8,)).save(good)
+    with np.load(good) as data:
+        state = {k: data[k] for k in data.files}
+    state["meta"] = np.asarray(json.dumps({**json.loads(str(state["meta"])), **(meta or {})}))
+    return write_zip(tmp_path / "clf.npz", state, drop=drop, extra=extra)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("width 10^9", "'param/body.0.W' has shape (784, 8) (float32), not a floating-point "
+                   "array of shape (784, 1000000000)"),
+    ("member 10^6", "'param/body.0.W' declares shape (784, 1000000) of float32 "
+                    "(3136000000 bytes), its entry holds 0"),
+    ("width x", "hidden must be integers >= 1, got ['x']"),
+    ("hidden member", "unknown member 'param/body.9.W'"),
+])
+def test_a_classifier_file_is_checked_before_it_allocates(case, message, tmp_path):
+    """The cache file is read as checkpoints are: a meta declaring a width of 10^9 (3 TB of
+    weights to build) or a member declaring 3 GB in a 100-byte entry is refused from the
+    headers, without allocating."""
+    from nnscratch.metrics.classifier import Classifier
+    path = classifier_file(tmp_path, **{
+        "width 10^9": {"meta": {"hidden": [10**9]}},
+        "member 10^6": {"drop": ["param/body.0.W"], "extra": [
+            ("param/body.0.W", npy_header((784, 10**6)), 0)]},
+        "width x": {"meta": {"hidden": ["x"]}},
+        "hidden member": {"extra": [("param/body.9.W", npy_header((4,)), 16)]},
+    }[case])
+    err, peak = peak_of(Classifier.load, path)
+    assert isinstance(err, ValueError), err
+    assert str(err).startswith(f"classifier file {path!r}") and message in str(err), str(err)
+    assert peak < 20 * MB, peak
+
+
 def test_an_unwritable_cache_is_a_warning_and_eval_prints_its_metrics(checkpoint, tmp_path,
                                                                       monkeypatch, capsys):
     """The cache under a regular file cannot be created (root or not); eval still prints

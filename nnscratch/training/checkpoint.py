@@ -18,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import zipfile
 import zlib
 
@@ -230,8 +231,7 @@ def read_checkpoint(path):
     available now, before anything is decompressed. :func:`load_checkpoint` checks more:
     each member against the model its config describes.
     """
-    path = _checked_path(path)
-    with _open_zip(path) as zf:
+    with _open_zip(path) as (path, zf):
         members = _directory(path, zf)
         _read_head(path, zf, members)
         need = sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
@@ -239,46 +239,109 @@ def read_checkpoint(path):
         state = {key: _read_member(path, zf, members, key) for key in members}
     bad = _non_finite(state)
     if bad:
-        raise CheckpointError(f"checkpoint {path!r} is unusable: {bad}; resume from an earlier "
+        raise CheckpointError(f"{_name(path)} is unusable: {bad}; resume from an earlier "
                               "checkpoint or start again")
     return state
 
 
 def read_head(path):
     """``(config, loop_state)`` of a checkpoint, type-checked, without reading its arrays."""
-    path = _checked_path(path)
-    with _open_zip(path) as zf:
+    with _open_zip(path) as (path, zf):
         return _read_head(path, zf, _directory(path, zf, only=HEAD))
 
 
-def _checked_path(path):
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise CheckpointError(f"checkpoint {path!r} is a directory; name the file in it, e.g. "
+def read_archive(path, head, rest, noun):
+    """The arrays of an ``.npz`` file that is not a checkpoint (the classifier's cache),
+    read as checkpoints are: ``head`` (``key -> TEXT, COUNT or shape``) first, then
+    ``rest(head's arrays)``, the members that ``head`` implies. Every member's declared
+    shape and dtype is checked against these before anything else is decompressed (an
+    unknown or missing member is refused), their total (twice: the arrays and the model
+    built from them) against the memory available now, and the floating ones for NaN and
+    Inf. Errors are :class:`CheckpointError` naming the file as ``noun`` ("classifier
+    file")."""
+    token = _NOUN.set(noun)
+    try:
+        with _open_zip(path) as (path, zf):
+            first = _directory(path, zf, only=head)
+            for key, want in head.items():
+                if key not in first:
+                    raise CheckpointError(f"{_name(path)} lacks {key!r}: not written by "
+                                          "nnscratch")
+                _check_member(path, key, first[key], want)
+            state = {key: _read_member(path, zf, first, key) for key in head}
+            want = {**head, **rest(state)}
+            members = _directory(path, zf, known=want.__contains__)
+            for key, spec in want.items():
+                if key not in members:
+                    raise CheckpointError(f"{_name(path)} lacks {key!r}")
+                _check_member(path, key, members[key], spec)
+            need = sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
+            _check_available(path, 2 * need, "its arrays and the model built from them")
+            state.update({key: _read_member(path, zf, members, key) for key in members
+                          if key not in state})
+        bad = _non_finite(state)
+        if bad:
+            raise CheckpointError(f"{_name(path)} is unusable: {bad}")
+        return state
+    finally:
+        _NOUN.reset(token)
+
+
+#: what the file being read is called in its errors ("checkpoint", "classifier file")
+_NOUN = contextvars.ContextVar("npz_noun", default="checkpoint")
+
+
+def _name(path):
+    return f"{_NOUN.get()} {path!r}"
+
+
+def _checked_file(path):
+    """``path`` opened for reading, once it is known to be a regular file that starts
+    like a zip. A directory, a FIFO or a device is named as such (never opened to wait:
+    the open does not block, and the opened file's own type is checked too)."""
+    kind = file_kind(path, follow=True)
+    if kind == "a directory":
+        raise CheckpointError(f"{_name(path)} is a directory; name the file in it, e.g. "
                               f"{os.path.join(path, 'checkpoint.npz')}")
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
-    with open(path, "rb") as f:
-        head = f.read(4)
+    if kind is not None:
+        raise CheckpointError(f"{_name(path)} is {kind}, not a file")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise CheckpointError(f"{_name(path)} does not exist") from None
+    except OSError as err:
+        raise CheckpointError(f"{_name(path)} cannot be read ({err.strerror})") from None
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):      # swapped in since the check above
+        f.close()
+        kind = file_kind(path, follow=True) or "not a regular file"
+        raise CheckpointError(f"{_name(path)} is {kind}, not a file")
+    head = f.read(4)
     if head[:2] != ZIP_MAGIC[:2]:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file (it starts "
+        f.close()
+        raise CheckpointError(f"{_name(path)} is corrupt or not an .npz file (it starts "
                               f"with bytes {head.hex() or 'none'}, not a zip header)")
-    return path
+    f.seek(0)
+    return f
 
 
 @contextlib.contextmanager
 def _open_zip(path):
-    """The archive, with a cut or damaged member (bad CRC, short stream) named as corrupt."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file "
-                              f"({err})") from err
-    with zf:
+    """``(path, archive)`` of the file ``path`` (:func:`_checked_file`), with a cut or
+    damaged member (bad CRC, short stream) named as corrupt."""
+    path = os.fspath(path)
+    f = _checked_file(path)
+    with f:
         try:
-            yield zf
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt ({err})") from err
+            zf = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+            raise CheckpointError(f"{_name(path)} is corrupt or not an .npz file "
+                                  f"({err})") from err
+        with zf:
+            try:
+                yield path, zf
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+                raise CheckpointError(f"{_name(path)} is corrupt ({err})") from err
 
 
 def _directory(path, zf, known=None, only=None):
@@ -290,20 +353,20 @@ def _directory(path, zf, known=None, only=None):
     for info in zf.infolist():
         key = info.filename[:-4]
         if not info.filename.endswith(".npy") or key in members:
-            raise CheckpointError(f"checkpoint {path!r} holds {info.filename!r}, which is not "
+            raise CheckpointError(f"{_name(path)} holds {info.filename!r}, which is not "
                                   "one array of a checkpoint: not written by nnscratch")
         if known is not None and not known(key):
-            raise CheckpointError(f"checkpoint {path!r} holds an unknown member {key!r} "
+            raise CheckpointError(f"{_name(path)} holds an unknown member {key!r} "
                                   "(not part of the model its config describes)")
         if only is not None and not (only(key) if callable(only) else key in only):
             continue
         with zf.open(info) as f:
             shape, dtype, offset = _npy_header(path, key, f)
         if dtype.hasobject:
-            raise CheckpointError(f"checkpoint {path!r}: {key!r} holds Python objects "
+            raise CheckpointError(f"{_name(path)}: {key!r} holds Python objects "
                                   "(pickle), which nnscratch never loads")
         if info.file_size != offset + _nbytes(shape, dtype):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} declares shape "
+            raise CheckpointError(f"{_name(path)} is corrupt: {key!r} declares shape "
                                   f"{shape} of {dtype} ({_nbytes(shape, dtype)} bytes), its "
                                   f"entry holds {info.file_size - offset}")
         members[key] = (info, shape, dtype)
@@ -320,7 +383,7 @@ def _npy_header(path, key, f):
             raise ValueError(f".npy format {version[0]}.{version[1]}")
         shape, _, dtype = readers[version](f)
     except (ValueError, TypeError, SyntaxError, EOFError) as err:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt: the header of {key!r} is "
+        raise CheckpointError(f"{_name(path)} is corrupt: the header of {key!r} is "
                               f"unreadable ({err})") from err
     return tuple(shape), dtype, f.tell()
 
@@ -340,7 +403,7 @@ def _check_member(path, key, member, want):
         ok = shape == tuple(want) and dtype.kind == "f"
         want = f"a floating-point array of shape {tuple(want)}"
     if not ok:
-        raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+        raise CheckpointError(f"{_name(path)} does not fit the model its config "
                               f"describes: {key!r} has shape {shape} ({dtype}), not {want}")
 
 
@@ -350,7 +413,7 @@ def _read_member(path, zf, members, key):
         with zf.open(members[key][0]) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
     except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as err:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is unreadable "
+        raise CheckpointError(f"{_name(path)} is corrupt: {key!r} is unreadable "
                               f"({err})") from err
 
 
@@ -358,21 +421,21 @@ def _read_head(path, zf, members):
     """Check and read the format, the config and the loop state; returns the last two."""
     for key, want in HEAD.items():
         if key not in members:
-            raise CheckpointError(f"checkpoint {path!r} lacks {key!r}: not written by nnscratch")
+            raise CheckpointError(f"{_name(path)} lacks {key!r}: not written by nnscratch")
         _check_member(path, key, members[key], want)
     found = int(_read_member(path, zf, members, "loop/format"))
     if found != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path!r} has format {found}, this nnscratch reads "
+        raise CheckpointError(f"{_name(path)} has format {found}, this nnscratch reads "
                               f"format {FORMAT_VERSION}")
     texts = {}
     for key, what in (("config", "config"), ("loop/state", "loop state")):
         try:
             texts[key] = json.loads(str(_read_member(path, zf, members, key)))
         except json.JSONDecodeError as err:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: unreadable {what} "
+            raise CheckpointError(f"{_name(path)} is corrupt: unreadable {what} "
                                   f"({err})") from err
         if not isinstance(texts[key], dict):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is JSON "
+            raise CheckpointError(f"{_name(path)} is corrupt: {key!r} is JSON "
                                   f"{type(texts[key]).__name__}, not an object")
     _check_fields(path, "config's", texts["config"], CONFIG_FIELDS)
     _check_position(path, texts["loop/state"])
@@ -384,7 +447,7 @@ def _check_available(path, need, what):
     from .checks import available_memory, format_bytes
     have = available_memory()
     if have is not None and need > have:
-        raise CheckpointError(f"checkpoint {path!r}: {what} need {format_bytes(need)}, more "
+        raise CheckpointError(f"{_name(path)}: {what} need {format_bytes(need)}, more "
                               f"than the {format_bytes(have)} of memory available now")
 
 
@@ -443,7 +506,7 @@ def _check_fields(path, where, values, fields):
     for key, (test, what) in fields.items():
         value = values.get(key)
         if value is not None and not test(value):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the {where} {key!r} is "
+            raise CheckpointError(f"{_name(path)} is corrupt: the {where} {key!r} is "
                                   f"{value!r}, not {what}")
 
 
@@ -453,12 +516,12 @@ def _check_position(path, loop_state):
     for key in ("epoch", "batch", "step"):
         value = loop_state.get(key, 0)
         if not _integer(value, 0):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop position {key!r} "
+            raise CheckpointError(f"{_name(path)} is corrupt: the loop position {key!r} "
                                   f"is {value!r}, not an integer >= 0")
     _check_fields(path, "loop state's", loop_state, LOOP_FIELDS)
     for key in ("sums", "run", "data_rng", "record"):
         if not isinstance(loop_state.get(key, {}), dict):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's {key!r} is "
+            raise CheckpointError(f"{_name(path)} is corrupt: the loop's {key!r} is "
                                   "not a JSON object")
     _check_fields(path, "run's", loop_state.get("run", {}), RUN_FIELDS)
     sums = loop_state.get("sums", {})
@@ -471,17 +534,17 @@ def _check_position(path, loop_state):
         (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
         for k in record})
     if record and not _integer(record.get("epoch"), 1):
-        raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's 'record' has no "
+        raise CheckpointError(f"{_name(path)} is corrupt: the loop's 'record' has no "
                               "'epoch' >= 1")
     n_train, size = loop_state.get("n_train"), loop_state.get("batch_size")
     if n_train and size and loop_state.get("batch", 0) > n_train // size:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt: batch {loop_state['batch']} "
+        raise CheckpointError(f"{_name(path)} is corrupt: batch {loop_state['batch']} "
                               f"of an epoch of {n_train // size} batches")
     if "data_rng" in loop_state:
         try:
             np.random.default_rng().bit_generator.state = loop_state["data_rng"]
         except (ValueError, TypeError, KeyError, OverflowError) as err:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's 'data_rng' is "
+            raise CheckpointError(f"{_name(path)} is corrupt: the loop's 'data_rng' is "
                                   f"not a generator's state ({type(err).__name__}: "
                                   f"{err})") from err
 
@@ -513,8 +576,7 @@ def load_checkpoint(path, backend=None, kind=None):
     or field.
     """
     _import_models()
-    path = _checked_path(path)
-    with _open_zip(path) as zf:
+    with _open_zip(path) as (path, zf):
         config, loop_state = _read_head(path, zf, _directory(path, zf, only=HEAD))
         # every parameter of the model is stored: the values the file declares bound it
         stored = sum(math.prod(shape) for _, shape, _ in _directory(
@@ -531,13 +593,13 @@ def load_checkpoint(path, backend=None, kind=None):
             state[key] = _read_member(path, zf, members, key)
             bad = _non_finite({key: state[key]})
             if bad:
-                raise CheckpointError(f"checkpoint {path!r} is unusable: {bad}; resume from an "
+                raise CheckpointError(f"{_name(path)} is unusable: {bad}; resume from an "
                                       "earlier checkpoint or start again")
     _check_counters(path, trainer, state)
     try:
         trainer.load_state_dict(state)
     except (KeyError, ValueError, TypeError) as err:
-        raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+        raise CheckpointError(f"{_name(path)} does not fit the model its config "
                               f"describes ({type(err).__name__}: {err})") from err
     return trainer, loop_state
 
@@ -546,15 +608,15 @@ def _build(path, config, kind, backend):
     """The trainer the config describes; the memory it needs is checked before it exists."""
     found = config.get("kind")
     if kind is not None and found != kind:
-        raise CheckpointError(f"checkpoint {path!r} holds a {found!r} model, not a {kind!r} one")
+        raise CheckpointError(f"{_name(path)} holds a {found!r} model, not a {kind!r} one")
     if found not in Trainer.registry:
-        raise CheckpointError(f"checkpoint {path!r} holds a model of kind {found!r}, which this "
+        raise CheckpointError(f"{_name(path)} holds a model of kind {found!r}, which this "
                               f"nnscratch does not know (known: "
                               f"{', '.join(sorted(Trainer.registry))})")
     try:
         return Trainer.from_config(config, backend=backend)
     except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"checkpoint {path!r} has a config that builds no model "
+        raise CheckpointError(f"{_name(path)} has a config that builds no model "
                               f"({type(err).__name__}: {err})") from err
 
 
@@ -603,7 +665,7 @@ def _check_members(path, trainer, members):
         if key in members:
             _check_member(path, key, members[key], spec)
         elif key.startswith("net/"):
-            raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+            raise CheckpointError(f"{_name(path)} does not fit the model its config "
                                   f"describes: it lacks {key!r}")
     for key, member in members.items():
         if key.startswith(f"{trainer.kind}/"):
@@ -614,12 +676,12 @@ def _check_members(path, trainer, members):
             _check_member(path, key, members[key], shape)
     for opt in trainer.optimizers:
         if f"opt/{opt}/t" not in members:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: it lacks the step count "
+            raise CheckpointError(f"{_name(path)} is corrupt: it lacks the step count "
                                   f"'opt/{opt}/t' of the optimizer {opt!r}")
         every = [k for k, (o, _, _) in slots.items() if o == opt]
         missing = [k for k in every if k not in members]
         if missing and len(missing) < len(every):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the optimizer {opt!r} "
+            raise CheckpointError(f"{_name(path)} is corrupt: the optimizer {opt!r} "
                                   f"lacks {missing[0]!r}" + (f" and {len(missing) - 1} more"
                                                              if len(missing) > 1 else ""))
 
@@ -629,7 +691,7 @@ def _check_counters(path, trainer, state):
     it exactly when it has taken steps (a missing moment would fail at the first step)."""
     for key, a in state.items():
         if a.dtype.kind in "iu" and int(a) < 0:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is {int(a)}, not "
+            raise CheckpointError(f"{_name(path)} is corrupt: {key!r} is {int(a)}, not "
                                   "an integer >= 0")
     for key, opt in trainer.optimizers.items():
         t = int(state[f"opt/{key}/t"])
@@ -637,7 +699,7 @@ def _check_counters(path, trainer, state):
             continue
         moments = any(k.startswith(f"opt/{key}/") and k != f"opt/{key}/t" for k in state)
         if moments != (t > 0):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: 'opt/{key}/t' is {t} but "
+            raise CheckpointError(f"{_name(path)} is corrupt: 'opt/{key}/t' is {t} but "
                                   f"the optimizer {'has' if moments else 'lacks'} its "
                                   f"{' and '.join(_slot_names(opt))}")
 
