@@ -510,3 +510,35 @@ def test_a_stop_between_checkpoint_and_log_loses_no_log_line(tmp_path, monkeypat
     loop.fit(trainer, data, 3, 32, str(out), loop_state=state, figures=False,
              progress=False, resumed_from=str(out / "checkpoint.npz"))
     assert [json.loads(r)["epoch"] for r in open(out / "log.jsonl")] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("case", ["held-out nan", "held-out inf", "sum overflows"])
+def test_a_non_finite_epoch_mean_or_held_out_metric_stops_the_run_unlogged(case, tmp_path):
+    """A NaN or Inf never reaches the log (or a checkpoint's sums) as a number: a held-out
+    metric that is NaN or Inf, or an epoch's sum that overflowed (every step finite: 1e308
+    + 1e308), stops the run as a NaN step does, before the epoch's checkpoint and log line;
+    the last good epoch is kept and named."""
+    from nnscratch import datasets
+    from nnscratch.models.vae import VAETrainer
+    from nnscratch.training.loop import TrainingDiverged, fit
+    data = datasets.load("fashion-mnist-mini", "train")
+    data.x, data.labels = data.x[:64], data.labels[:64]
+    out = tmp_path / "run"
+    trainer = VAETrainer({"latent": 2})
+    fit(trainer, data, 1, 32, str(out), test=data, figures=False, progress=False)
+    before = files_of(out)
+    trainer, state = load_checkpoint(str(out / "checkpoint.npz"))
+    evaluate, step = trainer.evaluate, trainer.step
+    if case == "sum overflows":
+        trainer.step = lambda x: {**step(x), "loss": 1e308}
+    else:
+        value = float(case.split()[-1])
+        trainer.evaluate = lambda x, **kw: {**evaluate(x, **kw), "loss": value}
+    with pytest.raises(TrainingDiverged) as err:
+        fit(trainer, data, 2, 32, str(out), loop_state=state, test=data, figures=False,
+            progress=False, resumed_from=str(out / "checkpoint.npz"))
+    message = ("epoch 2, step 2 of 2 (global step 4): the epoch's sum of loss overflowed to "
+               "inf" if case == "sum overflows" else f"epoch 2: test_loss = {case.split()[-1]}")
+    assert f"training diverged in {message}" in str(err.value), str(err.value)
+    assert err.value.checkpoint == str(out / "checkpoint.npz")
+    assert files_of(out) == before

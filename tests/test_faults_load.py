@@ -153,6 +153,8 @@ EDITS = {
     "elapsed x": ({"loop": {"elapsed": "x"}}, "loop state's 'elapsed' is 'x'"),
     "data_rng": ({"loop": {"data_rng": {"state": 3}}}, "'data_rng' is not a generator's state"),
     "record {}": ({"loop": {"record": {"loss": 1.0}}}, "'record' has no 'epoch' >= 1"),
+    "record inf": ({"loop": {"record": {"epoch": 1, "test_loss": float("inf")}}},
+                   "the loop's record 'test_loss' is inf, not a finite number"),
     "step true": ({"loop": {"step": True}}, "'step' is True, not an integer >= 0"),
     # the arrays
     "int W": ({W: np.zeros((400, 784), np.int64)}, f"'{W}' has shape (400, 784) (int64), not a "
