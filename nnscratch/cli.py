@@ -587,7 +587,11 @@ def main(argv=None):
     except MemoryError as err:
         if os.environ.get("NNSCRATCH_DEBUG"):
             raise
-        print(f"nnscratch: error: out of memory{f' ({err})' if str(err) else ''}; try a smaller "
+        from .training.checks import available_memory, format_bytes
+        have = available_memory()
+        # NumPy's message says what it could not allocate; this, what there is
+        print(f"nnscratch: error: out of memory{f' ({err})' if str(err) else ''}"
+              f"{f'; {format_bytes(have)} available now' if have else ''}; try a smaller "
               "--batch-size, --n, --samples or model", file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as exit_:       # --help

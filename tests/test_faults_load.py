@@ -463,3 +463,26 @@ def test_train_with_limit_reads_only_its_images(tmp_path, monkeypatch):
     assert main(["train", "vae", *QUICK, "--data-dir", str(d), "--out", str(tmp_path / "r"),
                  "--epochs", "1"]) == 0
     assert rows == [64, 64, 50, 50]
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_an_idx_header_declaring_a_billion_images_is_refused_before_allocating(
+        gzipped, tmp_path, monkeypatch):
+    """16 bytes declaring 10^9 images (784 GB): a plain file is truncated by its size, a
+    gzip stream (whose size is known only once read) is held against the memory available
+    now; neither allocates (NumPy would raise MemoryError or, with overcommit, map it)."""
+    from nnscratch.datasets import IDXError, read_idx
+    from nnscratch.training import checks
+    monkeypatch.setattr(checks, "available_memory", lambda: 1 << 30)
+    header = bytes([0, 0, 8, 3]) + (10**9).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    path = tmp_path / ("x.gz" if gzipped else "x")
+    path.write_bytes(gzip.compress(header + bytes(784)) if gzipped else header + bytes(784))
+    err, peak = peak_of(read_idx, path)
+    assert isinstance(err, IDXError), err
+    expected = ("declares shape (1000000000, 28, 28): reading it needs 784 GB, more than the "
+                "1.07 GB of memory available now" if gzipped else
+                "expected 784000000000 bytes of data after the 16-byte header (shape "
+                "(1000000000, 28, 28)), found 784: the file is truncated")
+    assert expected in str(err), str(err)
+    assert peak < 1 * MB, peak
+    assert read_idx(path, limit=1).shape == (1, 28, 28)

@@ -57,13 +57,19 @@ def save_npz_atomic(path, arrays):
     permissions of any new file (the umask applies), flushed and fsync'ed, then renamed over
     ``path``; the temporary file is removed if anything, Ctrl-C included, interrupts.
     """
-    with atomic_file(path) as f:
+    size = sum(np.asarray(a).nbytes + NPZ_OVERHEAD for a in arrays.values())
+    with atomic_file(path, size) as f:
         np.savez(f, **arrays)
     return path
 
 
+#: bytes an ``.npz`` spends on each member besides its data (zip entry and directory
+#: record, ``.npy`` header): about 250
+NPZ_OVERHEAD = 256
+
+
 @contextlib.contextmanager
-def atomic_file(path):
+def atomic_file(path, size=None):
     """An open binary file that becomes ``path`` only when the block ends without error: a
     temporary file in the same directory (so the rename never crosses file systems), created
     with the permissions of any new file, flushed and fsync'ed, renamed over ``path``, and the
@@ -73,7 +79,8 @@ def atomic_file(path):
     mode: an existing name, a link included, is an error) and the rename replaces a link at
     ``path`` rather than its target. A directory, FIFO or device at ``path`` is refused
     before anything is written. Inside :func:`atomic_group`, the rename waits for the end
-    of the group."""
+    of the group. ``size``, the bytes the file will take when known, goes into the message
+    of a full disk (:func:`_space`)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -93,12 +100,51 @@ def atomic_file(path):
             return
         os.replace(tmp, path)
     except BaseException as err:
+        written = _size_of(tmp)
         _remove_quietly(tmp)
         if isinstance(err, OSError) and err.errno is not None:
-            raise OSError(err.errno, f"could not write {path} ({err.strerror}); the file "
-                                     "there before, if any, is kept") from err
+            space = _space(err.errno, directory, size, written, _GROUP.get() or [])
+            raise OSError(err.errno, f"could not write {path} ({err.strerror}{space}); the "
+                                     "file there before, if any, is kept") from err
         raise
     _fsync_directory(directory)
+
+
+#: errors of a write that found no room: a full disk, a full quota, the file size limit
+NO_SPACE = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG")
+                 if hasattr(errno, name))
+
+
+def _space(code, directory, size, written, pending):
+    """``": needs about X; Y free in DIR"`` for an error ``code`` of :data:`NO_SPACE`
+    (else ""): ``size`` the file's bytes (None: unknown, then more than the ``written``
+    ones), plus the files of the same :func:`atomic_group` (``pending``), whose temporary
+    files are removed with this one."""
+    from .checks import format_bytes
+    if code not in NO_SPACE:
+        return ""
+    held = sum(_size_of(tmp) for tmp, _ in pending)
+    need = (f"about {format_bytes(size + held)}" if size is not None else
+            f"more than {format_bytes(written + held)}")
+    if code == errno.EFBIG:
+        try:
+            import resource
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            limit = None if limit == resource.RLIM_INFINITY else limit
+        except ImportError:             # Windows
+            limit = None
+        if limit is not None:
+            return f": needs {need}; files are limited to {format_bytes(limit)} (ulimit -f)"
+        return f": needs {need}, more than this file system's largest file"
+    free = shutil.disk_usage(directory).free + held
+    return f": needs {need}; {format_bytes(free)} free in {directory}"
+
+
+def _size_of(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 #: the renames an :func:`atomic_group` holds back: ``[(temporary, path), ...]``, else None
@@ -165,7 +211,7 @@ def save_npy_rows(path, shape, blocks, dtype=np.float32):
     included, interrupts.
     """
     path, dtype, shape = os.fspath(path), np.dtype(dtype), tuple(int(n) for n in shape)
-    with atomic_file(path) as f:
+    with atomic_file(path, NPZ_OVERHEAD + math.prod(shape) * dtype.itemsize) as f:
         np.lib.format.write_array_header_1_0(f, {
             "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
             "shape": shape})
