@@ -144,13 +144,6 @@ def test_the_log_is_synced_before_it_replaces_the_last_one(tmp_path, monkeypatch
 
 
 # -- 3. sample: atomic, streamed in chunks --------------------------------------------------------
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    assert train(out, "--epochs", "1") == 0
-    return out / "checkpoint.npz"
-
-
 def test_sample_streams_chunks_that_continue_one_draw(tmp_path, checkpoint, monkeypatch, capsys):
     from nnscratch import cli
     monkeypatch.setattr(cli, "SAMPLE_CHUNK", 7)

@@ -23,13 +23,6 @@ from nnscratch.training.rundir import LOCK
 from test_faults import dead_pid
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    assert train(out, "--epochs", "1") == 0
-    return out / "checkpoint.npz"
-
-
 class Hung(BaseException):
     """Raised by the watchdog (a BaseException: ``main`` must not report it as an error)."""
 

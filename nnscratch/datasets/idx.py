@@ -104,18 +104,17 @@ def _check_room(f, name: str, need: int, dims, header_len: int) -> None:
     """Refuse, before allocating them, ``need`` bytes of data that a plain file does not
     hold (a header declaring 10^9 images in 16 bytes) or that the memory available now
     cannot (a gzip stream's size is known only once it is read)."""
-    from ..training.checks import available_memory, format_bytes
+    from ..training.checks import beyond_memory, format_bytes
     if not isinstance(f, _gzip.GzipFile):
         held = os.fstat(f.fileno()).st_size - header_len
         if held < need:
             raise IDXError(f"{name}: expected {need} bytes of data after the {header_len}-byte "
                            f"header (shape {tuple(dims)}), found {held}: the file is truncated")
         return
-    have = available_memory()
-    if have is not None and need > have:
+    short = beyond_memory(need)
+    if short:
         raise IDXError(f"{name}: its header declares shape {tuple(dims)}: reading it needs "
-                       f"{format_bytes(need)}, more than the {format_bytes(have)} of memory "
-                       "available now (a smaller --limit reads less)")
+                       f"{format_bytes(need)}, {short} (a smaller --limit reads less)")
 
 
 def _fill(f, view, piece: int = 1 << 20) -> int:

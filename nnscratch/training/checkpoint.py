@@ -280,13 +280,8 @@ def read_checkpoint(path):
     with _open_zip(path) as (path, zf):
         members = _directory(path, zf)
         _read_head(path, zf, members)
-        need = sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
-        _check_available(path, need, "its arrays")
-        state = {key: _read_member(path, zf, members, key) for key in members}
-    bad = _non_finite(state)
-    if bad:
-        raise CheckpointError(f"{_name(path)} is unusable: {bad}; resume from an earlier "
-                              "checkpoint or start again")
+        state = _read_all(path, zf, members, "its arrays")
+    _refuse_non_finite(path, state, "; resume from an earlier checkpoint or start again")
     return state
 
 
@@ -321,13 +316,9 @@ def read_archive(path, head, rest, noun):
                 if key not in members:
                     raise CheckpointError(f"{_name(path)} lacks {key!r}")
                 _check_member(path, key, members[key], spec)
-            need = sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
-            _check_available(path, 2 * need, "its arrays and the model built from them")
-            state.update({key: _read_member(path, zf, members, key) for key in members
-                          if key not in state})
-        bad = _non_finite(state)
-        if bad:
-            raise CheckpointError(f"{_name(path)} is unusable: {bad}")
+            state = _read_all(path, zf, members, "its arrays and the model built from them",
+                              copies=2)
+        _refuse_non_finite(path, state, "")
         return state
     finally:
         _NOUN.reset(token)
@@ -488,13 +479,15 @@ def _read_head(path, zf, members):
     return texts["config"], texts["loop/state"]
 
 
-def _check_available(path, need, what):
-    """Refuse ``need`` bytes that the memory available now (MemAvailable) cannot hold."""
-    from .checks import available_memory, format_bytes
-    have = available_memory()
-    if have is not None and need > have:
-        raise CheckpointError(f"{_name(path)}: {what} need {format_bytes(need)}, more "
-                              f"than the {format_bytes(have)} of memory available now")
+def _read_all(path, zf, members, what, copies=1):
+    """Decompress every member once their total (``copies`` times: what is built from
+    them too) is known to fit in the memory available now (MemAvailable)."""
+    from .checks import beyond_memory, format_bytes
+    need = copies * sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
+    short = beyond_memory(need)
+    if short:
+        raise CheckpointError(f"{_name(path)}: {what} need {format_bytes(need)}, {short}")
+    return {key: _read_member(path, zf, members, key) for key in members}
 
 
 # -- the types of every field of the config and the loop state --------------------------------
@@ -594,6 +587,12 @@ def _check_position(path, loop_state):
 
 
 # -- rebuilding the trainer -------------------------------------------------------------------
+def _refuse_non_finite(path, state, advice):
+    bad = _non_finite(state)
+    if bad:
+        raise CheckpointError(f"{_name(path)} is unusable: {bad}{advice}")
+
+
 def _non_finite(state):
     """What is wrong when a floating array of ``state`` holds NaN or Inf, else None."""
     for key, a in state.items():
@@ -630,15 +629,8 @@ def load_checkpoint(path, backend=None, kind=None):
         members = _directory(path, zf, known=_known(trainer))
         _check_members(path, trainer, members)
         # the model exists now (MemAvailable counts it): its state must fit beside it
-        need = sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
-        _check_available(path, need, f"the model is built; its {len(members)} arrays")
-        state = {}
-        for key in members:
-            state[key] = _read_member(path, zf, members, key)
-            bad = _non_finite({key: state[key]})
-            if bad:
-                raise CheckpointError(f"{_name(path)} is unusable: {bad}; resume from an "
-                                      "earlier checkpoint or start again")
+        state = _read_all(path, zf, members, f"the model is built; its {len(members)} arrays")
+    _refuse_non_finite(path, state, "; resume from an earlier checkpoint or start again")
     _check_counters(path, trainer, state)
     try:
         trainer.load_state_dict(state)
