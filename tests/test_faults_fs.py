@@ -133,7 +133,7 @@ def test_a_fifo_anywhere_is_one_line_not_a_hang(case, tmp_path, checkpoint, caps
     assert f"{named} is a FIFO" in lines[0], lines
 
 
-@pytest.mark.parametrize("kind", ["a FIFO", "a character device"])
+@pytest.mark.parametrize("kind", ["a FIFO", "a character device", "a loop of symbolic links"])
 def test_the_loader_names_a_special_file_not_a_missing_one(kind, tmp_path, watchdog):
     """``read_checkpoint``, ``read_head`` and ``load_checkpoint`` themselves, as the Python
     API calls them: a FIFO or a device is named for what it is (it exists), never opened to
@@ -145,6 +145,9 @@ def test_the_loader_names_a_special_file_not_a_missing_one(kind, tmp_path, watch
         read_head,
     )
     path = make_fifo(tmp_path / "fifo") if kind == "a FIFO" else "/dev/zero"
+    if kind == "a loop of symbolic links":
+        path = str(tmp_path / "loop.npz")
+        os.symlink(path, path)
     for load in (read_checkpoint, read_head, load_checkpoint):
         with pytest.raises(CheckpointError) as err:
             load(path)

@@ -107,6 +107,26 @@ def test_a_known_member_of_another_shape_is_refused_before_it_is_decompressed(tm
     assert peak < 20 * MB, peak
 
 
+@pytest.mark.parametrize("flag, method, message", [
+    (1, zipfile.ZIP_STORED, "'config' is encrypted, which nnscratch never writes"),
+    (0, 99, "'config' is compressed by method 99, which nnscratch never writes")])
+def test_an_encrypted_or_unknown_compression_member_is_one_checkpoint_error(
+        flag, method, message, tmp_path, checkpoint):
+    """zipfile itself raises RuntimeError (a password is needed) or NotImplementedError:
+    both were a traceback. The directory's entry says so before anything is read."""
+    raw = bytearray(checkpoint.read_bytes())
+    for magic, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        i = raw.find(magic)         # the first entry, local and central: config.npy
+        raw[i + flag_at] |= flag
+        raw[i + method_at:i + method_at + 2] = method.to_bytes(2, "little")
+    path = tmp_path / "odd.npz"
+    path.write_bytes(bytes(raw))
+    assert zipfile.ZipFile(path).infolist()[0].filename == "config.npy"
+    for load in (load_checkpoint, read_checkpoint):
+        with pytest.raises(CheckpointError, match=message):
+            load(path)
+
+
 # -- wrong types in each section: one line, status 2, the field named -----------------------------
 def edit(good, config=None, loop=None, run=None, **arrays):
     state = dict(good)

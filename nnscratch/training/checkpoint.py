@@ -381,6 +381,11 @@ def _open_zip(path):
                 raise CheckpointError(f"{_name(path)} is corrupt ({err})") from err
 
 
+#: the compression methods an ``.npz`` may use (``np.savez``, ``np.savez_compressed``, and
+#: the others zipfile reads)
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
 def _directory(path, zf, known=None, only=None):
     """``key -> (ZipInfo, shape, dtype)`` of every member (of those in ``only``, a set or a
     test of the name, when given), from the zip's directory and each member's ``.npy``
@@ -392,6 +397,12 @@ def _directory(path, zf, known=None, only=None):
         if not info.filename.endswith(".npy") or key in members:
             raise CheckpointError(f"{_name(path)} holds {info.filename!r}, which is not "
                                   "one array of a checkpoint: not written by nnscratch")
+        if info.flag_bits & 1 or info.compress_type not in _METHODS:
+            # zipfile would raise RuntimeError (a password) or NotImplementedError
+            raise CheckpointError(f"{_name(path)}: {key!r} is "
+                                  + ("encrypted" if info.flag_bits & 1 else
+                                     f"compressed by method {info.compress_type}")
+                                  + ", which nnscratch never writes")
         if known is not None and not known(key):
             raise CheckpointError(f"{_name(path)} holds an unknown member {key!r} "
                                   "(not part of the model its config describes)")
