@@ -499,3 +499,24 @@ def test_an_idx_header_declaring_a_billion_images_is_refused_before_allocating(
     assert expected in str(err), str(err)
     assert peak < 1 * MB, peak
     assert read_idx(path, limit=1).shape == (1, 28, 28)
+
+
+def test_iw_samples_beyond_eval_rows_are_drawn_in_blocks(checkpoint):
+    """An ``iw_samples`` of 10^7 in a checkpoint's config made ``eval`` decode 10^7 rows
+    at once (31 GB: killed by the kernel). Drawn ``eval_rows`` at a time, the decoder never
+    sees more, and the bounds are those of one draw of all ``K`` draws of each image
+    (NumPy's stream is the same, split in blocks)."""
+    trainer, _ = load_checkpoint(checkpoint)
+    x = np.random.default_rng(0).random((3, 784), dtype=np.float32)
+    trainer.eval_rows = 50              # one image at a time, its 50 draws at once
+    whole = trainer.evaluate(x, iw_samples=50)
+    rows, log_weights = [], trainer.vae.log_weights
+
+    def spy(xb, eps):
+        rows.append(eps.shape[0] * eps.shape[1])
+        return log_weights(xb, eps)
+    trainer.vae.log_weights, trainer.eval_rows = spy, 8
+    blocks = trainer.evaluate(x, iw_samples=50)
+    assert max(rows) <= 8 and sum(rows) == 3 * 50
+    for key in whole:
+        assert math.isclose(whole[key], blocks[key], rel_tol=1e-5), (key, whole, blocks)
