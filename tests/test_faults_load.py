@@ -184,6 +184,16 @@ EDITS = {
     "no t": ({"opt/vae/t": None}, "lacks the step count 'opt/vae/t'"),
     "t 0 with moments": ({"opt/vae/t": np.asarray(0)}, "'opt/vae/t' is 0 but the optimizer has "
                                                         "its m and v"),
+    "config nested": ({"config": np.asarray("[" * 100_000 + "]" * 100_000)},
+                      "unreadable config (RecursionError"),
+    "loop nested": ({"loop/state": np.asarray("[" * 100_000 + "]" * 100_000)},
+                    "unreadable loop state (RecursionError"),
+    "no rng": ({"rng/backend": None}, "it lacks 'rng/backend'"),
+    "rng junk": ({"rng/backend": np.asarray('{"x": 1}')},
+                 "'rng/backend' is not a generator's state"),
+    "rng counter x": ({"rng/backend": np.asarray(json.dumps(
+        {"bit_generator": "nnscratch.CounterRNG", "key": "x", "counter": 0}))},
+        "'rng/backend' is not a generator's state"),
     "config 2-d": ({"config": np.asarray(["{}", "{}"])}, "'config' has shape (2,)"),
 }
 
@@ -233,7 +243,8 @@ def test_a_malformed_log_line_is_refused_in_one_line(checkpoint, tmp_path, capsy
     import shutil
     run = tmp_path / "run"
     shutil.copytree(checkpoint.parent, run)
-    for line in ("{}\n", "[1]\n", "not json\n", '{"epoch": 0, "train_loss": 1.0}\n'):
+    for line in ("{}\n", "[1]\n", "not json\n", "[" * 100_000 + "\n",
+                 '{"epoch": 0, "train_loss": 1.0}\n'):
         (run / "log.jsonl").write_text(line)
         capsys.readouterr()
         assert main(["train", "vae", "--resume", str(run / "checkpoint.npz"), "--epochs", "2",

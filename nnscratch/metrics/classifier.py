@@ -254,7 +254,7 @@ def _meta(path, text):
     from ..training.checks import check_sizes
     try:
         meta = json.loads(str(text))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         raise CheckpointError(f"classifier file {path!r}: unreadable meta ({err})") from err
     if not isinstance(meta, dict):
         raise CheckpointError(f"classifier file {path!r}: its meta is not a JSON object")

@@ -479,9 +479,9 @@ def _read_head(path, zf, members):
     for key, what in (("config", "config"), ("loop/state", "loop state")):
         try:
             texts[key] = json.loads(str(_read_member(path, zf, members, key)))
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, RecursionError) as err:   # nested 10^5 deep
             raise CheckpointError(f"{_name(path)} is corrupt: unreadable {what} "
-                                  f"({err})") from err
+                                  f"({type(err).__name__}: {err})") from err
         if not isinstance(texts[key], dict):
             raise CheckpointError(f"{_name(path)} is corrupt: {key!r} is JSON "
                                   f"{type(texts[key]).__name__}, not an object")
@@ -589,12 +589,22 @@ def _check_position(path, loop_state):
         raise CheckpointError(f"{_name(path)} is corrupt: batch {loop_state['batch']} "
                               f"of an epoch of {n_train // size} batches")
     if "data_rng" in loop_state:
-        try:
-            np.random.default_rng().bit_generator.state = loop_state["data_rng"]
-        except (ValueError, TypeError, KeyError, OverflowError) as err:
-            raise CheckpointError(f"{_name(path)} is corrupt: the loop's 'data_rng' is "
-                                  f"not a generator's state ({type(err).__name__}: "
-                                  f"{err})") from err
+        _check_generator(path, "the loop's 'data_rng'", loop_state["data_rng"], counter=False)
+
+
+def _check_generator(path, what, state, counter=True):
+    """``state`` is one a NumPy generator accepts (or, with ``counter``, the state of
+    :class:`~nnscratch.counter_rng.CounterRNG`, which a CuPy run saves)."""
+    try:
+        if counter and isinstance(state, dict) and \
+                state.get("bit_generator") == "nnscratch.CounterRNG":
+            if not all(_integer(state.get(k), 0) for k in ("key", "counter")):
+                raise ValueError("its key and counter must be integers >= 0")
+        else:
+            np.random.default_rng().bit_generator.state = state
+    except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as err:
+        raise CheckpointError(f"{_name(path)} is corrupt: {what} is not a generator's state "
+                              f"({type(err).__name__}: {err})") from err
 
 
 # -- rebuilding the trainer -------------------------------------------------------------------
@@ -643,6 +653,12 @@ def load_checkpoint(path, backend=None, kind=None):
         state = _read_all(path, zf, members, f"the model is built; its {len(members)} arrays")
     _refuse_non_finite(path, state, "; resume from an earlier checkpoint or start again")
     _check_counters(path, trainer, state)
+    try:
+        noise = json.loads(str(state["rng/backend"]))
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{_name(path)} is corrupt: unreadable 'rng/backend' "
+                              f"({type(err).__name__}: {err})") from err
+    _check_generator(path, "'rng/backend'", noise)
     try:
         trainer.load_state_dict(state)
     except (KeyError, ValueError, TypeError) as err:
@@ -711,7 +727,7 @@ def _check_members(path, trainer, members):
     for key, spec in want.items():
         if key in members:
             _check_member(path, key, members[key], spec)
-        elif key.startswith("net/"):
+        elif key.startswith("net/") or key == "rng/backend":
             raise CheckpointError(f"{_name(path)} does not fit the model its config "
                                   f"describes: it lacks {key!r}")
     for key, member in members.items():
