@@ -358,6 +358,43 @@ def test_an_empty_batch_is_named_not_an_overflow(trainer):
             call(empty)
 
 
+def test_fit_and_the_vae_refuse_counts_that_are_not_integers(tmp_path):
+    """``fit(epochs=1.5)`` trained two epochs, ``binarize="no"`` binarised, an
+    ``iw_samples`` of 0 failed only at the first evaluation and one of 2.5 drew 2."""
+    import nnscratch as nn
+    from nnscratch.training.loop import fit
+    trainer = nn.VAETrainer({"latent": 2})
+    x = np.random.default_rng(0).random((64, 784), dtype=np.float32)
+    for kwargs, message in [({"epochs": 1.5}, "epochs must be an integer >= 0, got 1.5"),
+                            ({"batch_size": True}, "batch_size must be an integer >= 1"),
+                            ({"eval_every": 0.5}, "eval_every must be an integer >= 1")]:
+        with pytest.raises(ValueError, match=message):
+            fit(trainer, x, **{"epochs": 1, "batch_size": 32, **kwargs}, out_dir=tmp_path,
+                progress=False, figures=False)
+    assert not os.listdir(tmp_path)
+    for config, message in [({"binarize": "no"}, "binarize must be True or False, got 'no'"),
+                            ({"iw_samples": 0}, "iw_samples must be integers >= 1, got 0")]:
+        with pytest.raises(ValueError, match=message):
+            nn.VAETrainer({"latent": 2, **config})
+    for K in (2.5, True):
+        with pytest.raises(ValueError, match="iw_samples must be integers >= 1"):
+            trainer.evaluate(x[:4], iw_samples=K)
+
+
+def test_save_checkpoint_refuses_a_loop_state_holding_nan(tmp_path):
+    """The write side of the loader's check: a NaN sum written as ``NaN`` made a file that
+    every load refuses; nothing is written and the earlier checkpoint stays."""
+    import nnscratch as nn
+    from nnscratch.training.checkpoint import CheckpointError, save_checkpoint
+    trainer = nn.VAETrainer({"latent": 2})
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, trainer, {"epoch": 0, "sums": {}})
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match="its loop state holds NaN or Inf"):
+        save_checkpoint(path, trainer, {"epoch": 0, "sums": {"loss": float("nan")}})
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["checkpoint.npz"]
+
+
 # -- 10. kills at random moments ------------------------------------------------------------------
 QUIET = ["--quiet", "--no-figures"]
 KILL_RUN = ["--latent", "2", "--limit", "256", "--test-limit", "50", "--batch-size", "16",

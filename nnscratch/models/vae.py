@@ -319,6 +319,9 @@ class VAETrainer(Trainer):
                for key in ("latent", "lr", "binarize", "init", "iw_samples")}
         self.config.update(cfg, preset=preset)
         self.config.pop("kind", None)
+        check_sizes("VAE", iw_samples=cfg["iw_samples"])
+        if not isinstance(cfg["binarize"], (bool, np.bool_)):     # "no" would be true
+            raise ValueError(f"VAE: binarize must be True or False, got {cfg['binarize']!r}")
         self._check_size(PRESETS[preset], cfg["latent"])
         self.vae = VAE.from_preset(preset, cfg["latent"], cfg["init"], backend=self.backend)
         self.networks = {"vae": self.vae}
@@ -394,9 +397,9 @@ class VAETrainer(Trainer):
         at most ``eval_rows`` decoder rows so memory stays bounded. ``binarize=True``
         models binarise ``x`` with a generator of the same seed.
         """
-        K = int(self.config["iw_samples"] if iw_samples is None else iw_samples)
-        if K < 1:
-            raise ValueError(f"iw_samples must be >= 1, got {K}")
+        K = self.config["iw_samples"] if iw_samples is None else iw_samples
+        check_sizes("VAETrainer.evaluate", iw_samples=K)       # 2.5 is not 2 draws
+        K = int(K)
         self.check_data(x, "VAETrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
         if self.config["binarize"]:

@@ -44,7 +44,11 @@ def save_checkpoint(path, trainer, loop_state):
     if bad:
         raise CheckpointError(f"refusing to save {os.fspath(path)!r}: {bad}; the last good "
                               "checkpoint is kept")
-    state["loop/state"] = np.asarray(json.dumps(loop_state))
+    try:        # strict JSON: a NaN sum would make a checkpoint that no load accepts
+        state["loop/state"] = np.asarray(json.dumps(loop_state, allow_nan=False))
+    except ValueError as err:
+        raise CheckpointError(f"refusing to save {os.fspath(path)!r}: its loop state holds "
+                              f"NaN or Inf ({err}); the last good checkpoint is kept") from err
     state["loop/format"] = np.asarray(FORMAT_VERSION)
     return save_npz_atomic(path, state)
 

@@ -178,9 +178,11 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
         for name, d in (("the training data", data), ("the test data", test)):
             if d is not None:
                 trainer.check_data(d.x, f"fit: {name}")
-    if epochs < 0 or batch_size < 1 or eval_every < 1:
-        raise ValueError(f"epochs must be >= 0, batch_size and eval_every >= 1 "
-                         f"(got {epochs}, {batch_size}, {eval_every})")
+    # integers: an epochs of 1.5 trained two epochs, a batch_size of True one image
+    for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1),
+                             ("eval_every", eval_every, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"fit: {name} must be an integer >= {low}, got {value!r}")
     if len(data.x) < batch_size:
         raise ValueError(f"batch size {batch_size} exceeds the {len(data.x)} training images")
     state = _start_state(seed, loop_state, len(data.x), batch_size)
