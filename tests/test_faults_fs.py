@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from cli_helpers import QUICK, ROOT, one_error_line, train
@@ -152,6 +153,22 @@ def test_the_loader_names_a_special_file_not_a_missing_one(kind, tmp_path, watch
         with pytest.raises(CheckpointError) as err:
             load(path)
         assert str(err.value) == f"checkpoint {path!r} is {kind}, not a file"
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_special_file_among_the_idx_files_is_named(special, tmp_path, capsys, watchdog):
+    """A FIFO (or a link to a device) under an IDX file's name was reported as "does not
+    contain" the files; it is there, and named for what it is."""
+    from nnscratch.datasets import write_idx
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "t10k"):
+        write_idx(data / f"{split}-labels-idx1-ubyte.gz", np.zeros(40, np.uint8))
+    images = data / "train-images-idx3-ubyte.gz"
+    make_fifo(images) if special == "fifo" else images.symlink_to(special)
+    assert train(tmp_path / "run", "--epochs", "1", "--data-dir", str(data)) == 2
+    kind = "a FIFO" if special == "fifo" else "a character device"
+    assert one_error_line(capsys) == f"nnscratch: error: {images} is {kind}, not an IDX file"
 
 
 # -- a fresh run never destroys anything ------------------------------------------------------
