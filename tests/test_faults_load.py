@@ -194,6 +194,8 @@ EDITS = {
     "rng counter x": ({"rng/backend": np.asarray(json.dumps(
         {"bit_generator": "nnscratch.CounterRNG", "key": "x", "counter": 0}))},
         "'rng/backend' is not a generator's state"),
+    "negative v": ({"opt/vae/v/dec.2.W": np.full((400, 784), -1.0, np.float32)},
+                   "'opt/vae/v/dec.2.W' holds -1, and a variance is never negative"),
     "config 2-d": ({"config": np.asarray(["{}", "{}"])}, "'config' has shape (2,)"),
 }
 
@@ -531,3 +533,19 @@ def test_iw_samples_beyond_eval_rows_are_drawn_in_blocks(checkpoint):
     assert max(rows) <= 8 and sum(rows) == 3 * 50
     for key in whole:
         assert math.isclose(whole[key], blocks[key], rel_tol=1e-5), (key, whole, blocks)
+
+
+def test_a_negative_running_variance_is_refused(tmp_path):
+    """Batch norm's running variance of -1 in a GAN's generator: ``sample`` wrote NaN
+    images and exit status 0."""
+    import nnscratch as nn
+    from nnscratch.training.checkpoint import save_checkpoint
+    from nnscratch.training.loop import new_loop_state
+    trainer = nn.GANTrainer({"preset": "mlp", "G_hidden": [8], "D_hidden": [8], "latent": 2})
+    path = save_checkpoint(tmp_path / "gan.npz", trainer, new_loop_state(0))
+    state = read_checkpoint(path)
+    key = next(k for k in state if k.endswith(".running_var"))
+    state[key] = np.full_like(state[key], -1.0)
+    write_npz(path, state)
+    with pytest.raises(CheckpointError, match=f"{key!r} holds -1, and a variance is never"):
+        load_checkpoint(path)

@@ -760,6 +760,11 @@ def _check_counters(path, trainer, state):
         if a.dtype.kind in "iu" and int(a) < 0:
             raise CheckpointError(f"{_name(path)} is corrupt: {key!r} is {int(a)}, not "
                                   "an integer >= 0")
+        # a variance (batch norm's running one, Adam's v) is a mean of squares: a negative
+        # one gives NaN samples (sqrt) or a step that reads as a divergence
+        if _is_variance(key) and a.size and float(a.min()) < 0:
+            raise CheckpointError(f"{_name(path)} is corrupt: {key!r} holds {float(a.min()):g}, "
+                                  "and a variance is never negative")
     for key, opt in trainer.optimizers.items():
         t = int(state[f"opt/{key}/t"])
         if not _slot_names(opt):
@@ -769,6 +774,14 @@ def _check_counters(path, trainer, state):
             raise CheckpointError(f"{_name(path)} is corrupt: 'opt/{key}/t' is {t} but "
                                   f"the optimizer {'has' if moments else 'lacks'} its "
                                   f"{' and '.join(_slot_names(opt))}")
+
+
+def _is_variance(key):
+    """Whether the member ``key`` holds a variance: ``net/.../<layer>.running_var`` or an
+    optimizer's second moment ``opt/<name>/v/<parameter>``."""
+    parts = key.split("/")
+    return (parts[0] == "net" and key.endswith(".running_var")) or \
+        (parts[0] == "opt" and len(parts) > 3 and parts[2] == "v")
 
 
 def _import_models():
