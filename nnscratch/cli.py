@@ -577,8 +577,11 @@ def main(argv=None):
             OSError) as err:
         if os.environ.get("NNSCRATCH_DEBUG"):
             raise
-        # one line, all of it (a download's failure lists every mirror and the way by hand)
-        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        # one line, all of it (a download's failure lists every mirror and the way by hand);
+        # an OSError of ours carries its path in its words: no "[Errno 28]" before them
+        text = err.strerror if isinstance(err, OSError) and err.strerror and \
+            err.filename is None and err.errno is not None else str(err)
+        message = " ".join(line.strip() for line in text.splitlines() if line.strip())
         print(f"nnscratch: error: {message or type(err).__name__}", file=sys.stderr)
         return EXIT_USAGE
     except MemoryError as err:

@@ -180,7 +180,8 @@ def test_a_full_disk_keeps_every_earlier_file(tmp_path, checkpoint):
     before = out.read_bytes()
     result = run_limited(["sample", "--checkpoint", str(checkpoint), "--n", "2000",
                           "--out", str(out), "--overwrite"], 1 << 20)
-    assert re.search(r"could not write \S+s\.npy \(File too large: needs about 6.27 MB; "
+    assert re.search(r"^nnscratch: error: could not write \S+s\.npy \(File too large: needs "
+                     r"about 6.27 MB; "
                      r"files are limited to 1.05 MB \(ulimit -f\)\); the file there before, "
                      "if any, is kept", one_line(result)), one_line(result)
     assert out.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["s.npy", "s.png"]
