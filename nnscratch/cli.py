@@ -21,6 +21,7 @@ checkpoint is saved and the exact command that resumes it is printed).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shlex
 import signal
@@ -62,24 +63,21 @@ def _non_negative_int(text):
     return value
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+def _number_option(test, what):
+    """An argparse type: a float for which ``test`` holds, else "expected ``what``"."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+_positive_float = _number_option(lambda v: 0 < v < float("inf"), "a positive finite number")
+_fraction = _number_option(lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def _add_common_train(p, presets, default_preset, default_batch):
@@ -470,28 +468,18 @@ def _sample(args):
     npy, png = _sample_files(args)
     trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
     _use_raw_weights(trainer, args.raw)
-    # every chunk continues one stream of noise seeded with --seed (on NumPy: the same file
-    # for any chunk size)
-    trainer.backend.rng = trainer.backend.seeded(args.seed).rng
-
-    def draw(n):
-        images = np.asarray(trainer.sample(n), dtype=np.float32)     # a fresh host array
-        return np.clip(images, 0.0, 1.0, out=images)
-
-    first = draw(min(args.n, SAMPLE_CHUNK))
-    shape = (args.n, first.shape[1])
-    grid = first[:100].copy()
+    blocks = _sample_blocks(trainer, args.n, args.seed)
+    first = next(blocks)
+    shape, grid = (args.n, first.shape[1]), first[:100].copy()
     # both files are written to temporaries first and renamed together: a failure at the
     # PNG (a full disk) leaves the earlier .npy and .png as they were
     with ProgressBar(total=args.n, desc="sample", unit="img",
                      disable=args.n <= SAMPLE_CHUNK) as bar, atomic_group():
-        def blocks(block):
-            for start in range(0, args.n, SAMPLE_CHUNK):
-                block = block if start == 0 else draw(min(SAMPLE_CHUNK, args.n - start))
+        def counted():
+            for block in itertools.chain([first], blocks):
                 bar.update(len(block))
                 yield block
-        save_npy_rows(npy, shape, blocks(first))
-        del first
+        save_npy_rows(npy, shape, counted())
         if png is not None:
             from .plots.grid import save_image_grid
             save_image_grid(grid, png)
@@ -501,14 +489,16 @@ def _sample(args):
 
 
 def _sample_blocks(trainer, n, seed):
-    """``n`` samples in blocks of :data:`SAMPLE_CHUNK` that continue one stream of noise
-    seeded with ``seed`` (on NumPy the images of ``trainer.sample(n, seed=seed)``), so that
-    memory stays that of one block whatever ``n``."""
+    """``n`` samples (host float32 in [0, 1]) in blocks of :data:`SAMPLE_CHUNK` that
+    continue one stream of noise seeded with ``seed`` (on NumPy the images of
+    ``trainer.sample(n, seed=seed)``, for any block size), so that memory stays that of
+    one block whatever ``n``: ``sample`` and ``eval`` draw through it."""
     backend = trainer.backend.seeded(seed)
     saved, trainer.backend.rng = trainer.backend.rng, backend.rng
     try:
         for start in range(0, n, SAMPLE_CHUNK):
-            yield np.clip(trainer.sample(min(SAMPLE_CHUNK, n - start)), 0.0, 1.0)
+            images = np.asarray(trainer.sample(min(SAMPLE_CHUNK, n - start)), np.float32)
+            yield np.clip(images, 0.0, 1.0, out=images)
     finally:
         trainer.backend.rng = saved
 
@@ -536,17 +526,6 @@ def _eval(args):
     for key, value in metrics.items():
         print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0
-
-
-def _refuse_special_files(args):
-    """A checkpoint the user names must be a file: reading a FIFO waits forever, a device
-    never ends (a missing file or a directory gets the checkpoint's own message)."""
-    from .training.rundir import file_kind
-    for option in ("resume", "checkpoint"):
-        path = getattr(args, option, None)
-        kind = None if path is None else file_kind(path, follow=True)
-        if kind not in (None, "a directory"):
-            raise UsageError(f"--{option} {path!r} is {kind}, not a checkpoint file")
 
 
 def console_main():
@@ -580,7 +559,6 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv
-        _refuse_special_files(args)
         return {"train": _train, "sample": _sample, "eval": _eval,
                 "workbook": _workbook}[args.command](args)
     except TrainingInterrupted as stop:
@@ -601,14 +579,21 @@ def main(argv=None):
             OSError) as err:
         if os.environ.get("NNSCRATCH_DEBUG"):
             raise
-        # one line, all of it (a download's failure lists every mirror and the way by hand)
-        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        # one line, all of it (a download's failure lists every mirror and the way by hand);
+        # an OSError of ours carries its path in its words: no "[Errno 28]" before them
+        text = err.strerror if isinstance(err, OSError) and err.strerror and \
+            err.filename is None and err.errno is not None else str(err)
+        message = " ".join(line.strip() for line in text.splitlines() if line.strip())
         print(f"nnscratch: error: {message or type(err).__name__}", file=sys.stderr)
         return EXIT_USAGE
     except MemoryError as err:
         if os.environ.get("NNSCRATCH_DEBUG"):
             raise
-        print(f"nnscratch: error: out of memory{f' ({err})' if str(err) else ''}; try a smaller "
+        from .training.checks import available_memory, format_bytes
+        have = available_memory()
+        # NumPy's message says what it could not allocate; this, what there is
+        print(f"nnscratch: error: out of memory{f' ({err})' if str(err) else ''}"
+              f"{f'; {format_bytes(have)} available now' if have else ''}; try a smaller "
               "--batch-size, --n, --samples or model", file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as exit_:       # --help

@@ -73,3 +73,13 @@ def _restore_default_backend():
     saved = backend_module._current
     yield
     backend_module._current = saved
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """The checkpoint of a one-epoch quick VAE run (``cli_helpers.train``), one per test
+    module (the fault tests copy or read it, never change it)."""
+    from cli_helpers import train
+    out = tmp_path_factory.mktemp("run")
+    assert train(out, "--epochs", "1") == 0
+    return out / "checkpoint.npz"

@@ -20,19 +20,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from cli_helpers import QUICK, one_error_line, train
+from cli_helpers import QUICK, one_error_line
 from nnscratch.cli import main
 from nnscratch.training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from test_faults import write_npz
 
 MB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    assert train(out, "--epochs", "1") == 0
-    return out / "checkpoint.npz"
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +107,26 @@ def test_a_known_member_of_another_shape_is_refused_before_it_is_decompressed(tm
     assert peak < 20 * MB, peak
 
 
+@pytest.mark.parametrize("flag, method, message", [
+    (1, zipfile.ZIP_STORED, "'config' is encrypted, which nnscratch never writes"),
+    (0, 99, "'config' is compressed by method 99, which nnscratch never writes")])
+def test_an_encrypted_or_unknown_compression_member_is_one_checkpoint_error(
+        flag, method, message, tmp_path, checkpoint):
+    """zipfile itself raises RuntimeError (a password is needed) or NotImplementedError:
+    both were a traceback. The directory's entry says so before anything is read."""
+    raw = bytearray(checkpoint.read_bytes())
+    for magic, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        i = raw.find(magic)         # the first entry, local and central: config.npy
+        raw[i + flag_at] |= flag
+        raw[i + method_at:i + method_at + 2] = method.to_bytes(2, "little")
+    path = tmp_path / "odd.npz"
+    path.write_bytes(bytes(raw))
+    assert zipfile.ZipFile(path).infolist()[0].filename == "config.npy"
+    for load in (load_checkpoint, read_checkpoint):
+        with pytest.raises(CheckpointError, match=message):
+            load(path)
+
+
 # -- wrong types in each section: one line, status 2, the field named -----------------------------
 def edit(good, config=None, loop=None, run=None, **arrays):
     state = dict(good)
@@ -153,6 +166,8 @@ EDITS = {
     "elapsed x": ({"loop": {"elapsed": "x"}}, "loop state's 'elapsed' is 'x'"),
     "data_rng": ({"loop": {"data_rng": {"state": 3}}}, "'data_rng' is not a generator's state"),
     "record {}": ({"loop": {"record": {"loss": 1.0}}}, "'record' has no 'epoch' >= 1"),
+    "record inf": ({"loop": {"record": {"epoch": 1, "test_loss": float("inf")}}},
+                   "the loop's record 'test_loss' is inf, not a finite number"),
     "step true": ({"loop": {"step": True}}, "'step' is True, not an integer >= 0"),
     # the arrays
     "int W": ({W: np.zeros((400, 784), np.int64)}, f"'{W}' has shape (400, 784) (int64), not a "
@@ -169,6 +184,18 @@ EDITS = {
     "no t": ({"opt/vae/t": None}, "lacks the step count 'opt/vae/t'"),
     "t 0 with moments": ({"opt/vae/t": np.asarray(0)}, "'opt/vae/t' is 0 but the optimizer has "
                                                         "its m and v"),
+    "config nested": ({"config": np.asarray("[" * 100_000 + "]" * 100_000)},
+                      "unreadable config (RecursionError"),
+    "loop nested": ({"loop/state": np.asarray("[" * 100_000 + "]" * 100_000)},
+                    "unreadable loop state (RecursionError"),
+    "no rng": ({"rng/backend": None}, "it lacks 'rng/backend'"),
+    "rng junk": ({"rng/backend": np.asarray('{"x": 1}')},
+                 "'rng/backend' is not a generator's state"),
+    "rng counter x": ({"rng/backend": np.asarray(json.dumps(
+        {"bit_generator": "nnscratch.CounterRNG", "key": "x", "counter": 0}))},
+        "'rng/backend' is not a generator's state"),
+    "negative v": ({"opt/vae/v/dec.2.W": np.full((400, 784), -1.0, np.float32)},
+                   "'opt/vae/v/dec.2.W' holds -1, and a variance is never negative"),
     "config 2-d": ({"config": np.asarray(["{}", "{}"])}, "'config' has shape (2,)"),
 }
 
@@ -218,7 +245,8 @@ def test_a_malformed_log_line_is_refused_in_one_line(checkpoint, tmp_path, capsy
     import shutil
     run = tmp_path / "run"
     shutil.copytree(checkpoint.parent, run)
-    for line in ("{}\n", "[1]\n", "not json\n", '{"epoch": 0, "train_loss": 1.0}\n'):
+    for line in ("{}\n", "[1]\n", "not json\n", "[" * 100_000 + "\n",
+                 '{"epoch": 0, "train_loss": 1.0}\n'):
         (run / "log.jsonl").write_text(line)
         capsys.readouterr()
         assert main(["train", "vae", "--resume", str(run / "checkpoint.npz"), "--epochs", "2",
@@ -329,6 +357,44 @@ def test_a_non_finite_cached_classifier_is_refused_and_retrained(cache, capsys):
     assert np.isfinite(Classifier.load(path).params["head.W"]).all()
 
 
+def classifier_file(tmp_path, meta=None, drop=(), extra=()):
+    """A classifier file (hidden (8,)) with its meta changed by ``meta``, members left out
+    or declared anew (:func:`write_zip`)."""
+    from nnscratch.metrics.classifier import Classifier
+    good = tmp_path / "good.npz"
+    Classifier((8,)).save(good)
+    with np.load(good) as data:
+        state = {k: data[k] for k in data.files}
+    state["meta"] = np.asarray(json.dumps({**json.loads(str(state["meta"])), **(meta or {})}))
+    return write_zip(tmp_path / "clf.npz", state, drop=drop, extra=extra)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("width 10^9", "'param/body.0.W' has shape (784, 8) (float32), not a floating-point "
+                   "array of shape (784, 1000000000)"),
+    ("member 10^6", "'param/body.0.W' declares shape (784, 1000000) of float32 "
+                    "(3136000000 bytes), its entry holds 0"),
+    ("width x", "hidden must be integers >= 1, got ['x']"),
+    ("hidden member", "unknown member 'param/body.9.W'"),
+])
+def test_a_classifier_file_is_checked_before_it_allocates(case, message, tmp_path):
+    """The cache file is read as checkpoints are: a meta declaring a width of 10^9 (3 TB of
+    weights to build) or a member declaring 3 GB in a 100-byte entry is refused from the
+    headers, without allocating."""
+    from nnscratch.metrics.classifier import Classifier
+    path = classifier_file(tmp_path, **{
+        "width 10^9": {"meta": {"hidden": [10**9]}},
+        "member 10^6": {"drop": ["param/body.0.W"], "extra": [
+            ("param/body.0.W", npy_header((784, 10**6)), 0)]},
+        "width x": {"meta": {"hidden": ["x"]}},
+        "hidden member": {"extra": [("param/body.9.W", npy_header((4,)), 16)]},
+    }[case])
+    err, peak = peak_of(Classifier.load, path)
+    assert isinstance(err, ValueError), err
+    assert str(err).startswith(f"classifier file {path!r}") and message in str(err), str(err)
+    assert peak < 20 * MB, peak
+
+
 def test_an_unwritable_cache_is_a_warning_and_eval_prints_its_metrics(checkpoint, tmp_path,
                                                                       monkeypatch, capsys):
     """The cache under a regular file cannot be created (root or not); eval still prints
@@ -423,3 +489,63 @@ def test_train_with_limit_reads_only_its_images(tmp_path, monkeypatch):
     assert main(["train", "vae", *QUICK, "--data-dir", str(d), "--out", str(tmp_path / "r"),
                  "--epochs", "1"]) == 0
     assert rows == [64, 64, 50, 50]
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_an_idx_header_declaring_a_billion_images_is_refused_before_allocating(
+        gzipped, tmp_path, monkeypatch):
+    """16 bytes declaring 10^9 images (784 GB): a plain file is truncated by its size, a
+    gzip stream (whose size is known only once read) is held against the memory available
+    now; neither allocates (NumPy would raise MemoryError or, with overcommit, map it)."""
+    from nnscratch.datasets import IDXError, read_idx
+    from nnscratch.training import checks
+    monkeypatch.setattr(checks, "available_memory", lambda: 1 << 30)
+    header = bytes([0, 0, 8, 3]) + (10**9).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    path = tmp_path / ("x.gz" if gzipped else "x")
+    path.write_bytes(gzip.compress(header + bytes(784)) if gzipped else header + bytes(784))
+    err, peak = peak_of(read_idx, path)
+    assert isinstance(err, IDXError), err
+    expected = ("declares shape (1000000000, 28, 28): reading it needs 784 GB, more than this "
+                "machine's 1.07 GB of memory available now" if gzipped else
+                "expected 784000000000 bytes of data after the 16-byte header (shape "
+                "(1000000000, 28, 28)), found 784: the file is truncated")
+    assert expected in str(err), str(err)
+    assert peak < 1 * MB, peak
+    assert read_idx(path, limit=1).shape == (1, 28, 28)
+
+
+def test_iw_samples_beyond_eval_rows_are_drawn_in_blocks(checkpoint):
+    """An ``iw_samples`` of 10^7 in a checkpoint's config made ``eval`` decode 10^7 rows
+    at once (31 GB: killed by the kernel). Drawn ``eval_rows`` at a time, the decoder never
+    sees more, and the bounds are those of one draw of all ``K`` draws of each image
+    (NumPy's stream is the same, split in blocks)."""
+    trainer, _ = load_checkpoint(checkpoint)
+    x = np.random.default_rng(0).random((3, 784), dtype=np.float32)
+    trainer.eval_rows = 50              # one image at a time, its 50 draws at once
+    whole = trainer.evaluate(x, iw_samples=50)
+    rows, log_weights = [], trainer.vae.log_weights
+
+    def spy(xb, eps):
+        rows.append(eps.shape[0] * eps.shape[1])
+        return log_weights(xb, eps)
+    trainer.vae.log_weights, trainer.eval_rows = spy, 8
+    blocks = trainer.evaluate(x, iw_samples=50)
+    assert max(rows) <= 8 and sum(rows) == 3 * 50
+    for key in whole:
+        assert math.isclose(whole[key], blocks[key], rel_tol=1e-5), (key, whole, blocks)
+
+
+def test_a_negative_running_variance_is_refused(tmp_path):
+    """Batch norm's running variance of -1 in a GAN's generator: ``sample`` wrote NaN
+    images and exit status 0."""
+    import nnscratch as nn
+    from nnscratch.training.checkpoint import save_checkpoint
+    from nnscratch.training.loop import new_loop_state
+    trainer = nn.GANTrainer({"preset": "mlp", "G_hidden": [8], "D_hidden": [8], "latent": 2})
+    path = save_checkpoint(tmp_path / "gan.npz", trainer, new_loop_state(0))
+    state = read_checkpoint(path)
+    key = next(k for k in state if k.endswith(".running_var"))
+    state[key] = np.full_like(state[key], -1.0)
+    write_npz(path, state)
+    with pytest.raises(CheckpointError, match=f"{key!r} holds -1, and a variance is never"):
+        load_checkpoint(path)

@@ -79,7 +79,8 @@ def _read_stream(f, name: str, limit: int | None) -> np.ndarray:
     header = head + f.read(4 * head[3]) if len(head) == 4 else head
     dims, header_len = _parse_header(header, name)
     rows = dims[0] if limit is None else min(dims[0], int(limit))
-    # the array first (a MemoryError then says its size), filled in place: no copy
+    _check_room(f, name, rows * math.prod(dims[1:]), dims, header_len)
+    # the array first, filled in place: no copy
     out = np.empty((rows, *dims[1:]), dtype=np.uint8)
     need, found = out.size, _fill(f, memoryview(out.reshape(-1)))
     if found < need:
@@ -97,6 +98,23 @@ def _read_stream(f, name: str, limit: int | None) -> np.ndarray:
                 f"(shape {tuple(dims)}), found {need + extra}: the file has trailing bytes"
             )
     return out
+
+
+def _check_room(f, name: str, need: int, dims, header_len: int) -> None:
+    """Refuse, before allocating them, ``need`` bytes of data that a plain file does not
+    hold (a header declaring 10^9 images in 16 bytes) or that the memory available now
+    cannot (a gzip stream's size is known only once it is read)."""
+    from ..training.checks import beyond_memory, format_bytes
+    if not isinstance(f, _gzip.GzipFile):
+        held = os.fstat(f.fileno()).st_size - header_len
+        if held < need:
+            raise IDXError(f"{name}: expected {need} bytes of data after the {header_len}-byte "
+                           f"header (shape {tuple(dims)}), found {held}: the file is truncated")
+        return
+    short = beyond_memory(need)
+    if short:
+        raise IDXError(f"{name}: its header declares shape {tuple(dims)}: reading it needs "
+                       f"{format_bytes(need)}, {short} (a smaller --limit reads less)")
 
 
 def _fill(f, view, piece: int = 1 << 20) -> int:

@@ -172,8 +172,12 @@ def locate(name: str, split: str = "train",
 
 
 def _find_file(directory: Path, gz_name: str) -> Path | None:
+    from ..training.rundir import file_kind
     for candidate in (gz_name, gz_name.removesuffix(".gz")):
         path = directory / candidate
+        kind = file_kind(path, follow=True)
+        if kind not in (None, "a directory"):     # a FIFO would be read forever: named
+            raise IDXError(f"{path} is {kind}, not an IDX file")
         if path.is_file():
             return path
     return None

@@ -39,7 +39,6 @@ import os
 import re
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -211,30 +210,67 @@ class Classifier(Module):
         from ..training.checkpoint import save_npz_atomic
         return save_npz_atomic(path, state)
 
+    @staticmethod
+    def shapes(hidden, n_in=N_IN, n_classes=N_CLASSES):
+        """``name -> shape`` of the parameters of ``Classifier(hidden, n_in, n_classes)``
+        (the keys of its ``state_dict``), without building it."""
+        widths = (n_in, *hidden)
+        out = {}
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            out[f"body.{2 * i}.W"], out[f"body.{2 * i}.b"] = (a, b), (b,)
+        out["head.W"], out["head.b"] = (widths[-1], n_classes), (n_classes,)
+        return out
+
     @classmethod
     def load(cls, path, backend=None):
-        """Rebuild a classifier saved by :meth:`save` (read with ``allow_pickle=False``)."""
+        """Rebuild a classifier saved by :meth:`save`, read as checkpoints are
+        (:func:`~nnscratch.training.checkpoint.read_archive`): ``meta`` first, its widths
+        type-checked, then every parameter's declared shape against them, before anything
+        is decompressed or built (a width of 10^9 costs nothing). Raises ``ValueError``
+        (:class:`~nnscratch.training.checkpoint.CheckpointError`) naming the file."""
+        from ..training.checkpoint import TEXT, CheckpointError, read_archive
+        path = os.fspath(path)
+        found = {}
+
+        def params(head):
+            found.update(_meta(path, head["meta"]))
+            return {f"param/{k}": shape for k, shape in
+                    cls.shapes(found["hidden"], found["n_in"], found["n_classes"]).items()}
+        state = read_archive(path, {"meta": TEXT}, params, "classifier file")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                state = {k: data[k] for k in data.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-            raise ValueError(f"classifier file {str(path)!r} is corrupt or not an .npz "
-                             f"file ({err})") from err
-        if "meta" not in state:
-            raise ValueError(f"classifier file {str(path)!r} was not written by Classifier.save")
-        meta = json.loads(str(state["meta"]))
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"classifier file {str(path)!r} has format {meta.get('format')}, "
-                             f"this nnscratch reads format {FORMAT_VERSION}")
-        model = cls(meta["hidden"], meta["n_in"], meta["n_classes"], backend=backend)
-        for key, a in state.items():
-            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                raise ValueError(f"classifier file {str(path)!r}: {key!r} holds NaN or Inf")
+            model = cls(found["hidden"], found["n_in"], found["n_classes"], backend=backend)
+        except MemoryError as err:
+            raise CheckpointError(f"classifier file {path!r}: no memory to build it "
+                                  f"({err})") from err
         model.load_state_dict({k[len("param/"):]: v for k, v in state.items()
                                if k.startswith("param/")})
-        model.info = {k: v for k, v in meta.items()
+        model.info = {k: v for k, v in found.items()
                       if k not in ("format", "hidden", "n_in", "n_classes", "arch")}
         return model
+
+
+def _meta(path, text):
+    """The ``meta`` of a classifier file as a dict, its format and sizes checked."""
+    from ..training.checkpoint import CheckpointError
+    from ..training.checks import check_sizes
+    try:
+        meta = json.loads(str(text))
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(f"classifier file {path!r}: unreadable meta ({err})") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"classifier file {path!r}: its meta is not a JSON object")
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"classifier file {path!r} has format {meta.get('format')!r}, "
+                              f"this nnscratch reads format {FORMAT_VERSION}")
+    hidden = meta.get("hidden")
+    try:
+        if not isinstance(hidden, list) or not hidden:
+            raise ValueError(f"hidden must be a non-empty list, got {hidden!r}")
+        check_sizes("its meta", hidden=hidden, n_in=meta.get("n_in"),
+                    n_classes=meta.get("n_classes"))
+    except ValueError as err:
+        raise CheckpointError(f"classifier file {path!r}: {err}") from err
+    return meta
 
 
 def cache_root():

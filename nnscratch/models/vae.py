@@ -319,6 +319,9 @@ class VAETrainer(Trainer):
                for key in ("latent", "lr", "binarize", "init", "iw_samples")}
         self.config.update(cfg, preset=preset)
         self.config.pop("kind", None)
+        check_sizes("VAE", iw_samples=cfg["iw_samples"])
+        if not isinstance(cfg["binarize"], (bool, np.bool_)):     # "no" would be true
+            raise ValueError(f"VAE: binarize must be True or False, got {cfg['binarize']!r}")
         self._check_size(PRESETS[preset], cfg["latent"])
         self.vae = VAE.from_preset(preset, cfg["latent"], cfg["init"], backend=self.backend)
         self.networks = {"vae": self.vae}
@@ -394,9 +397,9 @@ class VAETrainer(Trainer):
         at most ``eval_rows`` decoder rows so memory stays bounded. ``binarize=True``
         models binarise ``x`` with a generator of the same seed.
         """
-        K = int(self.config["iw_samples"] if iw_samples is None else iw_samples)
-        if K < 1:
-            raise ValueError(f"iw_samples must be >= 1, got {K}")
+        K = self.config["iw_samples"] if iw_samples is None else iw_samples
+        check_sizes("VAETrainer.evaluate", iw_samples=K)       # 2.5 is not 2 draws
+        K = int(K)
         self.check_data(x, "VAETrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
         if self.config["binarize"]:
@@ -407,10 +410,30 @@ class VAETrainer(Trainer):
         neg_elbo = iwae = 0.0
         for i in range(0, len(x), batch):
             xb = self.backend.asarray(x[i:i + batch])
-            eps = noise.normal((K, xb.shape[0], self.vae.latent))
-            log_w, rec, kl = self.vae.log_weights(xb, eps)
+            if K > self.eval_rows:
+                rec_mean, kl, log_mean_w = self._draws_in_blocks(xb, K, noise)
+            else:
+                eps = noise.normal((K, xb.shape[0], self.vae.latent))
+                log_w, rec, kl = self.vae.log_weights(xb, eps)
+                rec_mean, log_mean_w = self.backend.xp.mean(rec, axis=0), logmeanexp(log_w)
             xp = self.backend.xp
-            neg_elbo += float(xp.sum(xp.mean(rec, axis=0) + kl))
-            iwae -= float(xp.sum(logmeanexp(log_w, axis=0)))           # eq. (vae-8)
+            neg_elbo += float(xp.sum(rec_mean + kl))
+            iwae -= float(xp.sum(log_mean_w))           # eq. (vae-8)
         n = max(len(x), 1)
         return {"neg_elbo": neg_elbo / n, "iwae": iwae / n}
+
+    def _draws_in_blocks(self, xb, K, noise):
+        """``(mean reconstruction term, kl, log mean w)`` of one image over ``K`` draws
+        taken ``eval_rows`` at a time (the decoder's memory stays that of ``eval_rows``
+        rows however large ``K``): the log of a mean of blocks is the log-sum-exp of the
+        blocks' ``logmeanexp`` weighted by their share of ``K``."""
+        xp = self.backend.xp
+        rec_sum, log_mean_w = 0.0, None
+        for start in range(0, K, self.eval_rows):
+            k = min(self.eval_rows, K - start)
+            log_w, rec, kl = self.vae.log_weights(
+                xb, noise.normal((k, xb.shape[0], self.vae.latent)))
+            rec_sum = rec_sum + xp.sum(rec, axis=0)
+            part = logmeanexp(log_w) + math.log(k / K)
+            log_mean_w = part if log_mean_w is None else xp.logaddexp(log_mean_w, part)
+        return rec_sum / K, kl, log_mean_w

@@ -56,9 +56,14 @@ def save_atomic(fig, path, **options):
     leaves a truncated figure where a good one was, a symbolic link at ``path`` is replaced
     rather than written through, and a killed write leaves a temporary file that the next
     run recognises as its own."""
+    import io
+
     from ..training.checkpoint import atomic_file
-    with atomic_file(path) as f:
-        fig.savefig(f, format=os.path.splitext(str(path))[1][1:] or "png", **options)
+    # drawn in memory first (a figure is small), so a full disk's message says its size
+    image = io.BytesIO()
+    fig.savefig(image, format=os.path.splitext(str(path))[1][1:] or "png", **options)
+    with atomic_file(path, image.tell()) as f:
+        f.write(image.getbuffer())
 
 
 def metric_keys(records):

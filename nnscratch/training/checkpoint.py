@@ -18,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import zipfile
 import zlib
 
@@ -43,7 +44,11 @@ def save_checkpoint(path, trainer, loop_state):
     if bad:
         raise CheckpointError(f"refusing to save {os.fspath(path)!r}: {bad}; the last good "
                               "checkpoint is kept")
-    state["loop/state"] = np.asarray(json.dumps(loop_state))
+    try:        # strict JSON: a NaN sum would make a checkpoint that no load accepts
+        state["loop/state"] = np.asarray(json.dumps(loop_state, allow_nan=False))
+    except ValueError as err:
+        raise CheckpointError(f"refusing to save {os.fspath(path)!r}: its loop state holds "
+                              f"NaN or Inf ({err}); the last good checkpoint is kept") from err
     state["loop/format"] = np.asarray(FORMAT_VERSION)
     return save_npz_atomic(path, state)
 
@@ -56,13 +61,19 @@ def save_npz_atomic(path, arrays):
     permissions of any new file (the umask applies), flushed and fsync'ed, then renamed over
     ``path``; the temporary file is removed if anything, Ctrl-C included, interrupts.
     """
-    with atomic_file(path) as f:
+    size = sum(np.asarray(a).nbytes + NPZ_OVERHEAD for a in arrays.values())
+    with atomic_file(path, size) as f:
         np.savez(f, **arrays)
     return path
 
 
+#: bytes an ``.npz`` spends on each member besides its data (zip entry and directory
+#: record, ``.npy`` header): about 250
+NPZ_OVERHEAD = 256
+
+
 @contextlib.contextmanager
-def atomic_file(path):
+def atomic_file(path, size=None):
     """An open binary file that becomes ``path`` only when the block ends without error: a
     temporary file in the same directory (so the rename never crosses file systems), created
     with the permissions of any new file, flushed and fsync'ed, renamed over ``path``, and the
@@ -72,7 +83,8 @@ def atomic_file(path):
     mode: an existing name, a link included, is an error) and the rename replaces a link at
     ``path`` rather than its target. A directory, FIFO or device at ``path`` is refused
     before anything is written. Inside :func:`atomic_group`, the rename waits for the end
-    of the group."""
+    of the group. ``size``, the bytes the file will take when known, goes into the message
+    of a full disk (:func:`_space`)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -92,12 +104,51 @@ def atomic_file(path):
             return
         os.replace(tmp, path)
     except BaseException as err:
+        written = _size_of(tmp)
         _remove_quietly(tmp)
         if isinstance(err, OSError) and err.errno is not None:
-            raise OSError(err.errno, f"could not write {path} ({err.strerror}); the file "
-                                     "there before, if any, is kept") from err
+            space = _space(err.errno, directory, size, written, _GROUP.get() or [])
+            raise OSError(err.errno, f"could not write {path} ({err.strerror}{space}); the "
+                                     "file there before, if any, is kept") from err
         raise
     _fsync_directory(directory)
+
+
+#: errors of a write that found no room: a full disk, a full quota, the file size limit
+NO_SPACE = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG")
+                 if hasattr(errno, name))
+
+
+def _space(code, directory, size, written, pending):
+    """``": needs about X; Y free in DIR"`` for an error ``code`` of :data:`NO_SPACE`
+    (else ""): ``size`` the file's bytes (None: unknown, then more than the ``written``
+    ones), plus the files of the same :func:`atomic_group` (``pending``), whose temporary
+    files are removed with this one."""
+    from .checks import format_bytes
+    if code not in NO_SPACE:
+        return ""
+    held = sum(_size_of(tmp) for tmp, _ in pending)
+    need = (f"about {format_bytes(size + held)}" if size is not None else
+            f"more than {format_bytes(written + held)}")
+    if code == errno.EFBIG:
+        try:
+            import resource
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            limit = None if limit == resource.RLIM_INFINITY else limit
+        except ImportError:             # Windows
+            limit = None
+        if limit is not None:
+            return f": needs {need}; files are limited to {format_bytes(limit)} (ulimit -f)"
+        return f": needs {need}, more than this file system's largest file"
+    free = shutil.disk_usage(directory).free + held
+    return f": needs {need}; {format_bytes(free)} free in {directory}"
+
+
+def _size_of(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 #: the renames an :func:`atomic_group` holds back: ``[(temporary, path), ...]``, else None
@@ -164,7 +215,7 @@ def save_npy_rows(path, shape, blocks, dtype=np.float32):
     included, interrupts.
     """
     path, dtype, shape = os.fspath(path), np.dtype(dtype), tuple(int(n) for n in shape)
-    with atomic_file(path) as f:
+    with atomic_file(path, NPZ_OVERHEAD + math.prod(shape) * dtype.itemsize) as f:
         np.lib.format.write_array_header_1_0(f, {
             "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
             "shape": shape})
@@ -230,55 +281,113 @@ def read_checkpoint(path):
     available now, before anything is decompressed. :func:`load_checkpoint` checks more:
     each member against the model its config describes.
     """
-    path = _checked_path(path)
-    with _open_zip(path) as zf:
+    with _open_zip(path) as (path, zf):
         members = _directory(path, zf)
         _read_head(path, zf, members)
-        need = sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
-        _check_available(path, need, "its arrays")
-        state = {key: _read_member(path, zf, members, key) for key in members}
-    bad = _non_finite(state)
-    if bad:
-        raise CheckpointError(f"checkpoint {path!r} is unusable: {bad}; resume from an earlier "
-                              "checkpoint or start again")
+        state = _read_all(path, zf, members, "its arrays")
+    _refuse_non_finite(path, state, "; resume from an earlier checkpoint or start again")
     return state
 
 
 def read_head(path):
     """``(config, loop_state)`` of a checkpoint, type-checked, without reading its arrays."""
-    path = _checked_path(path)
-    with _open_zip(path) as zf:
+    with _open_zip(path) as (path, zf):
         return _read_head(path, zf, _directory(path, zf, only=HEAD))
 
 
-def _checked_path(path):
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise CheckpointError(f"checkpoint {path!r} is a directory; name the file in it, e.g. "
+def read_archive(path, head, rest, noun):
+    """The arrays of an ``.npz`` file that is not a checkpoint (the classifier's cache),
+    read as checkpoints are: ``head`` (``key -> TEXT, COUNT or shape``) first, then
+    ``rest(head's arrays)``, the members that ``head`` implies. Every member's declared
+    shape and dtype is checked against these before anything else is decompressed (an
+    unknown or missing member is refused), their total (twice: the arrays and the model
+    built from them) against the memory available now, and the floating ones for NaN and
+    Inf. Errors are :class:`CheckpointError` naming the file as ``noun`` ("classifier
+    file")."""
+    token = _NOUN.set(noun)
+    try:
+        with _open_zip(path) as (path, zf):
+            first = _directory(path, zf, only=head)
+            for key, want in head.items():
+                if key not in first:
+                    raise CheckpointError(f"{_name(path)} lacks {key!r}: not written by "
+                                          "nnscratch")
+                _check_member(path, key, first[key], want)
+            state = {key: _read_member(path, zf, first, key) for key in head}
+            want = {**head, **rest(state)}
+            members = _directory(path, zf, known=want.__contains__)
+            for key, spec in want.items():
+                if key not in members:
+                    raise CheckpointError(f"{_name(path)} lacks {key!r}")
+                _check_member(path, key, members[key], spec)
+            state = _read_all(path, zf, members, "its arrays and the model built from them",
+                              copies=2)
+        _refuse_non_finite(path, state, "")
+        return state
+    finally:
+        _NOUN.reset(token)
+
+
+#: what the file being read is called in its errors ("checkpoint", "classifier file")
+_NOUN = contextvars.ContextVar("npz_noun", default="checkpoint")
+
+
+def _name(path):
+    return f"{_NOUN.get()} {path!r}"
+
+
+def _checked_file(path):
+    """``path`` opened for reading, once it is known to be a regular file that starts
+    like a zip. A directory, a FIFO or a device is named as such (never opened to wait:
+    the open does not block, and the opened file's own type is checked too)."""
+    kind = file_kind(path, follow=True)
+    if kind == "a directory":
+        raise CheckpointError(f"{_name(path)} is a directory; name the file in it, e.g. "
                               f"{os.path.join(path, 'checkpoint.npz')}")
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
-    with open(path, "rb") as f:
-        head = f.read(4)
+    if kind is not None:
+        raise CheckpointError(f"{_name(path)} is {kind}, not a file")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise CheckpointError(f"{_name(path)} does not exist") from None
+    except OSError as err:
+        raise CheckpointError(f"{_name(path)} cannot be read ({err.strerror})") from None
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):      # swapped in since the check above
+        f.close()
+        kind = file_kind(path, follow=True) or "not a regular file"
+        raise CheckpointError(f"{_name(path)} is {kind}, not a file")
+    head = f.read(4)
     if head[:2] != ZIP_MAGIC[:2]:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file (it starts "
+        f.close()
+        raise CheckpointError(f"{_name(path)} is corrupt or not an .npz file (it starts "
                               f"with bytes {head.hex() or 'none'}, not a zip header)")
-    return path
+    f.seek(0)
+    return f
 
 
 @contextlib.contextmanager
 def _open_zip(path):
-    """The archive, with a cut or damaged member (bad CRC, short stream) named as corrupt."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or not an .npz file "
-                              f"({err})") from err
-    with zf:
+    """``(path, archive)`` of the file ``path`` (:func:`_checked_file`), with a cut or
+    damaged member (bad CRC, short stream) named as corrupt."""
+    path = os.fspath(path)
+    f = _checked_file(path)
+    with f:
         try:
-            yield zf
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt ({err})") from err
+            zf = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+            raise CheckpointError(f"{_name(path)} is corrupt or not an .npz file "
+                                  f"({err})") from err
+        with zf:
+            try:
+                yield path, zf
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+                raise CheckpointError(f"{_name(path)} is corrupt ({err})") from err
+
+
+#: the compression methods an ``.npz`` may use (``np.savez``, ``np.savez_compressed``, and
+#: the others zipfile reads)
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 
 def _directory(path, zf, known=None, only=None):
@@ -290,20 +399,26 @@ def _directory(path, zf, known=None, only=None):
     for info in zf.infolist():
         key = info.filename[:-4]
         if not info.filename.endswith(".npy") or key in members:
-            raise CheckpointError(f"checkpoint {path!r} holds {info.filename!r}, which is not "
+            raise CheckpointError(f"{_name(path)} holds {info.filename!r}, which is not "
                                   "one array of a checkpoint: not written by nnscratch")
+        if info.flag_bits & 1 or info.compress_type not in _METHODS:
+            # zipfile would raise RuntimeError (a password) or NotImplementedError
+            raise CheckpointError(f"{_name(path)}: {key!r} is "
+                                  + ("encrypted" if info.flag_bits & 1 else
+                                     f"compressed by method {info.compress_type}")
+                                  + ", which nnscratch never writes")
         if known is not None and not known(key):
-            raise CheckpointError(f"checkpoint {path!r} holds an unknown member {key!r} "
+            raise CheckpointError(f"{_name(path)} holds an unknown member {key!r} "
                                   "(not part of the model its config describes)")
         if only is not None and not (only(key) if callable(only) else key in only):
             continue
         with zf.open(info) as f:
             shape, dtype, offset = _npy_header(path, key, f)
         if dtype.hasobject:
-            raise CheckpointError(f"checkpoint {path!r}: {key!r} holds Python objects "
+            raise CheckpointError(f"{_name(path)}: {key!r} holds Python objects "
                                   "(pickle), which nnscratch never loads")
         if info.file_size != offset + _nbytes(shape, dtype):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} declares shape "
+            raise CheckpointError(f"{_name(path)} is corrupt: {key!r} declares shape "
                                   f"{shape} of {dtype} ({_nbytes(shape, dtype)} bytes), its "
                                   f"entry holds {info.file_size - offset}")
         members[key] = (info, shape, dtype)
@@ -320,7 +435,7 @@ def _npy_header(path, key, f):
             raise ValueError(f".npy format {version[0]}.{version[1]}")
         shape, _, dtype = readers[version](f)
     except (ValueError, TypeError, SyntaxError, EOFError) as err:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt: the header of {key!r} is "
+        raise CheckpointError(f"{_name(path)} is corrupt: the header of {key!r} is "
                               f"unreadable ({err})") from err
     return tuple(shape), dtype, f.tell()
 
@@ -340,7 +455,7 @@ def _check_member(path, key, member, want):
         ok = shape == tuple(want) and dtype.kind == "f"
         want = f"a floating-point array of shape {tuple(want)}"
     if not ok:
-        raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+        raise CheckpointError(f"{_name(path)} does not fit the model its config "
                               f"describes: {key!r} has shape {shape} ({dtype}), not {want}")
 
 
@@ -350,7 +465,7 @@ def _read_member(path, zf, members, key):
         with zf.open(members[key][0]) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
     except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as err:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is unreadable "
+        raise CheckpointError(f"{_name(path)} is corrupt: {key!r} is unreadable "
                               f"({err})") from err
 
 
@@ -358,34 +473,36 @@ def _read_head(path, zf, members):
     """Check and read the format, the config and the loop state; returns the last two."""
     for key, want in HEAD.items():
         if key not in members:
-            raise CheckpointError(f"checkpoint {path!r} lacks {key!r}: not written by nnscratch")
+            raise CheckpointError(f"{_name(path)} lacks {key!r}: not written by nnscratch")
         _check_member(path, key, members[key], want)
     found = int(_read_member(path, zf, members, "loop/format"))
     if found != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path!r} has format {found}, this nnscratch reads "
+        raise CheckpointError(f"{_name(path)} has format {found}, this nnscratch reads "
                               f"format {FORMAT_VERSION}")
     texts = {}
     for key, what in (("config", "config"), ("loop/state", "loop state")):
         try:
             texts[key] = json.loads(str(_read_member(path, zf, members, key)))
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: unreadable {what} "
-                                  f"({err})") from err
+        except (json.JSONDecodeError, RecursionError) as err:   # nested 10^5 deep
+            raise CheckpointError(f"{_name(path)} is corrupt: unreadable {what} "
+                                  f"({type(err).__name__}: {err})") from err
         if not isinstance(texts[key], dict):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is JSON "
+            raise CheckpointError(f"{_name(path)} is corrupt: {key!r} is JSON "
                                   f"{type(texts[key]).__name__}, not an object")
     _check_fields(path, "config's", texts["config"], CONFIG_FIELDS)
     _check_position(path, texts["loop/state"])
     return texts["config"], texts["loop/state"]
 
 
-def _check_available(path, need, what):
-    """Refuse ``need`` bytes that the memory available now (MemAvailable) cannot hold."""
-    from .checks import available_memory, format_bytes
-    have = available_memory()
-    if have is not None and need > have:
-        raise CheckpointError(f"checkpoint {path!r}: {what} need {format_bytes(need)}, more "
-                              f"than the {format_bytes(have)} of memory available now")
+def _read_all(path, zf, members, what, copies=1):
+    """Decompress every member once their total (``copies`` times: what is built from
+    them too) is known to fit in the memory available now (MemAvailable)."""
+    from .checks import beyond_memory, format_bytes
+    need = copies * sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
+    short = beyond_memory(need)
+    if short:
+        raise CheckpointError(f"{_name(path)}: {what} need {format_bytes(need)}, {short}")
+    return {key: _read_member(path, zf, members, key) for key in members}
 
 
 # -- the types of every field of the config and the loop state --------------------------------
@@ -443,7 +560,7 @@ def _check_fields(path, where, values, fields):
     for key, (test, what) in fields.items():
         value = values.get(key)
         if value is not None and not test(value):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the {where} {key!r} is "
+            raise CheckpointError(f"{_name(path)} is corrupt: the {where} {key!r} is "
                                   f"{value!r}, not {what}")
 
 
@@ -453,40 +570,54 @@ def _check_position(path, loop_state):
     for key in ("epoch", "batch", "step"):
         value = loop_state.get(key, 0)
         if not _integer(value, 0):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop position {key!r} "
+            raise CheckpointError(f"{_name(path)} is corrupt: the loop position {key!r} "
                                   f"is {value!r}, not an integer >= 0")
     _check_fields(path, "loop state's", loop_state, LOOP_FIELDS)
     for key in ("sums", "run", "data_rng", "record"):
         if not isinstance(loop_state.get(key, {}), dict):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's {key!r} is "
+            raise CheckpointError(f"{_name(path)} is corrupt: the loop's {key!r} is "
                                   "not a JSON object")
     _check_fields(path, "run's", loop_state.get("run", {}), RUN_FIELDS)
     sums = loop_state.get("sums", {})
     _check_fields(path, "loop's sum", sums, {k: (_number, "a finite number") for k in sums})
     record = loop_state.get("record") or {}
-    # a held-out metric may be inf (the loop logs it as it is); the training means come
-    # from the sums, which every step checked
-    _check_fields(path, "loop's record", record, {
-        k: (_number, "a finite number") if k.startswith("train_") else
-        (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
-        for k in record})
+    # the epoch's log line, appended to the log on resume: the loop stops rather than log a
+    # NaN or Inf (held-out metrics included), so a record never holds one
+    _check_fields(path, "loop's record", record, {k: (_number, "a finite number")
+                                                  for k in record})
     if record and not _integer(record.get("epoch"), 1):
-        raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's 'record' has no "
+        raise CheckpointError(f"{_name(path)} is corrupt: the loop's 'record' has no "
                               "'epoch' >= 1")
     n_train, size = loop_state.get("n_train"), loop_state.get("batch_size")
     if n_train and size and loop_state.get("batch", 0) > n_train // size:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt: batch {loop_state['batch']} "
+        raise CheckpointError(f"{_name(path)} is corrupt: batch {loop_state['batch']} "
                               f"of an epoch of {n_train // size} batches")
     if "data_rng" in loop_state:
-        try:
-            np.random.default_rng().bit_generator.state = loop_state["data_rng"]
-        except (ValueError, TypeError, KeyError, OverflowError) as err:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the loop's 'data_rng' is "
-                                  f"not a generator's state ({type(err).__name__}: "
-                                  f"{err})") from err
+        _check_generator(path, "the loop's 'data_rng'", loop_state["data_rng"], counter=False)
+
+
+def _check_generator(path, what, state, counter=True):
+    """``state`` is one a NumPy generator accepts (or, with ``counter``, the state of
+    :class:`~nnscratch.counter_rng.CounterRNG`, which a CuPy run saves)."""
+    try:
+        if counter and isinstance(state, dict) and \
+                state.get("bit_generator") == "nnscratch.CounterRNG":
+            if not all(_integer(state.get(k), 0) for k in ("key", "counter")):
+                raise ValueError("its key and counter must be integers >= 0")
+        else:
+            np.random.default_rng().bit_generator.state = state
+    except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as err:
+        raise CheckpointError(f"{_name(path)} is corrupt: {what} is not a generator's state "
+                              f"({type(err).__name__}: {err})") from err
 
 
 # -- rebuilding the trainer -------------------------------------------------------------------
+def _refuse_non_finite(path, state, advice):
+    bad = _non_finite(state)
+    if bad:
+        raise CheckpointError(f"{_name(path)} is unusable: {bad}{advice}")
+
+
 def _non_finite(state):
     """What is wrong when a floating array of ``state`` holds NaN or Inf, else None."""
     for key, a in state.items():
@@ -513,8 +644,7 @@ def load_checkpoint(path, backend=None, kind=None):
     or field.
     """
     _import_models()
-    path = _checked_path(path)
-    with _open_zip(path) as zf:
+    with _open_zip(path) as (path, zf):
         config, loop_state = _read_head(path, zf, _directory(path, zf, only=HEAD))
         # every parameter of the model is stored: the values the file declares bound it
         stored = sum(math.prod(shape) for _, shape, _ in _directory(
@@ -524,20 +654,19 @@ def load_checkpoint(path, backend=None, kind=None):
         members = _directory(path, zf, known=_known(trainer))
         _check_members(path, trainer, members)
         # the model exists now (MemAvailable counts it): its state must fit beside it
-        need = sum(_nbytes(shape, dtype) for _, shape, dtype in members.values())
-        _check_available(path, need, f"the model is built; its {len(members)} arrays")
-        state = {}
-        for key in members:
-            state[key] = _read_member(path, zf, members, key)
-            bad = _non_finite({key: state[key]})
-            if bad:
-                raise CheckpointError(f"checkpoint {path!r} is unusable: {bad}; resume from an "
-                                      "earlier checkpoint or start again")
+        state = _read_all(path, zf, members, f"the model is built; its {len(members)} arrays")
+    _refuse_non_finite(path, state, "; resume from an earlier checkpoint or start again")
     _check_counters(path, trainer, state)
+    try:
+        noise = json.loads(str(state["rng/backend"]))
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{_name(path)} is corrupt: unreadable 'rng/backend' "
+                              f"({type(err).__name__}: {err})") from err
+    _check_generator(path, "'rng/backend'", noise)
     try:
         trainer.load_state_dict(state)
     except (KeyError, ValueError, TypeError) as err:
-        raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+        raise CheckpointError(f"{_name(path)} does not fit the model its config "
                               f"describes ({type(err).__name__}: {err})") from err
     return trainer, loop_state
 
@@ -546,15 +675,15 @@ def _build(path, config, kind, backend):
     """The trainer the config describes; the memory it needs is checked before it exists."""
     found = config.get("kind")
     if kind is not None and found != kind:
-        raise CheckpointError(f"checkpoint {path!r} holds a {found!r} model, not a {kind!r} one")
+        raise CheckpointError(f"{_name(path)} holds a {found!r} model, not a {kind!r} one")
     if found not in Trainer.registry:
-        raise CheckpointError(f"checkpoint {path!r} holds a model of kind {found!r}, which this "
+        raise CheckpointError(f"{_name(path)} holds a model of kind {found!r}, which this "
                               f"nnscratch does not know (known: "
                               f"{', '.join(sorted(Trainer.registry))})")
     try:
         return Trainer.from_config(config, backend=backend)
     except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"checkpoint {path!r} has a config that builds no model "
+        raise CheckpointError(f"{_name(path)} has a config that builds no model "
                               f"({type(err).__name__}: {err})") from err
 
 
@@ -602,8 +731,8 @@ def _check_members(path, trainer, members):
     for key, spec in want.items():
         if key in members:
             _check_member(path, key, members[key], spec)
-        elif key.startswith("net/"):
-            raise CheckpointError(f"checkpoint {path!r} does not fit the model its config "
+        elif key.startswith("net/") or key == "rng/backend":
+            raise CheckpointError(f"{_name(path)} does not fit the model its config "
                                   f"describes: it lacks {key!r}")
     for key, member in members.items():
         if key.startswith(f"{trainer.kind}/"):
@@ -614,12 +743,12 @@ def _check_members(path, trainer, members):
             _check_member(path, key, members[key], shape)
     for opt in trainer.optimizers:
         if f"opt/{opt}/t" not in members:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: it lacks the step count "
+            raise CheckpointError(f"{_name(path)} is corrupt: it lacks the step count "
                                   f"'opt/{opt}/t' of the optimizer {opt!r}")
         every = [k for k, (o, _, _) in slots.items() if o == opt]
         missing = [k for k in every if k not in members]
         if missing and len(missing) < len(every):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: the optimizer {opt!r} "
+            raise CheckpointError(f"{_name(path)} is corrupt: the optimizer {opt!r} "
                                   f"lacks {missing[0]!r}" + (f" and {len(missing) - 1} more"
                                                              if len(missing) > 1 else ""))
 
@@ -629,17 +758,30 @@ def _check_counters(path, trainer, state):
     it exactly when it has taken steps (a missing moment would fail at the first step)."""
     for key, a in state.items():
         if a.dtype.kind in "iu" and int(a) < 0:
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: {key!r} is {int(a)}, not "
+            raise CheckpointError(f"{_name(path)} is corrupt: {key!r} is {int(a)}, not "
                                   "an integer >= 0")
+        # a variance (batch norm's running one, Adam's v) is a mean of squares: a negative
+        # one gives NaN samples (sqrt) or a step that reads as a divergence
+        if _is_variance(key) and a.size and float(a.min()) < 0:
+            raise CheckpointError(f"{_name(path)} is corrupt: {key!r} holds {float(a.min()):g}, "
+                                  "and a variance is never negative")
     for key, opt in trainer.optimizers.items():
         t = int(state[f"opt/{key}/t"])
         if not _slot_names(opt):
             continue
         moments = any(k.startswith(f"opt/{key}/") and k != f"opt/{key}/t" for k in state)
         if moments != (t > 0):
-            raise CheckpointError(f"checkpoint {path!r} is corrupt: 'opt/{key}/t' is {t} but "
+            raise CheckpointError(f"{_name(path)} is corrupt: 'opt/{key}/t' is {t} but "
                                   f"the optimizer {'has' if moments else 'lacks'} its "
                                   f"{' and '.join(_slot_names(opt))}")
+
+
+def _is_variance(key):
+    """Whether the member ``key`` holds a variance: ``net/.../<layer>.running_var`` or an
+    optimizer's second moment ``opt/<name>/v/<parameter>``."""
+    parts = key.split("/")
+    return (parts[0] == "net" and key.endswith(".running_var")) or \
+        (parts[0] == "opt" and len(parts) > 3 and parts[2] == "v")
 
 
 def _import_models():

@@ -91,12 +91,21 @@ def check_memory(n_params, itemsize, what):
         raise ValueError(f"{what} has {n_params:.3g} parameters, more than the {stored[0]:.3g} "
                          f"values {stored[1]} stores")
     need = n_params * itemsize * COPIES
-    have = available_memory()
-    if have is not None and need > have:
+    short = beyond_memory(need)
+    if short:
         raise ValueError(f"{what} has {n_params:.3g} parameters: training needs "
                          f"{format_bytes(need)} (parameters, gradients and Adam's two "
-                         f"moments), more than this machine's {format_bytes(have)} of memory "
-                         "available now")
+                         f"moments), {short}")
+
+
+def beyond_memory(need):
+    """"more than this machine's X of memory available now" when ``need`` bytes exceed
+    the memory available now (:func:`available_memory`), else "" (it fits, or nobody
+    knows): the one test, and the one phrase, of every refusal before an allocation."""
+    have = available_memory()
+    if have is None or need <= have:
+        return ""
+    return f"more than this machine's {format_bytes(have)} of memory available now"
 
 
 def available_memory():

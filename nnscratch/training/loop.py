@@ -178,9 +178,11 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
         for name, d in (("the training data", data), ("the test data", test)):
             if d is not None:
                 trainer.check_data(d.x, f"fit: {name}")
-    if epochs < 0 or batch_size < 1 or eval_every < 1:
-        raise ValueError(f"epochs must be >= 0, batch_size and eval_every >= 1 "
-                         f"(got {epochs}, {batch_size}, {eval_every})")
+    # integers: an epochs of 1.5 trained two epochs, a batch_size of True one image
+    for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1),
+                             ("eval_every", eval_every, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"fit: {name} must be an integer >= {low}, got {value!r}")
     if len(data.x) < batch_size:
         raise ValueError(f"batch size {batch_size} exceeds the {len(data.x)} training images")
     state = _start_state(seed, loop_state, len(data.x), batch_size)
@@ -356,6 +358,9 @@ class _Run:
                 raise self._diverged(i, ", ".join(f"{k} = {metrics[k]}" for k in bad), bad[0])
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + value
+                if not math.isfinite(sums[key]):        # finite steps whose sum overflowed
+                    raise self._diverged(i, f"the epoch's sum of {key} overflowed to "
+                                            f"{sums[key]}", key)
         bar.update(self.batch_size * len(steps), **dict(list(metrics.items())[:BAR_METRICS]))
 
     def _diverged(self, i, what, metric):
@@ -374,6 +379,12 @@ class _Run:
         return (f"Try a lower --lr, check the data for NaN or Inf, or resume from the last "
                 f"good checkpoint {self.last_good} (not overwritten by the bad state).")
 
+    def _diverged_epoch(self, record, what, metric):
+        return TrainingDiverged(f"training diverged in epoch {record['epoch']}: {what}.\n"
+                                f"{self._advice()}", epoch=record["epoch"],
+                                step=self.state["step"], metric=metric,
+                                checkpoint=self.last_good)
+
     def end_epoch(self, test, eval_kwargs):
         state = self.state
         record = {"epoch": state["epoch"] + 1, "step": state["step"]}
@@ -381,15 +392,19 @@ class _Run:
         bad = [name for name, p in self.trainer.parameters()
                if not bool(self.trainer.backend.xp.all(self.trainer.backend.xp.isfinite(p)))]
         if bad:
-            raise TrainingDiverged(f"training diverged in epoch {record['epoch']}: the "
-                                   f"parameters {', '.join(bad[:3])} hold NaN or Inf.\n"
-                                   f"{self._advice()}", epoch=record["epoch"],
-                                   step=state["step"], metric=bad[0], checkpoint=self.last_good)
+            raise self._diverged_epoch(record, f"the parameters {', '.join(bad[:3])} hold "
+                                       "NaN or Inf", bad[0])
         t0 = time.perf_counter()
         if test is not None:
             record.update({f"test_{k}": v for k, v in
                            self.trainer.evaluate(test.x, **eval_kwargs).items()
                            if isinstance(v, (int, float))})
+        # a mean whose sum overflowed, or a held-out metric, that is NaN or Inf stops the run
+        # as a NaN step does: nothing of this epoch is saved, no log line reads as fine
+        bad = [k for k, v in record.items() if not math.isfinite(v)]
+        if bad:
+            raise self._diverged_epoch(record, ", ".join(f"{k} = {record[k]}" for k in bad),
+                                       bad[0])
         eval_s = time.perf_counter() - t0
         record["time_s"] = round(state["elapsed"], 3)
         record["img_per_s"] = round(self.n_batches * self.batch_size

@@ -17,6 +17,7 @@ Rules (see ``docs/checkpoints.md``):
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -80,6 +81,10 @@ def file_kind(path, follow=False):
         mode = (os.stat if follow else os.lstat)(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:    # a link that leads back to itself
+            return "a loop of symbolic links"
+        raise
     if stat.S_ISREG(mode):
         return None
     for test, kind in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),

@@ -46,7 +46,7 @@ class RunLog:
         try:
             record = json.loads(line)
             problem = _not_a_record(record)
-        except ValueError as err:          # JSONDecodeError
+        except (ValueError, RecursionError) as err:    # JSONDecodeError, nested too deep
             problem = f"not JSON: {err}"
         if problem:
             raise ValueError(f"{self.jsonl} line {number} is not a log record ({problem}); "
