@@ -336,9 +336,13 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_130(when, tmp_path):
     interpreter's own traceback, which names no module of nnscratch but ``_startup``."""
     if when == "numpy" and not os.path.exists("/proc/self/maps"):
         pytest.skip("needs /proc to see NumPy being loaded")
+    # A shell runs a background job (`make test &`, CI under nohup) with SIGINT ignored, and
+    # the child inherits that: the command then rightly leaves it ignored, and the test
+    # would wait for 1000 epochs. A user's terminal delivers Ctrl-C with the default action.
     proc = subprocess.Popen([sys.executable, "-m", "nnscratch", "train", "vae", *QUICK,
                              "--epochs", "1000", "--out", str(tmp_path / "run")],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     if when == "numpy":
         deadline = time.monotonic() + 30
         while not numpy_loading(proc.pid) and time.monotonic() < deadline:
