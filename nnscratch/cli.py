@@ -114,6 +114,9 @@ def _add_common_train(p, presets, default_preset, default_batch):
     p.add_argument("--eval-every", type=_positive_int, default=1,
                    help="evaluate on the test split every N epochs (and after the last)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--conditional", action="store_true", default=None,
+                   help="class-conditional model: both networks also read the one-hot class "
+                        "label (sample with --label)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(default_preset=default_preset, default_batch=default_batch)
 
@@ -133,6 +136,11 @@ def build_parser():
     _add_common_train(vae, ["classic", "seed"], "classic", 128)
     vae.add_argument("--binarize", action="store_true", default=None,
                      help="dynamic binarisation of each batch")
+    vae.add_argument("--objective", choices=["elbo", "iwae"], default=None,
+                     help="training objective: the ELBO (default) or the importance-weighted "
+                          "bound L_K of Burda et al.")
+    vae.add_argument("--k", dest="iwae_k", type=_positive_int, default=None,
+                     help="K, the samples per image of --objective iwae (default 50)")
     gan = models.add_parser("gan", help="generative adversarial network",
                             description="Train a GAN; writes log, checkpoint and figures to --out.")
     _add_common_train(gan, ["mlp", "seed"], "mlp", 64)
@@ -171,6 +179,9 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0, help="seed of the noise z")
     sample.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     sample.add_argument("--raw", action="store_true", help=RAW_HELP)
+    sample.add_argument("--label", default=None,
+                        help="conditional model: the class to draw, its index or its name "
+                             "(e.g. 7 or sneaker)")
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on the test split",
                         description="Print the model's metrics on the test split (VAE: "
@@ -220,15 +231,15 @@ def _load_data(dataset, data_dir, split, limit=None):
 
 
 #: command-line option -> config key, per model (None: not given, use the preset's)
-MODEL_OPTIONS = {"vae": ("preset", "latent", "binarize"),
+MODEL_OPTIONS = {"vae": ("preset", "latent", "binarize", "objective", "iwae_k", "conditional"),
                  "gan": ("preset", "latent", "pack", "k", "recipe", "ema", "G_norm",
-                         "D_spectral", "D_dropout", "loss", "label_smoothing")}
+                         "D_spectral", "D_dropout", "loss", "label_smoothing", "conditional")}
 #: learning rates: set on a new run, and like --lr replace the checkpoint's on --resume
 RATE_OPTIONS = {"vae": (), "gan": ("lr_D", "lr_G")}
 #: config key -> its command-line option, where the two are spelled differently
 OPTION_NAMES = {"lr_D": "--lr-d", "lr_G": "--lr-g", "G_norm": "--g-norm",
                 "D_spectral": "--d-spectral", "D_dropout": "--d-dropout",
-                "label_smoothing": "--label-smoothing"}
+                "label_smoothing": "--label-smoothing", "iwae_k": "--k"}
 
 
 def _new_trainer(args):
@@ -359,14 +370,16 @@ def _sample(args):
     from .training.progress import ProgressBar
     if not args.out.endswith(".npy") or os.path.basename(args.out) == ".npy":
         raise UsageError(f"--out must name a .npy file (NAME.npy), got {args.out!r}")
-    trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
+    trainer, state = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
     _use_raw_weights(trainer, args.raw)
+    label = _label(trainer, args.label, state.get("run", {}).get("dataset"))
     # every chunk continues one stream of noise seeded with --seed (on NumPy: the same file
     # for any chunk size)
     trainer.backend.rng = trainer.backend.seeded(args.seed).rng
 
     def draw(n):
-        images = np.asarray(trainer.sample(n), dtype=np.float32)     # a fresh host array
+        labels = {} if label is None else {"labels": label}
+        images = np.asarray(trainer.sample(n, **labels), dtype=np.float32)   # a fresh array
         return np.clip(images, 0.0, 1.0, out=images)
 
     first = draw(min(args.n, SAMPLE_CHUNK))
@@ -391,6 +404,38 @@ def _sample(args):
     return 0
 
 
+def _label(trainer, text, dataset):
+    """``--label``: a class index or a class name of ``dataset`` (case and punctuation
+    ignored) for a conditional model; None for an unconditional one."""
+    conditional = getattr(trainer, "conditional", False)
+    if not conditional:
+        if text is not None:
+            raise UsageError("--label applies to a conditional model (trained with "
+                             "--conditional); this checkpoint is not one")
+        return None
+    from . import datasets
+    # the embedded subset is Fashion-MNIST's
+    info = datasets.REGISTRY.get("fashion-mnist" if dataset == datasets.EMBEDDED else dataset)
+    names = info.class_names if info else tuple(str(c) for c in range(trainer.n_classes))
+    if text is None:
+        raise UsageError(f"this checkpoint is a conditional model: give --label, one of "
+                         f"0..{trainer.n_classes - 1} or a class name ({', '.join(names)})")
+    if text.strip().lstrip("-").isdigit():
+        value = int(text)
+        if not 0 <= value < trainer.n_classes:
+            raise UsageError(f"--label {value} is outside the classes 0..{trainer.n_classes - 1}")
+        return value
+
+    def key(name):
+        return "".join(ch for ch in name.lower() if ch.isalnum())
+    found = [c for c, name in enumerate(names)
+             if key(text) in (key(name), *map(key, name.split("/")))]
+    if not found:
+        raise UsageError(f"--label {text!r} is not a class of {dataset}; choose one of "
+                         f"{', '.join(names)} or 0..{trainer.n_classes - 1}")
+    return found[0]
+
+
 def _eval(args):
     from .training.checkpoint import load_checkpoint
     trainer, state = load_checkpoint(args.checkpoint, backend=_backend(args.backend, 0))
@@ -398,14 +443,21 @@ def _eval(args):
     run = state.get("run", {})
     dataset = args.dataset or (None if args.data_dir else run.get("dataset"))
     test = _load_data(dataset, args.data_dir or run.get("data_dir"), "test", args.limit)
-    metrics = dict(trainer.evaluate(test.x))
+    conditional = getattr(trainer, "conditional", False)
+    metrics = dict(trainer.evaluate(test.x, **({"labels": test.labels} if conditional else {})))
     if not args.no_image_metrics:
         from .metrics.frechet import image_metrics
         data_dir = args.data_dir or run.get("data_dir")
-        images = image_metrics(trainer.sample(args.samples, seed=0), test.name,
-                               data_dir=data_dir)
-        metrics.update({k: v for k, v in images.items() if k != "class_histogram"})
-        metrics["class_histogram"] = " ".join(f"{h:.3f}" for h in images["class_histogram"])
+        # a conditional model draws every class equally often, as the test split has them
+        labels = np.arange(args.samples) % trainer.n_classes if conditional else None
+        images = image_metrics(trainer.sample(args.samples, seed=0,
+                                              **({"labels": labels} if conditional else {})),
+                               test.name, data_dir=data_dir, labels=labels)
+        lists = ("class_histogram", "class_consistency_per_class")
+        metrics.update({k: v for k, v in images.items() if k not in lists})
+        for key in lists:
+            if key in images:
+                metrics[key] = " ".join(f"{h:.3f}" for h in images[key])
     print(f"{trainer.kind} ({trainer.config.get('preset')}), epoch {state['epoch']}, "
           f"{len(test.x)} test images of {test.name}:")
     for key, value in metrics.items():

@@ -1,0 +1,150 @@
+"""The class-conditional VAE and GAN at 20 epochs on the full Fashion-MNIST: class
+consistency (eq. cond-4) next to the Frechet distance.
+
+Each model is one real run of the commands a user types (``nnscratch train vae|gan
+--conditional``, then ``nnscratch eval``), so the numbers are those of the CLI: ``eval``
+draws ``--samples`` images, every class equally often, and reports the share the project's
+cached classifier assigns to the class asked for (per class and overall), the Frechet
+distance of those samples to the test split and the classes covered.
+
+Models (``--models``, comma-separated, see :data:`MODELS`): ``gan`` (mlp preset, the stable
+recipe, its defaults spelled out: lr_D 4e-4, lr_G 1e-4, as ``gan_recipes.py``'s ``stable``
+variant, so the Frechet distance compares with that unconditional run) and ``vae``
+(classic preset, grey levels, ELBO).
+
+Usage::
+
+    .venv/bin/python benchmarks/conditional.py --epochs 20 --models gan,vae
+
+Settings: seed 0; batch 64 (GAN) and 128 (VAE). Writes (or updates) ``--results``
+(default ``benchmarks/results/conditional.json``), keyed by model and epochs, and prints a
+markdown table. ``--reference`` adds the classifier's accuracy on the test split: the class
+consistency of real images.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gan_recipes import ROOT, nnscratch, parse_eval  # noqa: E402
+
+MODELS = {
+    "gan": ["gan", "--preset", "mlp", "--recipe", "stable", "--lr-d", "4e-4", "--lr-g", "1e-4"],
+    "vae": ["vae", "--preset", "classic"],
+}
+
+
+def run_model(args, name):
+    out = os.path.join(args.runs, f"{name}_e{args.epochs}")
+    train = ["train", *MODELS[name], "--conditional", "--dataset", args.dataset,
+             "--epochs", str(args.epochs), "--seed", str(args.seed), "--out", out, "--quiet"]
+    if args.limit:
+        train += ["--limit", str(args.limit)]
+    if args.overwrite:
+        train += ["--overwrite"]
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    start = time.perf_counter()
+    if args.resume and os.path.exists(checkpoint):
+        nnscratch("train", name.split("_")[0], "--resume", checkpoint, "--quiet")
+    else:
+        nnscratch(*train)
+    seconds = time.perf_counter() - start
+    metrics = parse_eval(nnscratch("eval", "--checkpoint", checkpoint,
+                                   "--samples", str(args.samples)))
+    per_class = [float(v) for v in str(metrics["class_consistency_per_class"]).split()]
+    return {"model": name, "options": [*MODELS[name], "--conditional"],
+            "seconds": round(seconds, 1), "class_consistency": metrics["class_consistency"],
+            "class_consistency_per_class": per_class, "frechet": metrics.get("frechet"),
+            "frechet_train": metrics.get("frechet_train"),
+            "classes": metrics.get("classes_covered"),
+            "test": {k: v for k, v in metrics.items() if k in ("neg_elbo", "iwae", "D_real",
+                                                                 "D_fake")}}
+
+
+def reference_accuracy(dataset):
+    """The classifier's per-class accuracy on the test split: real images' consistency."""
+    sys.path.insert(0, ROOT)
+    import numpy as np
+
+    from nnscratch import datasets
+    from nnscratch.metrics.classifier import get_classifier
+    from nnscratch.metrics.frechet import class_consistency
+    test = datasets.load(dataset, "test")
+    y_hat = get_classifier(dataset).predict(test.x)
+    out = class_consistency(np.asarray(y_hat), test.labels)
+    return {"class_consistency": out["class_consistency"],
+            "class_consistency_per_class": out["class_consistency_per_class"]}
+
+
+def table(rows, names):
+    lines = ["| model | class consistency | " + " | ".join(names) + " | Frechet distance | "
+             "minutes |", "|---|---:|" + "---:|" * len(names) + "---:|---:|"]
+    for r in rows:
+        cells = " | ".join(f"{v:.2f}" for v in r["class_consistency_per_class"])
+        fd = "" if r.get("frechet") is None else f"{r['frechet']:.2f}"
+        minutes = "" if r.get("seconds") is None else f"{r['seconds'] / 60:.1f}"
+        lines.append(f"| {r['model']} | **{r['class_consistency']:.3f}** | {cells} | {fd} | "
+                     f"{minutes} |")
+    return "\n".join(lines)
+
+
+def store(path, key, entry):
+    """Put ``entry`` under ``key`` in the JSON file ``path``, read just before (two runs of
+    this script may share the file)."""
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+    results[key] = entry
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--models", default="gan,vae")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--samples", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", default=os.path.join(ROOT, "runs", "conditional"))
+    p.add_argument("--overwrite", action="store_true", help="replace earlier runs' outputs")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a run from its checkpoint where there is one")
+    p.add_argument("--reference", action="store_true",
+                   help="also store the classifier's accuracy on the test split")
+    p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results",
+                                                     "conditional.json"))
+    args = p.parse_args(argv)
+    names = [n for n in args.models.split(",") if n]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        p.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
+    if args.reference:
+        store(args.results, "reference",
+              {"model": "real test images", **reference_accuracy(args.dataset)})
+    for name in names:
+        print(f"== conditional {name} ({args.epochs} epochs)", file=sys.stderr, flush=True)
+        r = run_model(args, name)
+        r.update(epochs=args.epochs, seed=args.seed, limit=args.limit,
+                 date=datetime.date.today().isoformat(),
+                 machine=f"{platform.machine()}, {os.cpu_count()} cores, backend numpy")
+        store(args.results, f"{name}_e{args.epochs}" + (f"_limit{args.limit}" if args.limit
+                                                         else ""), r)
+    with open(args.results) as f:
+        results = json.load(f)
+    sys.path.insert(0, ROOT)
+    from nnscratch.datasets import REGISTRY
+    print(table(list(results.values()), REGISTRY["fashion-mnist"].class_names))
+
+
+if __name__ == "__main__":
+    main()
