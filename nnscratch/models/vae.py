@@ -106,7 +106,7 @@ PRESETS = {
 }
 
 #: The training objectives: the negative ELBO of eq. (vae-4) or the IWAE bound -L_K of
-#: eq. (vae-8), whose gradient is eqs. (vae-12) to (vae-15).
+#: eq. (vae-8), whose gradient is eqs. (vae-13) to (vae-16).
 OBJECTIVES = ("elbo", "iwae")
 #: K of the IWAE objective when none is given (Burda et al.'s largest).
 IWAE_K = 50
@@ -273,10 +273,10 @@ class VAE(Module):
         return rec + kl, rec, kl, (ds, dmu, dlogvar)
 
     def iwae_loss(self, x, eps, y=None):
-        r"""The IWAE objective :math:`-\mathcal L_K`, eq. (vae-12), averaged over the batch,
+        r"""The IWAE objective :math:`-\mathcal L_K`, eq. (vae-13), averaged over the batch,
         with ``K`` draws ``eps`` ``(K, batch, k)`` held in the arguments (pass them fixed
         for a gradient check). Returns ``(L, dy)``, ``dy = (ds, dmu, dlogvar, dz)`` for
-        :meth:`backward`: eqs. (vae-13) and (vae-14), the normalised importance weights
+        :meth:`backward`: eqs. (vae-14) and (vae-15), the normalised importance weights
         :math:`\tilde w_k` times each draw's own ELBO gradient."""
         xp = self.backend.xp
         s, mu, logvar = self.forward(x, eps, y)
@@ -284,16 +284,16 @@ class VAE(Module):
         B = x.shape[0]
         log_w = log_bernoulli(x, s) + log_normal_prior(z) \
             - log_normal_posterior(eps, logvar)                        # eq. (vae-7)
-        L = -xp.sum(logmeanexp(log_w, axis=0)) / B                     # eq. (vae-12)
-        w = xp.expand_dims(normalized_weights(log_w), axis=-1) / B     # eq. (vae-13)
-        ds = w * (sigmoid(s) - x)                                      # eq. (vae-14)
+        L = -xp.sum(logmeanexp(log_w, axis=0)) / B                     # eq. (vae-13)
+        w = xp.expand_dims(normalized_weights(log_w), axis=-1) / B     # eq. (vae-14)
+        ds = w * (sigmoid(s) - x)                                      # eq. (vae-15)
         dz = w * z
         dlogvar = xp.full(logvar.shape, -0.5 / B, dtype=logvar.dtype)
         return L, (ds, xp.zeros_like(mu), dlogvar, dz)
 
     def backward(self, dy, param_grads=True, input_grad=False):
         """Backward through the decoder, the sampling (eqs. (vae-5), (vae-6); with ``K`` draws
-        eq. (vae-15)) and the encoder.
+        eq. (vae-16)) and the encoder.
 
         ``dy = (ds, dmu, dlogvar)``: dL/d(outputs of forward), the KL's own gradients
         entering as ``dmu`` and ``dlogvar``; the IWAE adds a fourth entry, the direct
@@ -306,7 +306,7 @@ class VAE(Module):
         dz = self._decoder_backward(ds, z.shape, y, param_grads)
         if len(dy) > 3:
             dz = dz + dy[3]
-        if eps.ndim == 3:       # K draws per example: each reaches mu and logvar, eq. (vae-15)
+        if eps.ndim == 3:       # K draws per example: each reaches mu and logvar, eq. (vae-16)
             dmu = xp.sum(dz, axis=0) + dmu
             dlogvar = 0.5 * (xp.sum(dz * eps, axis=0) * std) + dlogvar
         else:
@@ -353,7 +353,7 @@ def logmeanexp(a, axis=0):
 
 
 def normalized_weights(log_w, axis=0):
-    r"""Eq. (vae-13): :math:`\tilde w_k = w_k / \sum_j w_j`, a softmax of ``log_w`` over
+    r"""Eq. (vae-14): :math:`\tilde w_k = w_k / \sum_j w_j`, a softmax of ``log_w`` over
     the ``K`` draws (shifted by the max: the weights themselves would overflow)."""
     xp = namespace(log_w)
     e = xp.exp(log_w - xp.max(log_w, axis=axis, keepdims=True))
@@ -376,7 +376,7 @@ def _check_objective(cfg):
 @Trainer.register
 class VAETrainer(Trainer):
     """Trains a :class:`VAE` with Adam on the negative ELBO (eq. vae-4) or the IWAE bound
-    (eq. vae-12).
+    (eq. vae-13).
 
     Config keys (None or absent -> the preset's default, see :data:`PRESETS`):
     ``preset`` ("classic" | "seed" | "burda"), ``latent`` (k), ``lr``, ``binarize`` (False:
