@@ -136,10 +136,11 @@ def test_the_label_changes_both_networks_outputs(b32):
 # -- class consistency ------------------------------------------------------------------------
 def test_class_consistency_per_class_and_overall():
     labels = np.array([0, 0, 0, 0, 1, 1, 2, 2])
-    y_hat = np.array([0, 0, 0, 1, 1, 0, 2, 2])
+    y_hat = np.array([0, 0, 1, 1, 1, 0, 2, 2])
     out = class_consistency(y_hat, labels, 4)
-    assert out["class_consistency"] == pytest.approx(6 / 8)
-    assert out["class_consistency_per_class"][:3] == pytest.approx([3 / 4, 1 / 2, 1.0])
+    assert out["class_consistency"] == pytest.approx(5 / 8)
+    # per class: among the samples asked to be c (not those predicted as c)
+    assert out["class_consistency_per_class"][:3] == pytest.approx([2 / 4, 1 / 2, 1.0])
     assert np.isnan(out["class_consistency_per_class"][3])      # never asked for
 
 

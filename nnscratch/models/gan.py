@@ -273,7 +273,8 @@ class GAN:
     # -- discriminator step -----------------------------------------------------------------
     def d_loss(self, x, z, label_smoothing=0.0, y=None):
         """Forward for eq. (gan-1): real ``x`` ``(B, d)`` and fakes ``G(z)``, ``z`` ``(B, latent)``,
-        through D in one concatenated batch (conditional: both with the labels ``y``).
+        through D in one concatenated batch (conditional: both with the labels ``y``, the
+        game of eq. (cond-5)).
         Returns ``(L_D, ds, s_real, s_fake)``, ``ds`` ``(2B/m, 1)`` ready for
         :meth:`d_backward`. G is not back-propagated (its output is treated as data: no
         gradient flows into G in this step)."""
@@ -293,7 +294,8 @@ class GAN:
     # -- generator step ---------------------------------------------------------------------
     def g_loss(self, z, loss="non-saturating", y=None):
         """Forward for eq. (gan-3) or (gan-5): ``z`` ``(B, latent)`` -> G -> pack -> D
-        (conditional: G and D both read the labels ``y``). Returns ``(L_G, ds, s_fake)``."""
+        (conditional: G and D both read the labels ``y``, eq. (cond-5)). Returns
+        ``(L_G, ds, s_fake)``."""
         s = self.discriminate(self.generate(z, y), y)
         self._y = y
         L, ds = generator_loss(s, loss)
