@@ -295,3 +295,17 @@ def test_eval_reports_class_consistency(cvae_checkpoint, monkeypatch):
     assert "class_consistency 0.5000" in " ".join(out.split())
     assert "class_consistency_per_class 1.000 1.000 1.000 1.000 1.000 0.000" in \
         " ".join(out.split())
+
+
+def test_the_fakes_of_a_d_step_get_the_real_batchs_labels(b64):
+    """D sees [x, y] for the reals and [G([z, y]), y] for the fakes: the same labels."""
+    gan = tiny_cgan(b64, m=1)
+    x, z, y = b64.uniform((6, 4)), b64.normal((6, 3)), one_hot(labels_of(6), C, b64)
+    seen = []
+    forward = gan.D.forward
+    gan.D.forward = lambda a: seen.append(nn.to_numpy(a).copy()) or forward(a)
+    gan.d_loss(x, z, 0.0, y)
+    inputs = seen[0]
+    assert np.array_equal(inputs[:6, 4:], nn.to_numpy(y))
+    assert np.array_equal(inputs[6:, 4:], nn.to_numpy(y))
+    assert np.allclose(inputs[6:, :4], nn.to_numpy(gan.generate(z, y)))
