@@ -16,6 +16,11 @@ Usage::
 
     .venv/bin/python benchmarks/conditional.py --epochs 20 --models gan,vae
 
+``--figures DIR`` draws, from the stored checkpoints, ``DIR/conditional_<model>_grid.png``
+(a row per class, the same eight z in every row) and ``DIR/conditional_<model>_interp.png``
+(at a fixed z, the label moved from one class to another through soft labels
+``(1 - t) e_a + t e_b``), without training anything.
+
 Settings: seed 0; batch 64 (GAN) and 128 (VAE). Writes (or updates) ``--results``
 (default ``benchmarks/results/conditional.json``), keyed by model and epochs, and prints a
 markdown table. ``--reference`` adds the classifier's accuracy on the test split: the class
@@ -107,6 +112,50 @@ def store(path, key, entry):
         json.dump(results, f, indent=1)
 
 
+#: class pairs of the interpolation figure (T-shirt -> dress, sneaker -> ankle boot, ...)
+PAIRS = [(0, 3), (7, 9), (5, 7), (2, 4), (1, 3), (8, 6)]
+
+
+def soft_generate(trainer, z, y):
+    """Images for host noise ``z`` ``(n, latent)`` and host soft labels ``y`` ``(n, C)``."""
+    from nnscratch.backend import to_numpy
+    b = trainer.backend
+    if trainer.kind == "vae":
+        return to_numpy(trainer.vae.decode(b.asarray(z), b.asarray(y)))
+    from nnscratch.models.gan import evaluating
+    with evaluating(trainer.generator()) as G:
+        return to_numpy(trainer.gan.generate(b.asarray(z), b.asarray(y), G))
+
+
+def draw_figures(args, names):
+    sys.path.insert(0, ROOT)
+    import numpy as np
+
+    from nnscratch.datasets import REGISTRY
+    from nnscratch.plots.grid import save_class_grid
+    from nnscratch.training.checkpoint import load_checkpoint
+    class_names = REGISTRY["fashion-mnist"].class_names
+    os.makedirs(args.figures, exist_ok=True)
+    for name in names:
+        trainer, state = load_checkpoint(os.path.join(args.runs, f"{name}_e{args.epochs}",
+                                                      "checkpoint.npz"))
+        C = trainer.n_classes
+        latent = trainer.vae.latent if name == "vae" else trainer.gan.latent
+        z = np.random.default_rng(7).standard_normal((8, latent)).astype(np.float32)
+        eye = np.eye(C, dtype=np.float32)
+        grid = soft_generate(trainer, np.tile(z, (C, 1)), np.repeat(eye, 8, axis=0))
+        print(save_class_grid(grid, os.path.join(args.figures, f"conditional_{name}_grid.png"),
+                              8, class_names, f"conditional {name}, epoch {state['epoch']}: "
+                              "the same 8 z in every row"))
+        t = np.linspace(0, 1, 8, dtype=np.float32)[:, None]
+        rows = [soft_generate(trainer, np.repeat(z[r:r + 1], 8, axis=0),
+                              (1 - t) * eye[a] + t * eye[b]) for r, (a, b) in enumerate(PAIRS)]
+        labels = [f"{class_names[a]} > {class_names[b]}" for a, b in PAIRS]
+        print(save_class_grid(np.concatenate(rows), os.path.join(
+            args.figures, f"conditional_{name}_interp.png"), 8, labels,
+            f"conditional {name}: one z per row, the label from one class to another"))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=20)
@@ -123,11 +172,15 @@ def main(argv=None):
                    help="also store the classifier's accuracy on the test split")
     p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results",
                                                      "conditional.json"))
+    p.add_argument("--figures", metavar="DIR", default=None,
+                   help="only draw the figures of the stored runs into DIR")
     args = p.parse_args(argv)
     names = [n for n in args.models.split(",") if n]
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         p.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
+    if args.figures:
+        return draw_figures(args, names)
     if args.reference:
         store(args.results, "reference",
               {"model": "real test images", **reference_accuracy(args.dataset)})
