@@ -36,9 +36,9 @@ def tiny_cvae(b, alpha=0.2):
                n_classes=C)
 
 
-def tiny_cgan(b, m=1):
+def tiny_cgan(b, m=1, label_scale=None):
     return GAN(latent=3, data_dim=4, G_hidden=(5,), D_hidden=(7,), output="sigmoid",
-               init="he", pack=m, backend=b, n_classes=C)
+               init="he", pack=m, backend=b, n_classes=C, label_scale=label_scale)
 
 
 def labels_of(n, seed=0):
@@ -93,7 +93,7 @@ def test_conditional_vae_input_gradient_is_cut_to_the_image(b64):
 
 @pytest.mark.parametrize("m", [1, 2], ids=["pack1", "pack2"])
 def test_conditional_generator_gradcheck_through_the_discriminator(b64, m):
-    gan = tiny_cgan(b64, m)
+    gan = tiny_cgan(b64, m, label_scale=3.0)
     z, y = b64.normal((6, 3)), one_hot(labels_of(6), C, b64)
     _, ds, _ = gan.g_loss(z, y=y)
     gan.g_backward(ds)
@@ -105,7 +105,7 @@ def test_conditional_generator_gradcheck_through_the_discriminator(b64, m):
 
 @pytest.mark.parametrize("m", [1, 2], ids=["pack1", "pack2"])
 def test_conditional_discriminator_gradcheck(b64, m):
-    gan = tiny_cgan(b64, m)
+    gan = tiny_cgan(b64, m, label_scale=3.0)
     x, z, y = b64.uniform((6, 4)), b64.normal((6, 3)), one_hot(labels_of(6), C, b64)
     _, ds, _, _ = gan.d_loss(x, z, 0.1, y)
     gan.d_backward(ds)
@@ -306,6 +306,19 @@ def test_the_fakes_of_a_d_step_get_the_real_batchs_labels(b64):
     gan.D.forward = lambda a: seen.append(nn.to_numpy(a).copy()) or forward(a)
     gan.d_loss(x, z, 0.0, y)
     inputs = seen[0]
+    assert gan.label_scale == 1.0                        # sqrt(4) / 2
     assert np.array_equal(inputs[:6, 4:], nn.to_numpy(y))
     assert np.array_equal(inputs[6:, 4:], nn.to_numpy(y))
     assert np.allclose(inputs[6:, :4], nn.to_numpy(gan.generate(z, y)))
+
+
+def test_d_reads_the_label_scaled_by_half_the_square_root_of_d(b32):
+    """lambda = sqrt(784) / 2 = 14 for images: D's input is [x, 14 y]."""
+    t = GANTrainer({"preset": "mlp", "latent": 5, "G_hidden": [8], "D_hidden": [8],
+                    "conditional": True}, backend=b32)
+    assert t.gan.label_scale == 14.0
+    seen = []
+    forward = t.gan.D.forward
+    t.gan.D.forward = lambda a: seen.append(nn.to_numpy(a).copy()) or forward(a)
+    t.gan.discriminate(b32.uniform((2, 784)), one_hot(np.array([3, 5]), 10, b32))
+    assert np.array_equal(seen[0][:, 784:], 14.0 * np.eye(10)[[3, 5]])

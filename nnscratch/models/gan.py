@@ -60,6 +60,10 @@ Model and notation (the docs use the same labels):
   :math:`s = D([x, y])`; with packing, the pairs :math:`[x, y]` are packed (D's input is
   ``m (d + C)`` wide). The fakes of a step get the labels of its real batch, so D sees the
   same classes on both sides. Eqs. (gan-1) to (gan-7) are unchanged: the label is data.
+  D reads the label scaled, :math:`[x, \lambda y]` with :math:`\lambda = \sqrt d / 2`
+  (14 for images, ``D_label_scale``): spectral normalisation caps the gain of every input
+  direction at 1, and a unit label beside an image of norm about 12 could move D's first
+  layer by a twelfth of what the image does; scaled, the two are comparable.
 
 * Training (Goodfellow et al., Algorithm 1): ``k`` discriminator steps, each on a fresh
   real batch and fresh noise, per generator step; Adam with :math:`\beta_1 = 0.5`
@@ -131,7 +135,8 @@ PRESETS = {
 #: ``lr_D`` and ``lr_G`` when given, else ``lr`` times the factors ``ttur`` (D's, G's).
 DEFAULTS = {"k": 1, "pack": 1, "loss": "non-saturating", "label_smoothing": 0.0,
             "lr_D": None, "lr_G": None, "ttur": [1.0, 1.0], "ema": 0.0, "G_norm": "none",
-            "D_spectral": False, "D_dropout": 0.0, "conditional": False}
+            "D_spectral": False, "D_dropout": 0.0, "conditional": False,
+            "D_label_scale": None}
 
 #: Recipes: the stabilisers a preset trains with, on top of its architecture. ``"none"``
 #: is the bare GAN. A recipe sets defaults only: a key given in the config wins. The
@@ -222,18 +227,22 @@ class GAN:
     D_dropout : float
         Dropout probability after each hidden layer of D (eq. drop-1), 0 for none.
     n_classes : int
-        ``C`` > 0: the class-conditional GAN, G reads ``[z, y]`` and D ``[x, y]`` (eq.
+        ``C`` > 0: the class-conditional GAN, G reads ``[z, y]`` and D ``[x, lambda y]`` (eq.
         cond-2); 0: unconditional.
+    label_scale : float, optional
+        ``lambda``, the scale of the one-hot label in D's input (default ``sqrt(d) / 2``).
     """
 
     def __init__(self, latent=100, data_dim=784, G_hidden=(256, 512, 1024),
                  D_hidden=(1024, 512, 256), G_alpha=0.2, D_alpha=0.2, output="sigmoid",
                  init="he", pack=1, G_norm="none", D_spectral=False, D_dropout=0.0,
-                 backend=None, n_classes=0):
+                 backend=None, n_classes=0, label_scale=None):
         b = get_backend() if backend is None else backend
         self.backend = b
         self.latent, self.data_dim, self.m = int(latent), int(data_dim), int(pack)
         self.n_classes = int(n_classes)
+        self.label_scale = float(self.data_dim ** 0.5 / 2 if label_scale is None
+                                 else label_scale)
         if self.m < 1:
             raise ValueError(f"pack must be >= 1, got {pack}")
         self.G_sizes = (self.latent + self.n_classes, *G_hidden, self.data_dim)
@@ -268,7 +277,12 @@ class GAN:
     def discriminate(self, x, y=None):
         """Logits ``(B/m, 1)`` of ``x`` ``(B, d)`` (and its one-hot labels ``y`` ``(B, C)``
         when conditional), packed by eq. (gan-8)."""
-        return self.D.forward(pack(concat(x, self._label(y)), self.m))
+        return self.D.forward(pack(self._d_input(x, self._label(y)), self.m))
+
+    def _d_input(self, x, y):
+        """D's input ``[x, lambda y]`` (``x`` unconditional): the label scaled so that
+        spectral normalisation leaves it a say (see the module docstring)."""
+        return concat(x, None if y is None else self.label_scale * y)
 
     # -- discriminator step -----------------------------------------------------------------
     def d_loss(self, x, z, label_smoothing=0.0, y=None):
@@ -281,8 +295,8 @@ class GAN:
         xp = self.backend.xp
         x_fake = self.generate(z, y)
         n = x.shape[0] // self.m
-        s = self.D.forward(xp.concat([pack(concat(x, y), self.m),
-                                      pack(concat(x_fake, y), self.m)], axis=0))
+        s = self.D.forward(xp.concat([pack(self._d_input(x, y), self.m),
+                                      pack(self._d_input(x_fake, y), self.m)], axis=0))
         s_real, s_fake = s[:n, :], s[n:, :]
         L, ds_real, ds_fake = discriminator_loss(s_real, s_fake, label_smoothing)
         return L, xp.concat([ds_real, ds_fake], axis=0), s_real, s_fake
@@ -387,7 +401,7 @@ class GANTrainer(Trainer):
         self.gan = GAN(cfg["latent"], cfg["data_dim"], cfg["G_hidden"], cfg["D_hidden"],
                        cfg["G_alpha"], cfg["D_alpha"], cfg["output"], cfg["init"], cfg["pack"],
                        cfg["G_norm"], cfg["D_spectral"], cfg["D_dropout"], backend=self.backend,
-                       n_classes=self.n_classes)
+                       n_classes=self.n_classes, label_scale=cfg["D_label_scale"])
         self.networks = {"G": self.gan.G, "D": self.gan.D}
         self.optimizers = {name: Adam(net, lr=self._lr(name), betas=tuple(cfg["betas"]))
                            for name, net in self.networks.items()}
