@@ -50,6 +50,17 @@ Model and notation (the docs use the same labels):
   with ``K`` towards :math:`\log p(x)`; ``-L_K`` (the "iwae" metric) is an estimate of
   :math:`-\log p(x)`, biased upwards by less the larger ``K`` is.
 
+* IWAE training (Burda et al., 2016), eqs. (vae-13) to (vae-16): ``objective="iwae"``
+  minimises :math:`-\frac1B \sum_n \mathcal L_K(x_n)`; its gradient is the sum over the
+  ``K`` draws of each draw's one-sample ELBO gradient weighted by the normalised importance
+  weight :math:`\tilde w_k = w_k / \sum_j w_j` (:meth:`VAE.iwae_loss`,
+  :func:`normalized_weights`), through the reparameterisation of every draw.
+
+* Class-conditional VAE (Sohn et al., 2015), eqs. (cond-1) to (cond-3) of
+  :mod:`nnscratch.models.conditional`: with ``n_classes`` the encoder reads ``[x, y]`` and
+  the decoder ``[z, y]``, ``y`` the one-hot label; the prior stays :math:`\mathcal N(0, I)`
+  and every other equation is unchanged, read as conditioned on ``y``.
+
   On grey-level images (the default, ``binarize=False``) the Bernoulli "likelihood" of a
   value in (0, 1) is not a normalised density, so these nats (and :math:`\log p(x)`) are a
   training objective, not a log-likelihood comparable with the literature; train and
@@ -61,6 +72,11 @@ Presets (:data:`PRESETS`):
     784-400-k with ReLU, the VAE of the PyTorch examples repository
     (``examples/vae/main.py``), latent ``k = 20``, PyTorch's default ``nn.Linear``
     initialisation (eq. init-3), Adam with learning rate 1e-3.
+
+``"burda"``
+    The one-stochastic-layer network of Burda et al. (2016) for the likelihood benchmark
+    (``benchmarks/vae_likelihood.py``): encoder 784-200-200-(50, 50) and decoder
+    50-200-200-784 with tanh units, Glorot's initialisation, latent ``k = 50``.
 
 ``"seed"``
     The seed article's TF1 listing (section 4.2) made correct. The listing has encoder
