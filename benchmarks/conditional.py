@@ -10,7 +10,7 @@ distance of those samples to the test split and the classes covered.
 Models (``--models``, comma-separated, see :data:`MODELS`): ``gan`` (mlp preset, the stable
 recipe, its defaults spelled out: lr_D 4e-4, lr_G 1e-4, as ``gan_recipes.py``'s ``stable``
 variant, so the Frechet distance compares with that unconditional run) and ``vae``
-(classic preset, grey levels, ELBO).
+(classic preset, grey levels, ELBO); ``vae_k2`` the same with a 2-D latent.
 
 Usage::
 
@@ -47,6 +47,7 @@ from gan_recipes import ROOT, nnscratch, parse_eval  # noqa: E402
 MODELS = {
     "gan": ["gan", "--preset", "mlp", "--recipe", "stable", "--lr-d", "4e-4", "--lr-g", "1e-4"],
     "vae": ["vae", "--preset", "classic"],
+    "vae_k2": ["vae", "--preset", "classic", "--latent", "2"],
 }
 
 
@@ -61,7 +62,7 @@ def run_model(args, name):
     checkpoint = os.path.join(out, "checkpoint.npz")
     start = time.perf_counter()
     if args.resume and os.path.exists(checkpoint):
-        nnscratch("train", name.split("_")[0], "--resume", checkpoint, "--quiet")
+        nnscratch("train", MODELS[name][0], "--resume", checkpoint, "--quiet")
     else:
         nnscratch(*train)
     seconds = time.perf_counter() - start
@@ -148,13 +149,13 @@ def temperature_sweep(args, names):
     for name in names:
         key = f"{name}_e{args.epochs}"
         trainer, _ = load_checkpoint(os.path.join(args.runs, key, "checkpoint.npz"))
-        latent = trainer.vae.latent if name == "vae" else trainer.gan.latent
+        latent = trainer.vae.latent if trainer.kind == "vae" else trainer.gan.latent
         labels = np.arange(3000) % trainer.n_classes
         noise = np.random.default_rng(args.seed).standard_normal((3000, latent))
         sweep = []
         for t in args.temperatures:
             z = (t * noise).astype(np.float32)
-            x = trainer.decode(z, labels) if name == "vae" else \
+            x = trainer.decode(z, labels) if trainer.kind == "vae" else \
                 trainer.generate(z, labels=labels)
             cc = class_consistency(classifier.predict(x), labels)["class_consistency"]
             sweep.append({"temperature": t, "class_consistency": round(cc, 4)})
@@ -164,10 +165,10 @@ def temperature_sweep(args, names):
 
 def sweep_table(results):
     """Class consistency against the temperature of z, a column per stored run."""
-    runs = [k for k in ("gan_e20", "vae_e20") if "temperature_sweep" in results.get(k, {})]
+    runs = [k for k in ("gan_e20", "vae_e20", "vae_k2_e20")
+            if "temperature_sweep" in results.get(k, {})]
     temps = [p["temperature"] for p in results[runs[0]]["temperature_sweep"]] if runs else []
-    lines = ["| temperature of z | " + " | ".join(f"conditional {k.split('_')[0].upper()}"
-                                                  for k in runs) + " |",
+    lines = ["| temperature of z | " + " | ".join(k[:-4] for k in runs) + " |",
              "|---:|" + "---:|" * len(runs)]
     for i, t in enumerate(temps):
         cells = " | ".join(f"{results[k]['temperature_sweep'][i]['class_consistency']:.3f}"
@@ -189,7 +190,7 @@ def draw_figures(args, names):
         trainer, state = load_checkpoint(os.path.join(args.runs, f"{name}_e{args.epochs}",
                                                       "checkpoint.npz"))
         C = trainer.n_classes
-        latent = trainer.vae.latent if name == "vae" else trainer.gan.latent
+        latent = trainer.vae.latent if trainer.kind == "vae" else trainer.gan.latent
         z = np.random.default_rng(7).standard_normal((8, latent)).astype(np.float32)
         eye = np.eye(C, dtype=np.float32)
         grid = soft_generate(trainer, np.tile(z, (C, 1)), np.repeat(eye, 8, axis=0))

@@ -36,7 +36,7 @@ def likelihood_curve(r):
 
 def conditional_table(r):
     from nnscratch.datasets import REGISTRY
-    rows = [r[key] for key in ("reference", "gan_e20", "vae_e20") if key in r]
+    rows = [r[key] for key in ("reference", "gan_e20", "vae_e20", "vae_k2_e20") if key in r]
     return benchmark("conditional").table(rows, REGISTRY["fashion-mnist"].class_names) \
         .splitlines()
 
