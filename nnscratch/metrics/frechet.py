@@ -147,10 +147,12 @@ def class_metrics(y_hat, n_classes=10, min_fraction=MIN_FRACTION):
 
 def class_consistency(y_hat, labels, n_classes=10):
     r"""How often a conditional generator makes the class it was asked for: the share of
-    samples with label :math:`y` that the classifier assigns to :math:`y`, eq. (cond-4),
+    samples drawn with class :math:`c` that the classifier assigns to :math:`c`, eq. (cond-4),
+    with :math:`c_i` (``labels``) the class sample :math:`i` was drawn with and
+    :math:`\hat c_i` (``y_hat``) the classifier's:
 
-    .. math:: \mathrm{cc}_c = \frac{|\{n : y_n = c,\ \hat y_n = c\}|}{|\{n : y_n = c\}|},
-              \qquad \mathrm{cc} = \frac{|\{n : \hat y_n = y_n\}|}{N}
+    .. math:: \mathrm{cc}_c = \frac{|\{i : c_i = c,\ \hat c_i = c\}|}{|\{i : c_i = c\}|},
+              \qquad \mathrm{cc} = \frac{|\{i : \hat c_i = c_i\}|}{N}
 
     per class and overall. Real test images score the classifier's accuracy (about 89 % on
     Fashion-MNIST, shirts lowest): a generator that matches each class's distribution

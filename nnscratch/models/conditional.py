@@ -1,16 +1,17 @@
 r"""Class conditioning shared by the conditional VAE and GAN: a one-hot label concatenated
 to a network's input (Mirza & Osindero, 2014; Sohn et al., 2015).
 
-With :math:`C` classes, a label :math:`c` becomes the one-hot vector, eq. (cond-1),
+With :math:`C` classes, a label :math:`c \in \{0, \dots, C - 1\}` becomes the one-hot
+vector, eq. (cond-1),
 
-.. math:: y = e_c \in \{0, 1\}^C, \qquad y_j = [j = c],
+.. math:: y = \mathbf 1_c \in \{0, 1\}^C, \qquad y_j = [j = c],
 
-and a network :math:`f` that saw :math:`a` ``(batch, n)`` now sees the concatenation
-:math:`[a, y]` ``(batch, n + C)``, eq. (cond-2). Its first dense layer,
+and a network :math:`f` that saw :math:`a` ``(batch, d_a)`` now sees the concatenation
+:math:`[a, y]` ``(batch, d_a + C)``, eq. (cond-2). Its first dense layer,
 :math:`[a, y] W + b = a W_a + (y W_y + b)`, is the old layer with a bias that depends on the
 class (row :math:`c` of :math:`W_y` added to :math:`b`): nothing else in the network
 changes. In the backward pass the gradient with respect to :math:`[a, y]` is cut back to
-its first ``n`` columns, eq. (cond-3): the label is data, not a variable.
+its first ``d_a`` columns, eq. (cond-3): the label is data, not a variable.
 """
 from __future__ import annotations
 

@@ -56,9 +56,9 @@ Model and notation (the docs use the same labels):
 
 * Class-conditional GAN (Mirza & Osindero, 2014), eqs. (cond-1) to (cond-3) of
   :mod:`nnscratch.models.conditional`: with ``conditional`` the one-hot label :math:`y`
-  joins the generator's input, :math:`\tilde x = G([z, y])`, and the discriminator's,
-  :math:`s = D([x, y])`; with packing, the pairs :math:`[x, y]` are packed (D's input is
-  ``m (d + C)`` wide). The fakes of a step get the labels of its real batch, so D sees the
+  joins the generator's input, :math:`\tilde x = G([z, y])`, and the discriminator's, whose
+  logit is :math:`s([x, \lambda y])`; with packing, the pairs :math:`[x, \lambda y]` are
+  packed (D's input is ``m (d + C)`` wide). The fakes of a step get the labels of its real batch, so D sees the
   same classes on both sides. Eqs. (gan-1) to (gan-7) are unchanged: the label is data.
   D reads the label scaled, :math:`[x, \lambda y]` with :math:`\lambda = \sqrt d / 2`
   (14 for images, ``D_label_scale``): spectral normalisation caps the gain of every input
