@@ -133,6 +133,38 @@ def test_the_label_changes_both_networks_outputs(b32):
         VAE(n_in=6, enc_hidden=(5,), latent=2, backend=b32).encode(x, ya)
 
 
+def test_what_is_concatenated_where(b64):
+    """Eq. (cond-2) and the packed D, recomputed from the weights: G reads [z, y], D reads
+    the packed pairs [x_1, lambda y_1, x_2, lambda y_2], the VAE's encoder [x, y] and its
+    decoder [z, y]."""
+    def leaky(a):
+        return np.where(a > 0, a, 0.2 * a)
+
+    def host(net):
+        return {k: nn.to_numpy(v) for k, v in net.params.items()}
+
+    gan, labels = tiny_cgan(b64, m=2, label_scale=3.0), labels_of(4)
+    y, yb = np.eye(C)[labels], one_hot(labels, C, b64)
+    x, z = b64.uniform((4, 4)), b64.normal((4, 3))
+    P = host(gan.D)
+    rows = np.concatenate([nn.to_numpy(x), 3.0 * y], axis=1).reshape(2, 2 * (4 + C))
+    s = leaky(rows @ P["0.W"] + P["0.b"]) @ P["2.W"] + P["2.b"]
+    assert np.allclose(nn.to_numpy(gan.discriminate(x, yb)), s, rtol=1e-12, atol=0)
+    P = host(gan.G)
+    a = leaky(np.concatenate([nn.to_numpy(z), y], axis=1) @ P["0.W"] + P["0.b"])
+    x_fake = 1 / (1 + np.exp(-(a @ P["2.W"] + P["2.b"])))
+    assert np.allclose(nn.to_numpy(gan.generate(z, yb)), x_fake, rtol=1e-12, atol=0)
+    vae = tiny_cvae(b64)
+    P, xv, zv = host(vae), b64.uniform((4, 6)), b64.normal((4, 2))
+    h = leaky(np.concatenate([nn.to_numpy(xv), y], axis=1) @ P["enc.0.W"] + P["enc.0.b"])
+    assert np.allclose(nn.to_numpy(vae.encode(xv, yb)[0]), h @ P["mu.W"] + P["mu.b"],
+                       rtol=1e-12, atol=0)
+    s = leaky(np.concatenate([nn.to_numpy(zv), y], axis=1) @ P["dec.0.W"] + P["dec.0.b"]) \
+        @ P["dec.2.W"] + P["dec.2.b"]
+    assert np.allclose(nn.to_numpy(vae.decode(zv, yb)), 1 / (1 + np.exp(-s)), rtol=1e-12,
+                       atol=0)
+
+
 # -- class consistency ------------------------------------------------------------------------
 def test_class_consistency_per_class_and_overall():
     labels = np.array([0, 0, 0, 0, 1, 1, 2, 2])
