@@ -76,3 +76,34 @@ def test_the_published_figures_are_the_issues():
     r = json.loads((RESULTS / "vae_likelihood.json").read_text())
     assert {k: r[k]["published"] for k in r} == \
         {k: {"elbo": 235.01, "iwae_k50": 231.95}[k] for k in r}
+
+
+def test_the_figures_quoted_in_the_text_are_the_results():
+    """The prose of the page (and the GAN page's ceiling of the class consistency) quotes
+    the results files: each quoted figure, formatted from the file, is in the text."""
+    lik = json.loads((RESULTS / "vae_likelihood.json").read_text())["elbo"]
+    last = lik["curve"][-1]
+    r = json.loads((RESULTS / "conditional.json").read_text())
+    vae, ref = r["vae_e20"], r["reference"]
+    names = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+             "sneaker", "bag", "ankle boot"]
+    worst = sorted(range(10), key=lambda c: vae["class_consistency_per_class"][c])[:3]
+    at = {p["temperature"]: p["class_consistency"] for p in vae["temperature_sweep"]}
+    quoted = [f"{last['nll']:.2f} +- {last['nll_se']:.2f} nats after {last['passes']} of the "
+              "3,280 passes", f"first {last['n_test']} test images",
+              f"+{last['nll'] - lik['published']:.2f} nats from the published "
+              f"{lik['published']:.2f}",
+              f"**The conditional VAE: {100 * vae['class_consistency']:.1f}%",
+              f"Frechet distance is {vae['frechet']:.2f}",
+              f"real training images: {vae['frechet_train']:.2f}",
+              f"{100 * at[0.7]:.1f}% at $t = 0.7$"]
+    quoted += [f"{names[c]} ({100 * vae['class_consistency_per_class'][c]:.0f}%)"
+               for c in worst]
+    text = " ".join(page().split())
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"docs/benchmarks_models.md does not quote its results: {missing}"
+    gan = " ".join((ROOT / "docs" / "gan.md").read_text().split())
+    per = ref["class_consistency_per_class"]
+    ceiling = (f"{100 * ref['class_consistency']:.1f}% (shirts {100 * per[6]:.0f}%, "
+               f"pullovers {100 * per[2]:.0f}%)")
+    assert ceiling in gan, ceiling
