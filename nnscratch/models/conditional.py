@@ -4,7 +4,7 @@ to a network's input (Mirza & Osindero, 2014; Sohn et al., 2015).
 With :math:`C` classes, a label :math:`c \in \{0, \dots, C - 1\}` becomes the one-hot
 vector, eq. (cond-1),
 
-.. math:: y = \mathbf 1_c \in \{0, 1\}^C, \qquad y_j = [j = c],
+.. math:: y = \mathbf 1_c \in \{0, 1\}^C \quad \text{(a 1 at entry } c \text{, 0 elsewhere)},
 
 and a network :math:`f` that saw :math:`a` ``(batch, d_a)`` now sees the concatenation
 :math:`[a, y]` ``(batch, d_a + C)``, eq. (cond-2). Its first dense layer,
