@@ -58,12 +58,12 @@ Model and notation (the docs use the same labels):
   :mod:`nnscratch.models.conditional`: with ``conditional`` the one-hot label :math:`y`
   joins the generator's input, :math:`\tilde x = G([z, y])`, and the discriminator's, whose
   logit is :math:`s([x, \lambda y])`; with packing, the pairs :math:`[x, \lambda y]` are
-  packed (D's input is ``m (d + C)`` wide). The fakes of a step get the labels of its real batch, so D sees the
-  same classes on both sides. Eqs. (gan-1) to (gan-7) are unchanged: the label is data.
-  D reads the label scaled, :math:`[x, \lambda y]` with :math:`\lambda = \sqrt d / 2`
-  (14 for images, ``D_label_scale``): spectral normalisation caps the gain of every input
-  direction at 1, and a unit label beside an image of norm about 12 could move D's first
-  layer by a twelfth of what the image does; scaled, the two are comparable.
+  packed (D's input is ``m (d + C)`` wide). The fakes of a step get the labels of its real
+  batch, so D sees the same classes on both sides. Eqs. (gan-1) to (gan-7) are unchanged:
+  the label is data. D reads the label scaled, :math:`\lambda = \sqrt d / 2` (14 for
+  images, ``D_label_scale``): spectral normalisation caps the gain of every input direction
+  at 1, and a unit label beside an image of norm about 12 could move D's first layer by a
+  twelfth of what the image does; scaled, the two are comparable.
 
 * Training (Goodfellow et al., Algorithm 1): ``k`` discriminator steps, each on a fresh
   real batch and fresh noise, per generator step; Adam with :math:`\beta_1 = 0.5`
