@@ -71,7 +71,7 @@ def schedule(stages=STAGES):
 
 def stage_ends(stages=STAGES):
     """Passes done at the end of each stage: 1, 4, 13, 40, 121, 364, 1093, 3280."""
-    return list(np.cumsum([n for _, n, _ in schedule(stages)]))
+    return [int(n) for n in np.cumsum([n for _, n, _ in schedule(stages)])]
 
 
 def stage_of(done, stages=STAGES):
@@ -210,7 +210,7 @@ def final(args, entry, trainer, state, name):
     result = estimate(trainer, binarised_test(args.final_n), args.eval_k)
     entry["final"] = {"passes": int(state["epoch"]), **result,
                       "eval_s": round(time.perf_counter() - started, 1),
-                      "complete_schedule": state["epoch"] >= stage_ends()[-1]}
+                      "complete_schedule": bool(state["epoch"] >= stage_ends()[-1])}
     store(args.results, name, entry)
     print(f"{name}: final after {state['epoch']} passes: {result['nll']:.2f} +- "
           f"{result['nll_se']:.2f} (published {entry['published']})", file=sys.stderr)
