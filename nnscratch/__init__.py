@@ -12,7 +12,7 @@ Where each equation of the docs is computed (the label is cited beside the line)
   (sgd-*, adam-*), ``ema.py`` (ema-*), ``gradcheck.py`` (gradcheck-*), ``counter_rng.py``
   (rng-*);
 - models: ``models/vae.py`` (vae-*), ``models/gan.py`` (gan-*, game-*),
-  ``models/toy2d.py`` (toy-*);
+  ``models/toy2d.py`` (toy-*), ``models/conditional.py`` (cond-*);
 - image metrics: ``metrics/classifier.py`` (clf-*), ``metrics/frechet.py`` (frechet-*).
 
 See ``docs/package_map.md`` for the layers and which way the imports point.

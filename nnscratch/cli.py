@@ -116,6 +116,9 @@ def _add_common_train(p, presets, default_preset, default_batch):
     p.add_argument("--eval-every", type=_positive_int, default=1,
                    help="evaluate on the test split every N epochs (and after the last)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--conditional", action="store_true", default=None,
+                   help="class-conditional model: both networks also read the one-hot class "
+                        "label (sample with --label)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--workbook", metavar="DIR", default=None,
                    help="train with the functions of your workbook that are graded right in "
@@ -138,6 +141,11 @@ def build_parser():
     _add_common_train(vae, ["classic", "seed"], "classic", 128)
     vae.add_argument("--binarize", action="store_true", default=None,
                      help="dynamic binarisation of each batch")
+    vae.add_argument("--objective", choices=["elbo", "iwae"], default=None,
+                     help="training objective: the ELBO (default) or the importance-weighted "
+                          "bound L_K of Burda et al.")
+    vae.add_argument("--k", dest="iwae_k", type=_positive_int, default=None,
+                     help="K, the samples per image of --objective iwae (default 50)")
     gan = models.add_parser("gan", help="generative adversarial network",
                             description="Train a GAN; writes log, checkpoint and figures to --out.")
     _add_common_train(gan, ["mlp", "seed"], "mlp", 64)
@@ -178,6 +186,9 @@ def build_parser():
     sample.add_argument("--raw", action="store_true", help=RAW_HELP)
     sample.add_argument("--overwrite", action="store_true",
                         help="replace an existing FILE.npy or FILE.png (without it, refused)")
+    sample.add_argument("--label", default=None,
+                        help="conditional model: the class to draw, its index or its name "
+                             "(e.g. 7 or sneaker)")
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on the test split",
                         description="Print the model's metrics on the test split (VAE: "
@@ -243,15 +254,15 @@ def _load_data(dataset, data_dir, split, limit=None):
 
 
 #: command-line option -> config key, per model (None: not given, use the preset's)
-MODEL_OPTIONS = {"vae": ("preset", "latent", "binarize"),
+MODEL_OPTIONS = {"vae": ("preset", "latent", "binarize", "objective", "iwae_k", "conditional"),
                  "gan": ("preset", "latent", "pack", "k", "recipe", "ema", "G_norm",
-                         "D_spectral", "D_dropout", "loss", "label_smoothing")}
+                         "D_spectral", "D_dropout", "loss", "label_smoothing", "conditional")}
 #: learning rates: set on a new run, and like --lr replace the checkpoint's on --resume
 RATE_OPTIONS = {"vae": (), "gan": ("lr_D", "lr_G")}
 #: config key -> its command-line option, where the two are spelled differently
 OPTION_NAMES = {"lr_D": "--lr-d", "lr_G": "--lr-g", "G_norm": "--g-norm",
                 "D_spectral": "--d-spectral", "D_dropout": "--d-dropout",
-                "label_smoothing": "--label-smoothing"}
+                "label_smoothing": "--label-smoothing", "iwae_k": "--k"}
 
 
 def _new_trainer(args):
@@ -466,9 +477,10 @@ def _sample(args):
     from .training.checkpoint import atomic_group, load_checkpoint, save_npy_rows
     from .training.progress import ProgressBar
     npy, png = _sample_files(args)
-    trainer, _ = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
+    trainer, state = load_checkpoint(args.checkpoint, backend=_backend(args.backend, args.seed))
     _use_raw_weights(trainer, args.raw)
-    blocks = _sample_blocks(trainer, args.n, args.seed)
+    label = _label(trainer, args.label, state.get("run", {}).get("dataset"))
+    blocks = _sample_blocks(trainer, args.n, args.seed, label)
     first = next(blocks)
     shape, grid = (args.n, first.shape[1]), first[:100].copy()
     # both files are written to temporaries first and renamed together: a failure at the
@@ -488,19 +500,55 @@ def _sample(args):
     return 0
 
 
-def _sample_blocks(trainer, n, seed):
+def _sample_blocks(trainer, n, seed, labels=None):
     """``n`` samples (host float32 in [0, 1]) in blocks of :data:`SAMPLE_CHUNK` that
     continue one stream of noise seeded with ``seed`` (on NumPy the images of
     ``trainer.sample(n, seed=seed)``, for any block size), so that memory stays that of
-    one block whatever ``n``: ``sample`` and ``eval`` draw through it."""
+    one block whatever ``n``: ``sample`` and ``eval`` draw through it. ``labels``: a
+    conditional model's class, one for every sample (an int) or one each (``(n,)``)."""
     backend = trainer.backend.seeded(seed)
     saved, trainer.backend.rng = trainer.backend.rng, backend.rng
     try:
         for start in range(0, n, SAMPLE_CHUNK):
-            images = np.asarray(trainer.sample(min(SAMPLE_CHUNK, n - start)), np.float32)
+            stop = min(start + SAMPLE_CHUNK, n)
+            given = {} if labels is None else \
+                {"labels": labels if np.ndim(labels) == 0 else labels[start:stop]}
+            images = np.asarray(trainer.sample(stop - start, **given), np.float32)
             yield np.clip(images, 0.0, 1.0, out=images)
     finally:
         trainer.backend.rng = saved
+
+
+def _label(trainer, text, dataset):
+    """``--label``: a class index or a class name of ``dataset`` (case and punctuation
+    ignored) for a conditional model; None for an unconditional one."""
+    conditional = getattr(trainer, "conditional", False)
+    if not conditional:
+        if text is not None:
+            raise UsageError("--label applies to a conditional model (trained with "
+                             "--conditional); this checkpoint is not one")
+        return None
+    from . import datasets
+    # the embedded subset is Fashion-MNIST's
+    info = datasets.REGISTRY.get("fashion-mnist" if dataset == datasets.EMBEDDED else dataset)
+    names = info.class_names if info else tuple(str(c) for c in range(trainer.n_classes))
+    if text is None:
+        raise UsageError(f"this checkpoint is a conditional model: give --label, one of "
+                         f"0..{trainer.n_classes - 1} or a class name ({', '.join(names)})")
+    if text.strip().lstrip("-").isdigit():
+        value = int(text)
+        if not 0 <= value < trainer.n_classes:
+            raise UsageError(f"--label {value} is outside the classes 0..{trainer.n_classes - 1}")
+        return value
+
+    def key(name):
+        return "".join(ch for ch in name.lower() if ch.isalnum())
+    found = [c for c, name in enumerate(names)
+             if key(text) in (key(name), *map(key, name.split("/")))]
+    if not found:
+        raise UsageError(f"--label {text!r} is not a class of {dataset}; choose one of "
+                         f"{', '.join(names)} or 0..{trainer.n_classes - 1}")
+    return found[0]
 
 
 def _eval(args):
@@ -512,14 +560,20 @@ def _eval(args):
     run = state.get("run", {})
     dataset = args.dataset or (None if args.data_dir else run.get("dataset"))
     test = _load_data(dataset, args.data_dir or run.get("data_dir"), "test", args.limit)
-    metrics = dict(trainer.evaluate(test.x))
+    conditional = getattr(trainer, "conditional", False)
+    metrics = dict(trainer.evaluate(test.x, **({"labels": test.labels} if conditional else {})))
     data_dir = args.data_dir or run.get("data_dir")
     if not args.no_image_metrics:
         from .metrics.frechet import image_metrics
-        images = image_metrics(_sample_blocks(trainer, args.samples, seed=0), test.name,
-                               data_dir=data_dir)
-        metrics.update({k: v for k, v in images.items() if k != "class_histogram"})
-        metrics["class_histogram"] = " ".join(f"{h:.3f}" for h in images["class_histogram"])
+        # a conditional model draws every class equally often, as the test split has them
+        labels = np.arange(args.samples) % trainer.n_classes if conditional else None
+        images = image_metrics(_sample_blocks(trainer, args.samples, 0, labels), test.name,
+                               data_dir=data_dir, labels=labels)
+        lists = ("class_histogram", "class_consistency_per_class")
+        metrics.update({k: v for k, v in images.items() if k not in lists})
+        for key in lists:
+            if key in images:
+                metrics[key] = " ".join(f"{h:.3f}" for h in images[key])
     source = f" in {data_dir}" if data_dir else ""
     print(f"{trainer.kind} ({trainer.config.get('preset')}), epoch {state['epoch']}, "
           f"{len(test.x)} test images of {test.name}{source}:")

@@ -525,9 +525,9 @@ def test_iw_samples_beyond_eval_rows_are_drawn_in_blocks(checkpoint):
     whole = trainer.evaluate(x, iw_samples=50)
     rows, log_weights = [], trainer.vae.log_weights
 
-    def spy(xb, eps):
+    def spy(xb, eps, y=None):
         rows.append(eps.shape[0] * eps.shape[1])
-        return log_weights(xb, eps)
+        return log_weights(xb, eps, y)
     trainer.vae.log_weights, trainer.eval_rows = spy, 8
     blocks = trainer.evaluate(x, iw_samples=50)
     assert max(rows) <= 8 and sum(rows) == 3 * 50

@@ -254,7 +254,9 @@ def test_state_dict_round_trip_through_the_trainer(backend_name):
 def test_config_defaults_and_errors():
     t = VAETrainer({"preset": "classic", "latent": None}, backend=nn.Backend("numpy", seed=0))
     assert t.config == {"preset": "classic", "latent": 20, "lr": 1e-3, "binarize": False,
-                        "init": "pytorch", "iw_samples": 50}
+                        "init": "pytorch", "iw_samples": 50, "objective": "elbo",
+                        "iwae_k": None, "conditional": False, "betas": [0.9, 0.999],
+                        "adam_eps": 1e-8}
     assert t.vae.n_params() == 784 * 400 + 400 + 2 * (400 * 20 + 20) + 20 * 400 + 400 \
         + 400 * 784 + 784
     with pytest.raises(ValueError, match="preset"):

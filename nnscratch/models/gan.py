@@ -57,6 +57,17 @@ Model and notation (the docs use the same labels):
   tell from :math:`P` independent real ones. The gradient with respect to the packed batch
   is reshaped back to ``(B, d)``. ``n = B/P`` above.
 
+* Class-conditional GAN (Mirza & Osindero, 2014), eqs. (cond-1) to (cond-3) of
+  :mod:`nnscratch.models.conditional`: with ``conditional`` the one-hot label :math:`y`
+  joins the generator's input, :math:`\tilde x = G([z, y])`, and the discriminator's, whose
+  logit is :math:`s([x, \lambda y])`; with packing, the pairs :math:`[x, \lambda y]` are
+  packed (D's input is ``m (d + C)`` wide). The fakes of a step get the labels of its real
+  batch, so D sees the same classes on both sides. Eqs. (gan-1) to (gan-7) are unchanged:
+  the label is data. D reads the label scaled, :math:`\lambda = \sqrt d / 2` (14 for
+  images, ``D_label_scale``): spectral normalisation caps the gain of every input direction
+  at 1, and a unit label beside an image of norm about 12 could move D's first layer by a
+  twelfth of what the image does; scaled, the two are comparable.
+
 * Training (Goodfellow et al., Algorithm 1): :math:`n_D` (config ``k``) discriminator
   steps, each on a fresh real batch and fresh noise, per generator step; Adam with
   :math:`\beta_1 = 0.5` (Radford et al., 2016) for both networks.
@@ -103,9 +114,12 @@ from ..module import ShapeError
 from ..optim import Adam
 from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
+from .conditional import check_labels, class_rows, concat, cut, one_hot
 from .mlp import mlp
 
 LOSSES = ("non-saturating", "minimax")
+#: classes of a conditional GAN: every dataset of :mod:`nnscratch.datasets` has ten
+N_CLASSES = 10
 
 PRESETS = {
     "seed": {"latent": 100, "data_dim": 784, "G_hidden": (4096, 2048, 1024),
@@ -125,7 +139,8 @@ PRESETS = {
 #: ``lr_D`` and ``lr_G`` when given, else ``lr`` times the factors ``ttur`` (D's, G's).
 DEFAULTS = {"k": 1, "pack": 1, "loss": "non-saturating", "label_smoothing": 0.0,
             "lr_D": None, "lr_G": None, "ttur": [1.0, 1.0], "ema": 0.0, "G_norm": "none",
-            "D_spectral": False, "D_dropout": 0.0}
+            "D_spectral": False, "D_dropout": 0.0, "conditional": False,
+            "D_label_scale": None}
 
 #: Recipes: the stabilisers a preset trains with, on top of its architecture. ``"none"``
 #: is the bare GAN. A recipe sets defaults only: a key given in the config wins. The
@@ -215,22 +230,31 @@ class GAN:
         Spectral normalisation of every layer of D (eqs. sn-1 to sn-7).
     D_dropout : float
         Dropout probability after each hidden layer of D (eq. drop-1), 0 for none.
+    n_classes : int
+        ``C`` > 0: the class-conditional GAN, G reads ``[z, y]`` and D ``[x, lambda y]`` (eq.
+        cond-2); 0: unconditional.
+    label_scale : float, optional
+        ``lambda``, the scale of the one-hot label in D's input (default ``sqrt(d) / 2``).
     """
 
     def __init__(self, latent=100, data_dim=784, G_hidden=(256, 512, 1024),
                  D_hidden=(1024, 512, 256), G_alpha=0.2, D_alpha=0.2, output="sigmoid",
                  init="he", pack=1, G_norm="none", D_spectral=False, D_dropout=0.0,
-                 backend=None):
+                 backend=None, n_classes=0, label_scale=None):
         b = get_backend() if backend is None else backend
         self.backend = b
         self.latent, self.data_dim, self.m = int(latent), int(data_dim), int(pack)
+        self.n_classes = int(n_classes)
+        self.label_scale = float(self.data_dim ** 0.5 / 2 if label_scale is None
+                                 else label_scale)
         if self.m < 1:
             raise ValueError(f"pack must be >= 1, got {pack}")
-        self.G_sizes = (self.latent, *G_hidden, self.data_dim)
+        self.G_sizes = (self.latent + self.n_classes, *G_hidden, self.data_dim)
         self.G_options = {"alpha": G_alpha, "init": init, "output": output, "norm": G_norm}
         self.G = self.new_generator()
-        self.D = mlp((self.m * self.data_dim, *D_hidden, 1), D_alpha, init, b, "linear",
-                     spectral=D_spectral, dropout=D_dropout)
+        self.D = mlp((self.m * (self.data_dim + self.n_classes), *D_hidden, 1), D_alpha, init,
+                     b, "linear", spectral=D_spectral, dropout=D_dropout)
+        self._y = None
 
     def new_generator(self):
         """A fresh generator of this GAN's architecture (the EMA copy is another one)."""
@@ -242,20 +266,41 @@ class GAN:
         """``z`` ``(n, latent)`` from N(0, I), drawn by ``backend`` (default: the model's)."""
         return (backend or self.backend).normal((n, self.latent))
 
-    def discriminate(self, x):
-        """Logits ``(B/m, 1)`` of ``x`` ``(B, d)``, packed by eq. (gan-8)."""
-        return self.D.forward(pack(x, self.m))
+    def _label(self, y):
+        """``y`` checked against the model: required when conditional, refused otherwise."""
+        if (y is None) != (self.n_classes == 0):
+            raise ValueError("a conditional GAN needs the one-hot labels y" if y is None else
+                             "this GAN is not conditional: it takes no labels")
+        return y
+
+    def generate(self, z, y=None, G=None):
+        """``G([z, y])`` (eq. cond-2; ``G(z)`` unconditional) with ``G`` (default the
+        trained generator)."""
+        return (self.G if G is None else G).forward(concat(z, self._label(y)))
+
+    def discriminate(self, x, y=None):
+        """Logits ``(B/m, 1)`` of ``x`` ``(B, d)`` (and its one-hot labels ``y`` ``(B, C)``
+        when conditional), packed by eq. (gan-8)."""
+        return self.D.forward(pack(self._d_input(x, self._label(y)), self.m))
+
+    def _d_input(self, x, y):
+        """D's input ``[x, lambda y]`` (``x`` unconditional): the label scaled so that
+        spectral normalisation leaves it a say (see the module docstring)."""
+        return concat(x, None if y is None else self.label_scale * y)
 
     # -- discriminator step -----------------------------------------------------------------
-    def d_loss(self, x, z, label_smoothing=0.0):
+    def d_loss(self, x, z, label_smoothing=0.0, y=None):
         """Forward for eq. (gan-1): real ``x`` ``(B, d)`` and fakes ``G(z)``, ``z`` ``(B, latent)``,
-        through D in one concatenated batch. Returns ``(L_D, ds, s_real, s_fake)``, ``ds``
-        ``(2B/m, 1)`` ready for :meth:`d_backward`. G is not back-propagated (its output is
-        treated as data: no gradient flows into G in this step)."""
+        through D in one concatenated batch (conditional: both with the labels ``y``, the
+        game of eq. (cond-5)).
+        Returns ``(L_D, ds, s_real, s_fake)``, ``ds`` ``(2B/m, 1)`` ready for
+        :meth:`d_backward`. G is not back-propagated (its output is treated as data: no
+        gradient flows into G in this step)."""
         xp = self.backend.xp
-        x_fake = self.G.forward(z)
+        x_fake = self.generate(z, y)
         n = x.shape[0] // self.m
-        s = self.D.forward(xp.concat([pack(x, self.m), pack(x_fake, self.m)], axis=0))
+        s = self.D.forward(xp.concat([pack(self._d_input(x, y), self.m),
+                                      pack(self._d_input(x_fake, y), self.m)], axis=0))
         s_real, s_fake = s[:n, :], s[n:, :]
         L, ds_real, ds_fake = discriminator_loss(s_real, s_fake, label_smoothing)
         return L, xp.concat([ds_real, ds_fake], axis=0), s_real, s_fake
@@ -265,18 +310,22 @@ class GAN:
         self.D.backward(ds, input_grad=False)
 
     # -- generator step ---------------------------------------------------------------------
-    def g_loss(self, z, loss="non-saturating"):
-        """Forward for eq. (gan-3) or (gan-5): ``z`` ``(B, latent)`` -> G -> pack -> D.
-        Returns ``(L_G, ds, s_fake)``."""
-        s = self.discriminate(self.G.forward(z))
+    def g_loss(self, z, loss="non-saturating", y=None):
+        """Forward for eq. (gan-3) or (gan-5): ``z`` ``(B, latent)`` -> G -> pack -> D
+        (conditional: G and D both read the labels ``y``, eq. (cond-5)). Returns
+        ``(L_G, ds, s_fake)``."""
+        s = self.discriminate(self.generate(z, y), y)
+        self._y = y
         L, ds = generator_loss(s, loss)
         return L, ds, s
 
     def g_backward(self, ds):
         """Eq. (gan-7): dL/dx through D with D's parameters and gradients untouched, reshaped
-        back to ``(B, d)``, then through G, filling ``G.grads``."""
+        back to ``(B, d)`` (the label's columns cut off, eq. cond-3), then through G,
+        filling ``G.grads``."""
         dx = self.D.backward(ds, param_grads=False)
-        self.G.backward(unpack(dx, self.m, self.data_dim), input_grad=False)
+        dxy = unpack(dx, self.m, self.data_dim + self.n_classes)
+        self.G.backward(cut(dxy, self.data_dim, self._y), input_grad=False)
 
 
 @contextlib.contextmanager
@@ -323,8 +372,10 @@ class GANTrainer(Trainer):
     Config keys (None or absent -> the preset's default, see :data:`PRESETS` and
     :data:`DEFAULTS`): ``preset`` ("seed" | "mlp" | "toy"), ``latent``, ``data_dim``,
     ``lr``, ``betas``, ``k``, ``pack``, ``loss`` ("non-saturating" | "minimax"),
-    ``label_smoothing``, and, to change the architecture, ``G_hidden``, ``D_hidden``,
-    ``G_alpha``, ``D_alpha`` (leaky ReLU slopes, 0 for ReLU), ``init``. ``batch_size`` is
+    ``label_smoothing``, ``conditional`` (the class-conditional GAN: :meth:`step`,
+    :meth:`sample` and :meth:`evaluate` take labels), and, to change the architecture,
+    ``G_hidden``, ``D_hidden``, ``G_alpha``, ``D_alpha`` (leaky ReLU slopes, 0 for ReLU),
+    ``init``. ``batch_size`` is
     the preset's suggestion to the loop (the pack size must divide the batch).
 
     Stabilisers (``recipe`` picks a set, :data:`RECIPES`; each key can be set alone):
@@ -348,10 +399,13 @@ class GANTrainer(Trainer):
         cfg = self._resolve(self.config)
         self.config.update(cfg)
         self.config.pop("kind", None)
+        self.conditional = bool(cfg["conditional"])
+        self.n_classes = N_CLASSES if self.conditional else 0
         self._check_size(self.config)
         self.gan = GAN(cfg["latent"], cfg["data_dim"], cfg["G_hidden"], cfg["D_hidden"],
                        cfg["G_alpha"], cfg["D_alpha"], cfg["output"], cfg["init"], cfg["pack"],
-                       cfg["G_norm"], cfg["D_spectral"], cfg["D_dropout"], backend=self.backend)
+                       cfg["G_norm"], cfg["D_spectral"], cfg["D_dropout"], backend=self.backend,
+                       n_classes=self.n_classes, label_scale=cfg["D_label_scale"])
         self.networks = {"G": self.gan.G, "D": self.gan.D}
         self.optimizers = {name: Adam(net, lr=self._lr(name), betas=tuple(cfg["betas"]))
                            for name, net in self.networks.items()}
@@ -412,15 +466,16 @@ class GANTrainer(Trainer):
     #: What :meth:`step` returns, in this order.
     STEP_METRICS = ("loss_D", "loss_G", "D_real", "D_fake")
 
-    def d_step(self, x, with_loss_G=True):
+    def d_step(self, x, with_loss_G=True, y=None):
         """One discriminator step on real ``x`` ``(B, d)`` and ``B`` fresh fakes.
 
         Returns ``loss_D``, ``D_real``, ``D_fake`` and, if ``with_loss_G``, ``loss_G``: the
         generator loss of these fakes under D before its update (a value only: no generator
-        step). :meth:`step` asks for it only when no generator step follows to report its own."""
+        step). :meth:`step` asks for it only when no generator step follows to report its own.
+        ``y``: the one-hot labels of ``x`` (conditional), which the fakes get too."""
         cfg = self.config
         L, ds, s_real, s_fake = self.gan.d_loss(x, self.gan.noise(x.shape[0]),
-                                                float(cfg["label_smoothing"]))
+                                                float(cfg["label_smoothing"]), y)
         self.gan.d_backward(ds)
         self.optimizers["D"].step()
         # G steps next: D's gradients would sit in memory unused through it
@@ -432,9 +487,11 @@ class GANTrainer(Trainer):
         values["D_real"], values["D_fake"] = xp.mean(sigmoid(s_real)), xp.mean(sigmoid(s_fake))
         return self.metrics(**values)
 
-    def g_step(self, batch):
-        """One generator step on ``batch`` fresh noise vectors; returns ``L_G``."""
-        L, ds, _ = self.gan.g_loss(self.gan.noise(batch), self.config["loss"])
+    def g_step(self, batch, y=None):
+        """One generator step on ``batch`` fresh noise vectors (with the one-hot labels ``y``
+        when conditional); returns ``L_G``."""
+        labels = () if y is None else (y,)     # unconditional: the call it always was
+        L, ds, _ = self.gan.g_loss(self.gan.noise(batch), self.config["loss"], *labels)
         self.gan.g_backward(ds)
         self.optimizers["G"].step()
         self.gan.G.clear_grads()                  # as in d_step: D steps next
@@ -446,9 +503,9 @@ class GANTrainer(Trainer):
         """Widths of at least 1, and a model that fits in memory, before allocating it."""
         check_sizes("GAN", latent=cfg["latent"], data_dim=cfg["data_dim"], pack=cfg["pack"],
                     G_hidden=cfg["G_hidden"], D_hidden=cfg["D_hidden"])
-        d = cfg["data_dim"]
-        n = dense_parameters((cfg["latent"], *cfg["G_hidden"], d)) + \
-            dense_parameters((cfg["pack"] * d, *cfg["D_hidden"], 1))
+        d, c = cfg["data_dim"], N_CLASSES if cfg["conditional"] else 0
+        n = dense_parameters((cfg["latent"] + c, *cfg["G_hidden"], d)) + \
+            dense_parameters((cfg["pack"] * (d + c), *cfg["D_hidden"], 1))
         check_memory(n, np.dtype(self.backend.dtype_name).itemsize, "this GAN")
 
     def check_data(self, x, where):
@@ -457,8 +514,24 @@ class GANTrainer(Trainer):
         value_range = (0.0, 1.0) if self.config["output"] == "sigmoid" else None
         check_images(x, where, self.gan.data_dim, value_range, backend=self.backend)
 
-    def step(self, x):
-        """One D step on the batch ``x`` ``(B, d)`` and, every ``k``-th call, one G step.
+    def labels_onehot(self, labels, where):
+        """The one-hot ``y`` (eq. cond-1) of ``labels`` for a conditional GAN (None for an
+        unconditional one, which refuses labels)."""
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError(f"{where}: this GAN is not conditional: it takes no labels")
+            return None
+        if labels is None:
+            raise ValueError(f"{where}: a conditional GAN needs the class labels")
+        if self.backend.name == "numpy" or not self.backend.is_array(labels):
+            # host labels are checked (on a device that would wait for it)
+            labels = check_labels(labels, self.n_classes, where)
+        return one_hot(labels, self.n_classes, self.backend)
+
+    def step(self, x, labels=None):
+        """One D step on the batch ``x`` ``(B, d)`` and, every ``k``-th call, one G step;
+        a conditional GAN takes the batch's class ``labels`` ``(B,)``, and its G step
+        draws fakes of the same classes.
 
         Returns ``{"loss_D", "loss_G", "D_real", "D_fake"}`` (host floats, device scalars on
         CuPy: :meth:`~nnscratch.training.trainer.Trainer.metrics`): ``D_real`` and
@@ -467,13 +540,14 @@ class GANTrainer(Trainer):
         this call takes one, else the generator loss of the D step's fakes.
         """
         self.check_data(x, "GANTrainer.step")
+        y = self.labels_onehot(labels, "GANTrainer.step")
         if not self.backend.is_array(x):
             x = self.backend.asarray(x)
         takes_g_step = (self.d_steps + 1) % int(self.config["k"]) == 0
-        out = self.d_step(x, with_loss_G=not takes_g_step)
+        out = self.d_step(x, with_loss_G=not takes_g_step, y=y)
         self.d_steps += 1                 # after the step: one that fails is not counted
         if takes_g_step:
-            out["loss_G"] = self.g_step(x.shape[0])
+            out["loss_G"] = self.g_step(x.shape[0], y)
         return {key: out[key] for key in self.STEP_METRICS}     # the log's column order
 
     def state_dict(self):
@@ -499,26 +573,56 @@ class GANTrainer(Trainer):
         return self.gan.G if (self.ema is None or raw) else self.networks["G_ema"]
 
     # -- generation and evaluation (host arrays in, host arrays out) --------------------------
-    def sample(self, n, seed=None, raw=False):
+    def sample(self, n, seed=None, raw=False, labels=None):
         """``n`` samples ``G(z)``, ``z ~ N(0, I)``: host float32 ``(n, data_dim)`` (in [0, 1]
         for the image presets). ``seed``: draw z from a fresh generator (the same samples
         every call, e.g. for a grid of images over training) instead of the training one.
-        ``raw``: from the trained weights of G, not their moving average."""
-        return self.generate(to_numpy(self.gan.noise(n, self.backend.seeded(seed))), raw=raw)
+        ``raw``: from the trained weights of G, not their moving average. ``labels``: the
+        class of each sample (``(n,)`` or one integer) of a conditional GAN."""
+        return self.generate(to_numpy(self.gan.noise(n, self.backend.seeded(seed))), raw=raw,
+                             labels=labels)
 
-    def generate(self, z, raw=False):
-        """``G(z)`` for host noise ``z`` ``(n, latent)``, in batches, in evaluation mode:
-        host float32 ``(n, d)``. ``raw`` as in :meth:`sample`."""
+    def _labels(self, labels, n, where):
+        """Host labels ``(n,)`` of a conditional GAN (one integer repeated), checked; None
+        for an unconditional one (which refuses labels)."""
+        if not self.conditional:
+            return self.labels_onehot(labels, where)
+        if labels is None:
+            raise ValueError(f"{where}: a conditional GAN needs a class label for each of the "
+                             f"{n} samples (sample --label N)")
+        labels = np.asarray(labels)
+        labels = np.full(n, labels, np.int64) if labels.ndim == 0 else labels
+        if len(labels) != n:
+            raise ValueError(f"{where}: {len(labels)} labels for {n} samples")
+        return check_labels(labels, self.n_classes, where)
+
+    def generate(self, z, raw=False, labels=None):
+        """``G(z)`` (``G([z, y])`` for a conditional GAN with the class ``labels``) for host
+        noise ``z`` ``(n, latent)``, in batches, in evaluation mode: host float32 ``(n, d)``.
+        ``raw`` as in :meth:`sample`."""
         z = np.asarray(z, dtype=np.float32)
+        labels = self._labels(labels, len(z), "GANTrainer.generate")
+        step = self.eval_batch
+
+        def y(i):
+            return None if labels is None else one_hot(labels[i:i + step], self.n_classes,
+                                                       self.backend)
         with evaluating(self.generator(raw)) as G:
-            out = [to_numpy(G.forward(self.backend.asarray(z[i:i + self.eval_batch])))
-                   for i in range(0, len(z), self.eval_batch)]
+            out = [to_numpy(self.gan.generate(self.backend.asarray(z[i:i + step]), y(i), G))
+                   for i in range(0, len(z), step)]
         return np.concatenate(out).astype(np.float32, copy=False) if out else \
             np.zeros((0, self.gan.data_dim), np.float32)
+
+    def class_grid_labels(self, per_class=8):
+        """Labels of a figure with one row of ``per_class`` images per class."""
+        return class_rows(self.n_classes, per_class)
 
     def discriminator_probability(self, x):
         """:math:`D(x) = \\sigma(s(x))` for host ``x`` ``(N, d)``; each row is packed with itself
         ``m`` times when ``pack > 1`` (for heat maps of D over the plane)."""
+        if self.conditional:
+            raise ValueError("discriminator_probability: a conditional D needs labels; it "
+                             "draws the heat maps of unconditional GANs only")
         x = np.asarray(x, dtype=np.float32)
         x = np.tile(x, (1, self.gan.m))
         out = []
@@ -528,24 +632,28 @@ class GANTrainer(Trainer):
                 out.append(to_numpy(sigmoid(s))[:, 0])
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-    def evaluate(self, x, seed=0):
+    def evaluate(self, x, seed=0, labels=None):
         """Mean :math:`D(x) = \\sigma(s(x))` on held-out host data ``x`` ``(N, d)`` ("D_real") and
         on as many fresh fakes ("D_fake"), noise from a generator seeded with ``seed``.
-        With pack ``m``, ``N`` is cut to a multiple of ``m``."""
+        With pack ``m``, ``N`` is cut to a multiple of ``m``. A conditional GAN needs the
+        ``labels`` of ``x``; its fakes get the same labels."""
         self.check_data(x, "GANTrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
+        labels = self._labels(labels, len(x), "GANTrainer.evaluate")
         m = self.gan.m
         N = (len(x) // m) * m
         if N == 0:
             raise ValueError(f"evaluate: need at least pack = {m} examples, got {len(x)}")
-        x_fake = self.sample(N, seed=seed)
+        x_fake = self.sample(N, seed=seed, labels=None if labels is None else labels[:N])
         xp = self.backend.xp
         sums = {"D_real": 0.0, "D_fake": 0.0}
         step = max(m, (self.eval_batch // m) * m)
         with evaluating(self.gan.D):
             for i in range(0, N, step):
+                y = None if labels is None else one_hot(labels[i:min(i + step, N)],
+                                                        self.n_classes, self.backend)
                 for key, a in (("D_real", x[i:min(i + step, N)]),
                                ("D_fake", x_fake[i:i + step])):
-                    s = self.gan.discriminate(self.backend.asarray(a))
+                    s = self.gan.discriminate(self.backend.asarray(a), y)
                     sums[key] += float(xp.sum(sigmoid(s)))
         return {key: v / (N // m) for key, v in sums.items()}

@@ -3,7 +3,7 @@ with a (leaky) ReLU between them, as the VAE's encoder and decoder and the GAN's
 and discriminator all are."""
 from __future__ import annotations
 
-from ..activations import Identity, LeakyReLU, ReLU, Sigmoid
+from ..activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from ..batchnorm import BatchNorm1d
 from ..dense import Dense
 from ..dropout import Dropout
@@ -17,7 +17,8 @@ def mlp(sizes, alpha, init, backend, output="linear", norm="none", spectral=Fals
         dropout=0.0):
     """Dense layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
 
-    A (leaky) ReLU of slope ``alpha`` (0: ReLU) follows every layer but the last; after
+    A (leaky) ReLU of slope ``alpha`` (0: ReLU; ``"tanh"``: a tanh, as in the networks of
+    the likelihood benchmarks) follows every layer but the last; after
     the last comes ``output``: ``"linear"`` an :class:`Identity` (logits, points of the
     plane; it marks the output as linear for a reader of the layer list), ``"sigmoid"`` a
     :class:`Sigmoid` (images in [0, 1]) or
@@ -37,12 +38,12 @@ def mlp(sizes, alpha, init, backend, output="linear", norm="none", spectral=Fals
         activated = i < n - 1 or output == "hidden"
         layer_init = init if (activated or init != "he") else "glorot"
         dense = SpectralNormDense if spectral else Dense
-        layers.append(dense(sizes[i], sizes[i + 1], init=layer_init, alpha=alpha,
-                            backend=backend))
+        layers.append(dense(sizes[i], sizes[i + 1], init=layer_init,
+                            alpha=0.0 if alpha == "tanh" else alpha, backend=backend))
         if activated:
             if norm == "batch":
                 layers.append(BatchNorm1d(sizes[i + 1], backend=backend))
-            layers.append(LeakyReLU(alpha, backend=backend) if alpha else ReLU(backend=backend))
+            layers.append(_activation(alpha, backend))
             if dropout:
                 layers.append(Dropout(dropout, backend=backend))
     if output == "sigmoid":
@@ -50,3 +51,10 @@ def mlp(sizes, alpha, init, backend, output="linear", norm="none", spectral=Fals
     elif output == "linear":
         layers.append(Identity(backend=backend))
     return Sequential(*layers, backend=backend)
+
+
+def _activation(alpha, backend):
+    """The hidden activation: ``"tanh"``, a leaky ReLU of slope ``alpha``, or a ReLU (0)."""
+    if alpha == "tanh":
+        return Tanh(backend=backend)
+    return LeakyReLU(alpha, backend=backend) if alpha else ReLU(backend=backend)

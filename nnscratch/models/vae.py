@@ -52,6 +52,17 @@ Model and notation (the docs use the same labels):
   with ``K`` towards :math:`\log p(x)`; ``-L_K`` (the "iwae" metric) is an estimate of
   :math:`-\log p(x)`, biased upwards by less the larger ``K`` is.
 
+* IWAE training (Burda et al., 2016), eqs. (vae-13) to (vae-16): ``objective="iwae"``
+  minimises :math:`-\frac1B \sum_n \mathcal L_K(x_n)`; its gradient is the sum over the
+  ``K`` draws of each draw's one-sample ELBO gradient weighted by the normalised importance
+  weight :math:`\tilde w_k = w_k / \sum_j w_j` (:meth:`VAE.iwae_loss`,
+  :func:`normalized_weights`), through the reparameterisation of every draw.
+
+* Class-conditional VAE (Sohn et al., 2015), eqs. (cond-1) to (cond-3) of
+  :mod:`nnscratch.models.conditional`: with ``n_classes`` the encoder reads ``[x, y]`` and
+  the decoder ``[z, y]``, ``y`` the one-hot label; the prior stays :math:`\mathcal N(0, I)`
+  and every other equation is unchanged, read as conditioned on ``y``.
+
   On grey-level images (the default, ``binarize=False``) the Bernoulli "likelihood" of a
   value in (0, 1) is not a normalised density, so these nats (and :math:`\log p(x)`) are a
   training objective, not a log-likelihood comparable with the literature; train and
@@ -63,6 +74,11 @@ Presets (:data:`PRESETS`):
     784-400-:math:`d_z` with ReLU, the VAE of the PyTorch examples repository
     (``examples/vae/main.py``), latent size :math:`d_z = 20`, PyTorch's default ``nn.Linear``
     initialisation (eq. init-3), Adam with learning rate 1e-3.
+
+``"burda"``
+    The one-stochastic-layer network of Burda et al. (2016) for the likelihood benchmark
+    (``benchmarks/vae_likelihood.py``): encoder 784-200-200-(50, 50) and decoder
+    50-200-200-784 with tanh units, Glorot's initialisation, latent ``k = 50``.
 
 ``"seed"``
     The seed article's TF1 listing (section 4.2) made correct. The listing has encoder
@@ -91,16 +107,27 @@ from ..module import Module
 from ..optim import Adam
 from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
+from .conditional import check_labels, class_rows, concat, cut, one_hot
 from .mlp import mlp
 
 LOG_2PI = math.log(2.0 * math.pi)
+#: classes of a conditional model: every dataset of :mod:`nnscratch.datasets` has ten
+N_CLASSES = 10
 
 PRESETS = {
     "classic": {"enc_hidden": (400,), "dec_hidden": (400,), "alpha": 0.0, "latent": 20,
                 "init": "pytorch", "lr": 1e-3, "iw_samples": 50},
     "seed": {"enc_hidden": (4096, 2048), "dec_hidden": (2048, 4096), "alpha": 0.2,
              "latent": 20, "init": "he", "lr": 1e-3, "iw_samples": 10},
+    "burda": {"enc_hidden": (200, 200), "dec_hidden": (200, 200), "alpha": "tanh",
+              "latent": 50, "init": "glorot", "lr": 1e-3, "iw_samples": 50},
 }
+
+#: The training objectives: the negative ELBO of eq. (vae-4) or the IWAE bound -L_K of
+#: eq. (vae-8), whose gradient is eqs. (vae-13) to (vae-16).
+OBJECTIVES = ("elbo", "iwae")
+#: K of the IWAE objective when none is given (Burda et al.'s largest).
+IWAE_K = 50
 
 
 # -- the pieces of the math, as functions ---------------------------------------------
@@ -173,31 +200,37 @@ class VAE(Module):
     """
 
     def __init__(self, n_in=784, enc_hidden=(400,), latent=20, dec_hidden=None, alpha=0.0,
-                 init="he", backend=None):
+                 init="he", backend=None, n_classes=0):
         super().__init__(backend)
         b = self.backend
         enc_hidden = tuple(int(h) for h in enc_hidden)
         dec_hidden = tuple(reversed(enc_hidden)) if dec_hidden is None else \
             tuple(int(h) for h in dec_hidden)
-        self.n_in, self.latent = int(n_in), int(latent)
-        self.enc = mlp((self.n_in, *enc_hidden), alpha, init, b, output="hidden")
+        self.n_in, self.latent, self.n_classes = int(n_in), int(latent), int(n_classes)
+        # conditional (n_classes > 0): both networks also read the one-hot label, eq. (cond-2)
+        self.enc = mlp((self.n_in + self.n_classes, *enc_hidden), alpha, init, b,
+                       output="hidden")
         head_init = "glorot" if init == "he" else init
         self.mu = Dense(enc_hidden[-1], self.latent, init=head_init, backend=b)
         self.logvar = Dense(enc_hidden[-1], self.latent, init=head_init, backend=b)
-        self.dec = mlp((self.latent, *dec_hidden, self.n_in), alpha, init, b, output="linear")
+        self.dec = mlp((self.latent + self.n_classes, *dec_hidden, self.n_in), alpha, init, b,
+                       output="linear")
         self._children = {"enc": self.enc, "mu": self.mu, "logvar": self.logvar, "dec": self.dec}
 
     @classmethod
-    def from_preset(cls, preset="classic", latent=None, init=None, backend=None):
-        """Build the ``"classic"`` or ``"seed"`` architecture (see the module docstring)."""
+    def from_preset(cls, preset="classic", latent=None, init=None, backend=None, n_classes=0):
+        """Build the ``"classic"``, ``"seed"`` or ``"burda"`` architecture (see the module
+        docstring); ``n_classes`` > 0: the conditional model of ``n_classes`` classes."""
         if preset not in PRESETS:
             raise ValueError(f"unknown VAE preset {preset!r}; choose one of {', '.join(PRESETS)}")
         p = PRESETS[preset]
         return cls(784, p["enc_hidden"], p["latent"] if latent is None else latent,
-                   p["dec_hidden"], p["alpha"], p["init"] if init is None else init, backend)
+                   p["dec_hidden"], p["alpha"], p["init"] if init is None else init, backend,
+                   n_classes)
 
     def describe(self):
-        return f"VAE(enc={self.enc.describe()}, k={self.latent}, dec={self.dec.describe()})"
+        cond = f", classes={self.n_classes}" if self.n_classes else ""
+        return f"VAE(enc={self.enc.describe()}, k={self.latent}, dec={self.dec.describe()}{cond})"
 
     @property
     def params(self):
@@ -215,69 +248,130 @@ class VAE(Module):
         return self
 
     # -- forward and backward ------------------------------------------------------------
-    def encode(self, x):
-        """Eq. (vae-1): ``x`` ``(batch, 784)`` -> ``(mu, logvar)``, each ``(batch, latent)``."""
-        h = self.enc.forward(x)
+    def encode(self, x, y=None):
+        """Eq. (vae-1): ``x`` ``(batch, 784)`` -> ``(mu, logvar)``, each ``(batch, latent)``; a
+        conditional model also reads the one-hot label ``y`` ``(batch, C)``, eq. (cond-2)."""
+        h = self.enc.forward(concat(x, self._label(y)))
         return self.mu.forward(h), self.logvar.forward(h)
 
-    def forward(self, x, eps=None):
-        """Eqs. (vae-1) to (vae-3). ``eps`` ``(batch, latent)``: the noise, drawn from the backend's
-        generator when None (pass it to hold it fixed, e.g. for a gradient check).
+    def _label(self, y):
+        """``y`` checked against the model: required by a conditional model, refused
+        otherwise."""
+        if (y is None) != (self.n_classes == 0):
+            raise ValueError("a conditional VAE needs the one-hot labels y" if y is None else
+                             "this VAE is not conditional: it takes no labels")
+        return y
 
-        Returns ``(s, mu, logvar)``: logits ``(batch, 784)``, and ``(batch, latent)`` twice.
+    def _decode_logits(self, z, y):
+        """Eq. (vae-3): logits ``s`` of ``[z, y]`` (``y`` tiled over a leading ``K`` axis of
+        ``z`` ``(K, batch, latent)``)."""
+        xp = self.backend.xp
+        if z.ndim == 3:
+            K, B, k = z.shape
+            if y is not None:
+                y = xp.reshape(xp.broadcast_to(xp.expand_dims(y, axis=0), (K, *y.shape)),
+                               (K * B, y.shape[1]))
+            s = self.dec.forward(concat(xp.reshape(z, (K * B, k)), self._label(y)))
+            return xp.reshape(s, (K, B, self.n_in))
+        return self.dec.forward(concat(z, self._label(y)))
+
+    def forward(self, x, eps=None, y=None):
+        """Eqs. (vae-1) to (vae-3). ``eps`` ``(batch, latent)``: the noise, drawn from the backend's
+        generator when None (pass it to hold it fixed, e.g. for a gradient check); ``eps``
+        ``(K, batch, latent)``: ``K`` draws per example, for the IWAE objective. ``y``: the
+        one-hot labels ``(batch, C)`` of a conditional model.
+
+        Returns ``(s, mu, logvar)``: logits ``(batch, 784)`` (``(K, batch, 784)``), and
+        ``(batch, latent)`` twice.
         """
-        mu, logvar = self.encode(x)
+        mu, logvar = self.encode(x, y)
         # a given eps is cast to the model's dtype, so float64 noise cannot upcast a float32 model
         eps = self.backend.normal(tuple(mu.shape)) if eps is None else self.backend.asarray(eps)
         z, std = reparameterize(mu, logvar, eps)                       # eq. (vae-2)
-        self._cache = (eps, std, logvar)
-        return self.dec.forward(z), mu, logvar                         # eq. (vae-3)
+        self._cache = (eps, std, logvar, z, y)
+        return self._decode_logits(z, y), mu, logvar                   # eq. (vae-3)
 
-    def loss(self, x, eps=None):
+    def loss(self, x, eps=None, y=None):
         """Eq. (vae-4) on a batch: returns ``(L, rec, kl, dy)``, with ``L = rec + kl`` 0-d
         backend arrays in nats per example and ``dy = (ds, dmu, dlogvar)`` for ``backward``.
         ``L`` is minus the ELBO in the form of eq. (vae-11), the reconstruction term
         estimated with one draw of ``z``."""
-        s, mu, logvar = self.forward(x, eps)
+        s, mu, logvar = self.forward(x, eps, y)
         rec, ds = bce_with_logits(s, x)                                # eq. (bce-1)
         kl, (dmu, dlogvar) = kl_normal(mu, logvar)                     # eq. (kl-1)
         return rec + kl, rec, kl, (ds, dmu, dlogvar)
 
+    def iwae_loss(self, x, eps, y=None):
+        r"""The IWAE objective :math:`-\mathcal L_K`, eq. (vae-13), averaged over the batch,
+        with ``K`` draws ``eps`` ``(K, batch, k)`` held in the arguments (pass them fixed
+        for a gradient check). Returns ``(L, dy)``, ``dy = (ds, dmu, dlogvar, dz)`` for
+        :meth:`backward`: eqs. (vae-14) and (vae-15), the normalised importance weights
+        :math:`\tilde w_k` times each draw's own ELBO gradient."""
+        xp = self.backend.xp
+        s, mu, logvar = self.forward(x, eps, y)
+        eps, _, _, z, _ = self._cache
+        B = x.shape[0]
+        log_w = log_bernoulli(x, s) + log_normal_prior(z) \
+            - log_normal_posterior(eps, logvar)                        # eq. (vae-7)
+        L = -xp.sum(logmeanexp(log_w, axis=0)) / B                     # eq. (vae-13)
+        w = xp.expand_dims(normalized_weights(log_w), axis=-1) / B     # eq. (vae-14)
+        ds = w * (sigmoid(s) - x)                                      # eq. (vae-15)
+        dz = w * z
+        dlogvar = xp.full(logvar.shape, -0.5 / B, dtype=logvar.dtype)
+        return L, (ds, xp.zeros_like(mu), dlogvar, dz)
+
     def backward(self, dy, param_grads=True, input_grad=False):
-        """Backward through the decoder, the sampling (eqs. (vae-5), (vae-6)) and the encoder.
+        """Backward through the decoder, the sampling (eqs. (vae-5), (vae-6); with ``K`` draws
+        eq. (vae-16)) and the encoder.
 
         ``dy = (ds, dmu, dlogvar)``: dL/d(outputs of forward), the KL's own gradients
-        entering as ``dmu`` and ``dlogvar``. Returns dL/dx through the encoder when
-        ``input_grad`` (off by default: the input is data), else None."""
-        eps, std, logvar = self._cached()
-        if not isinstance(dy, tuple) or len(dy) != 3:
+        entering as ``dmu`` and ``dlogvar``; the IWAE adds a fourth entry, the direct
+        gradient with respect to ``z`` (from the prior's and the posterior's densities).
+        Returns dL/dx through the encoder when ``input_grad`` (off by default: the input is
+        data), else None."""
+        eps, std, logvar, z, y = self._cached()
+        if not isinstance(dy, tuple) or len(dy) not in (3, 4):
             raise TypeError("VAE.backward: dy must be the tuple (ds, dmu, dlogvar) that "
-                            "VAE.loss returns")
-        ds, dmu, dlogvar = dy
-        dz = self.dec.backward(ds, param_grads=param_grads)
-        dmu_z, dlogvar_z = reparameterize_backward(dz, eps, logvar, std)
-        dmu = dmu_z + dmu                                              # eq. (vae-5)
-        dlogvar = dlogvar_z + dlogvar                                  # eq. (vae-6)
+                            "VAE.loss returns (or the four entries of VAE.iwae_loss)")
+        xp = self.backend.xp
+        ds, dmu, dlogvar = dy[:3]
+        dz = self._decoder_backward(ds, z.shape, y, param_grads)
+        if len(dy) > 3:
+            dz = dz + dy[3]
+        if eps.ndim == 3:       # K draws per example: each reaches mu and logvar, eq. (vae-16)
+            dmu = xp.sum(dz, axis=0) + dmu
+            dlogvar = 0.5 * (xp.sum(dz * eps, axis=0) * std) + dlogvar
+        else:
+            dmu_z, dlogvar_z = reparameterize_backward(dz, eps, logvar, std)
+            dmu = dmu_z + dmu                                          # eq. (vae-5)
+            dlogvar = dlogvar_z + dlogvar                              # eq. (vae-6)
         dh = self.mu.backward(dmu, param_grads=param_grads)
         dh = dh + self.logvar.backward(dlogvar, param_grads=param_grads)
-        return self.enc.backward(dh, param_grads=param_grads, input_grad=input_grad)
+        dx = self.enc.backward(dh, param_grads=param_grads, input_grad=input_grad)
+        return cut(dx, self.n_in, y)                                   # eq. (cond-3)
+
+    def _decoder_backward(self, ds, z_shape, y, param_grads):
+        """dL/dz ``z_shape`` from dL/ds through the decoder, the label's columns cut off."""
+        xp = self.backend.xp
+        if len(z_shape) == 3:
+            ds = xp.reshape(ds, (z_shape[0] * z_shape[1], self.n_in))
+        dz = cut(self.dec.backward(ds, param_grads=param_grads), self.latent, y)
+        return xp.reshape(dz, z_shape)
 
     # -- evaluation ----------------------------------------------------------------------
-    def decode(self, z):
+    def decode(self, z, y=None):
         """Probabilities :math:`\\sigma(s)` ``(batch, 784)`` of the decoder at ``z``
-        ``(batch, latent)``."""
-        return sigmoid(self.dec.forward(z))
+        ``(batch, latent)`` (and the one-hot ``y`` ``(batch, C)`` of a conditional model)."""
+        return sigmoid(self._decode_logits(z, y))
 
-    def log_weights(self, x, eps):
+    def log_weights(self, x, eps, y=None):
         """Eq. (vae-7): ``log w`` ``(K, batch)`` for noise ``eps`` ``(K, batch, latent)``, plus
         the per-example one-sample reconstruction ``-log p(x|z_k)`` ``(K, batch)`` and the
-        analytic KL ``(batch,)``."""
+        analytic KL ``(batch,)``. A conditional model: ``log w`` of :math:`p(x \\mid y)`."""
         xp = self.backend.xp
-        K, B, k = eps.shape
-        mu, logvar = self.encode(x)
+        mu, logvar = self.encode(x, y)
         z, _ = reparameterize(xp.expand_dims(mu, axis=0), xp.expand_dims(logvar, axis=0), eps)
-        s = self.dec.forward(xp.reshape(z, (K * B, k)))
-        log_px = log_bernoulli(xp.expand_dims(x, axis=0), xp.reshape(s, (K, B, self.n_in)))
+        log_px = log_bernoulli(xp.expand_dims(x, axis=0), self._decode_logits(z, y))
         log_w = log_px + log_normal_prior(z) - log_normal_posterior(eps, logvar)
         return log_w, -log_px, kl_terms(mu, logvar)                    # eq. (kl-1)
 
@@ -291,18 +385,44 @@ def logmeanexp(a, axis=0):
     return xp.squeeze(out, axis=axis)
 
 
+def normalized_weights(log_w, axis=0):
+    r"""Eq. (vae-14): :math:`\tilde w_k = w_k / \sum_j w_j`, a softmax of ``log_w`` over
+    the ``K`` draws (shifted by the max: the weights themselves would overflow)."""
+    xp = namespace(log_w)
+    e = xp.exp(log_w - xp.max(log_w, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def _check_objective(cfg):
+    """Refuse an objective that cannot train, with a message that names the key."""
+    if cfg["objective"] not in OBJECTIVES:
+        raise ValueError(f"unknown VAE objective {cfg['objective']!r}; choose one of "
+                         f"{', '.join(OBJECTIVES)}")
+    if cfg["iwae_k"] is not None:
+        if cfg["objective"] != "iwae":
+            raise ValueError("iwae_k (the K of --k) applies to the iwae objective only")
+        if int(cfg["iwae_k"]) < 1:
+            raise ValueError(f"iwae_k must be >= 1, got {cfg['iwae_k']}")
+
+
 # -- the trainer the shared loop drives ------------------------------------------------------
 @Trainer.register
 class VAETrainer(Trainer):
-    """Trains a :class:`VAE` with Adam on the negative ELBO (eq. vae-4).
+    """Trains a :class:`VAE` with Adam on the negative ELBO (eq. vae-4) or the IWAE bound
+    (eq. vae-13).
 
     Config keys (None or absent -> the preset's default, see :data:`PRESETS`):
-    ``preset`` ("classic" | "seed"), ``latent`` (:math:`d_z`), ``lr``, ``binarize`` (False: the
-    Bernoulli likelihood is evaluated on grey levels in [0, 1] as the PyTorch example does;
-    True: each batch is dynamically binarised, x ~ Bernoulli(x)), ``init``, ``iw_samples``
-    (K of the IWAE bound in ``evaluate``). The classic preset defaults to ``init="pytorch"``
-    so that it is the same model, initialisation included, as the PyTorch example the
-    parity benchmark compares with.
+    ``preset`` ("classic" | "seed" | "burda"), ``latent`` (:math:`d_z`), ``lr``,
+    ``binarize`` (False: the Bernoulli likelihood is evaluated on grey levels in [0, 1] as
+    the PyTorch example does; True: each batch is dynamically binarised, x ~ Bernoulli(x)),
+    ``init``,
+    ``iw_samples`` (K of the IWAE bound in ``evaluate``), ``objective`` ("elbo", the
+    default, or "iwae"), ``iwae_k`` (K of the IWAE objective, default 50), ``conditional``
+    (True: the class-conditional VAE, eq. cond-2; :meth:`step`, :meth:`evaluate` and
+    :meth:`sample` then take labels), ``betas``, ``adam_eps`` (Adam's, default (0.9, 0.999)
+    and 1e-8; the likelihood benchmark uses Burda et al.'s 1e-4). The classic preset
+    defaults to ``init="pytorch"`` so that it is the same model, initialisation included,
+    as the PyTorch example the parity benchmark compares with.
     """
 
     kind = "vae"
@@ -314,25 +434,34 @@ class VAETrainer(Trainer):
         preset = self.config.get("preset") or "classic"
         if preset not in PRESETS:
             raise ValueError(f"unknown VAE preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        defaults = {**PRESETS[preset], "binarize": False}
+        defaults = {**PRESETS[preset], "binarize": False, "objective": "elbo",
+                    "iwae_k": None, "conditional": False, "betas": [0.9, 0.999],
+                    "adam_eps": 1e-8}
         cfg = {key: (self.config.get(key) if self.config.get(key) is not None else defaults[key])
-               for key in ("latent", "lr", "binarize", "init", "iw_samples")}
+               for key in ("latent", "lr", "binarize", "init", "iw_samples", "objective",
+                           "iwae_k", "conditional", "betas", "adam_eps")}
+        _check_objective(cfg)
+        cfg["betas"] = [float(v) for v in cfg["betas"]]
         self.config.update(cfg, preset=preset)
         self.config.pop("kind", None)
         check_sizes("VAE", iw_samples=cfg["iw_samples"])
         if not isinstance(cfg["binarize"], (bool, np.bool_)):     # "no" would be true
             raise ValueError(f"VAE: binarize must be True or False, got {cfg['binarize']!r}")
+        self.conditional = bool(cfg["conditional"])
+        self.n_classes = N_CLASSES if self.conditional else 0
         self._check_size(PRESETS[preset], cfg["latent"])
-        self.vae = VAE.from_preset(preset, cfg["latent"], cfg["init"], backend=self.backend)
+        self.vae = VAE.from_preset(preset, cfg["latent"], cfg["init"], backend=self.backend,
+                                   n_classes=self.n_classes)
         self.networks = {"vae": self.vae}
-        self.optimizers = {"vae": Adam(self.vae, lr=float(cfg["lr"]))}
+        self.optimizers = {"vae": Adam(self.vae, lr=float(cfg["lr"]), betas=tuple(cfg["betas"]),
+                                       eps=float(cfg["adam_eps"]))}
 
     def _check_size(self, preset, k):
         """A latent of at least 1, and a model that fits in memory, before allocating it."""
         check_sizes("VAE", latent=k)
-        h = preset["enc_hidden"]
-        n = dense_parameters((784, *h)) + 2 * dense_parameters((h[-1], k)) + \
-            dense_parameters((k, *preset["dec_hidden"], 784))
+        h, c = preset["enc_hidden"], N_CLASSES if self.config.get("conditional") else 0
+        n = dense_parameters((784 + c, *h)) + 2 * dense_parameters((h[-1], k)) + \
+            dense_parameters((k + c, *preset["dec_hidden"], 784))
         check_memory(n, np.dtype(self.backend.dtype_name).itemsize, "this VAE")
 
     def check_data(self, x, where):
@@ -344,48 +473,99 @@ class VAETrainer(Trainer):
         xp = self.backend.xp
         return xp.astype(self.backend.uniform(tuple(x.shape)) < x, self.backend.dtype)
 
-    def step(self, x):
-        """One Adam step on the negative ELBO of the batch ``x`` ``(batch, 784)``.
+    def labels_onehot(self, labels, where):
+        """The one-hot ``y`` (eq. cond-1) of ``labels`` for a conditional model (None for
+        the unconditional one, which refuses labels)."""
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError(f"{where}: this VAE is not conditional: it takes no labels")
+            return None
+        if labels is None:
+            raise ValueError(f"{where}: a conditional VAE needs the class labels")
+        if self.backend.name == "numpy" or not self.backend.is_array(labels):
+            # host labels are checked (on a device that would wait for it)
+            labels = check_labels(labels, self.n_classes, where)
+        return one_hot(labels, self.n_classes, self.backend)
 
-        Returns ``{"loss": L, "rec": reconstruction, "kl": KL}`` in nats per example."""
+    def step(self, x, labels=None):
+        """One Adam step on the objective (negative ELBO or IWAE bound) of the batch ``x``
+        ``(batch, 784)``, with its class ``labels`` ``(batch,)`` for a conditional model.
+
+        Returns ``{"loss": L, "rec": reconstruction, "kl": KL}`` in nats per example (the
+        IWAE: ``{"loss": -L_K}``)."""
         self.check_data(x, "VAETrainer.step")
+        y = self.labels_onehot(labels, "VAETrainer.step")
         if not self.backend.is_array(x):
             x = self.backend.asarray(x)
         if self.config["binarize"]:
             x = self._binarize(x)
-        L, rec, kl, dy = self.vae.loss(x)
+        if self.config["objective"] == "iwae":
+            K = int(self.config["iwae_k"] or IWAE_K)
+            L, dy = self.vae.iwae_loss(x, self.backend.normal((K, x.shape[0], self.vae.latent)),
+                                       y)
+            values = {"loss": L}
+        else:
+            L, rec, kl, dy = self.vae.loss(x, y=y)
+            values = {"loss": L, "rec": rec, "kl": kl}
         self.vae.backward(dy)
         self.optimizers["vae"].step()
-        return self.metrics(loss=L, rec=rec, kl=kl)
+        return self.metrics(**values)
 
     # -- generation and helpers for figures (host arrays in, host arrays out) ------------
-    def _rows(self, fn, a, batch=1024):
-        """``fn`` applied to host rows ``a`` in batches; a host array."""
+    def _labelled_rows(self, fn, a, labels, where, batch=1024):
+        """``fn(rows, y)`` over host rows ``a`` in batches, ``y`` the one-hot ``labels``
+        (``(N,)`` or one integer) of a conditional model, None otherwise; a host array."""
+        if self.conditional:
+            labels = self._need_labels(labels, len(a), where)
+        else:
+            self.labels_onehot(labels, where)              # refuses labels
         a = np.asarray(a, dtype=np.float32)
-        return np.concatenate([to_numpy(fn(self.backend.asarray(a[i:i + batch])))
-                               for i in range(0, max(len(a), 1), batch)])
+        out = []
+        for i in range(0, max(len(a), 1), batch):
+            y = None if labels is None else one_hot(labels[i:i + batch], self.n_classes,
+                                                    self.backend)
+            out.append(to_numpy(fn(self.backend.asarray(a[i:i + batch]), y)))
+        return np.concatenate(out)
 
-    def sample(self, n, seed=None):
+    def _need_labels(self, labels, n, where):
+        """``labels`` checked, one integer repeated ``n`` times."""
+        if labels is None:
+            raise ValueError(f"{where}: a conditional VAE needs a class label for each of the "
+                             f"{n} rows (sample --label N)")
+        labels = np.asarray(labels)
+        labels = np.full(n, labels, np.int64) if labels.ndim == 0 else labels
+        if len(labels) != n:
+            raise ValueError(f"{where}: {len(labels)} labels for {n} rows")
+        return check_labels(labels, self.n_classes, where)
+
+    def sample(self, n, seed=None, labels=None):
         """``n`` images :math:`\\sigma(s)`, :math:`s = f_{dec}(z)`,
         :math:`z \\sim \\mathcal N(0, I)`:
         host float32 ``(n, 784)`` in [0, 1]. ``seed``: draw z from a fresh generator
-        (the same images every call) instead of the training generator."""
+        (the same images every call) instead of the training generator. ``labels``: the
+        class of each image (``(n,)`` or one integer) for a conditional model."""
         z = self.backend.seeded(seed).normal((n, self.vae.latent))
-        return self._rows(self.vae.decode, to_numpy(z))
+        return self.decode(to_numpy(z), labels)
 
-    def encode(self, x):
+    def encode(self, x, labels=None):
         """Posterior means ``mu`` ``(N, latent)`` of host images ``x`` ``(N, 784)``."""
-        return self._rows(lambda xb: self.vae.encode(xb)[0], x)
+        return self._labelled_rows(lambda xb, y: self.vae.encode(xb, y)[0], x, labels,
+                                   "VAETrainer.encode")
 
-    def decode(self, z):
+    def decode(self, z, labels=None):
         """Decoder probabilities ``(N, 784)`` at host latent codes ``z`` ``(N, latent)``."""
-        return self._rows(self.vae.decode, z)
+        return self._labelled_rows(self.vae.decode, z, labels, "VAETrainer.decode")
 
-    def reconstruct(self, x):
+    def reconstruct(self, x, labels=None):
         """:math:`\\sigma(f_{dec}(\\mu(x)))`: the decoded posterior means, ``(N, 784)``."""
-        return self._rows(lambda xb: self.vae.decode(self.vae.encode(xb)[0]), x)
+        return self._labelled_rows(lambda xb, y: self.vae.decode(self.vae.encode(xb, y)[0], y),
+                                   x, labels, "VAETrainer.reconstruct")
 
-    def evaluate(self, x, iw_samples=None, seed=0):
+    def class_grid_labels(self, per_class=8):
+        """Labels of a figure with one row of ``per_class`` images per class."""
+        return class_rows(self.n_classes, per_class)
+
+    def evaluate(self, x, iw_samples=None, seed=0, labels=None):
         """Metrics on host images ``x`` ``(N, 784)``, in nats per example.
 
         ``neg_elbo``: eq. (vae-4), analytic KL plus the reconstruction averaged over the
@@ -395,13 +575,17 @@ class VAETrainer(Trainer):
         generator seeded with ``seed`` (the
         training generator is untouched and every call sees the same noise), in batches of
         at most ``eval_rows`` decoder rows so memory stays bounded. ``binarize=True``
-        models binarise ``x`` with a generator of the same seed.
+        models binarise ``x`` with a generator of the same seed. A conditional model needs
+        the ``labels`` of ``x`` and measures :math:`-\\log p(x \\mid y)`.
         """
         K = self.config["iw_samples"] if iw_samples is None else iw_samples
         check_sizes("VAETrainer.evaluate", iw_samples=K)       # 2.5 is not 2 draws
         K = int(K)
         self.check_data(x, "VAETrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
+        self.labels_onehot(labels, "VAETrainer.evaluate")     # present exactly when needed
+        labels = None if labels is None else \
+            check_labels(labels, self.n_classes, "VAETrainer.evaluate")
         if self.config["binarize"]:
             u = np.random.default_rng(seed).random(x.shape, dtype=np.float32)
             x = (u < x).astype(np.float32)
@@ -410,11 +594,13 @@ class VAETrainer(Trainer):
         neg_elbo = iwae = 0.0
         for i in range(0, len(x), batch):
             xb = self.backend.asarray(x[i:i + batch])
+            y = None if labels is None else one_hot(labels[i:i + batch], self.n_classes,
+                                                    self.backend)
             if K > self.eval_rows:
-                rec_mean, kl, log_mean_w = self._draws_in_blocks(xb, K, noise)
+                rec_mean, kl, log_mean_w = self._draws_in_blocks(xb, K, noise, y)
             else:
                 eps = noise.normal((K, xb.shape[0], self.vae.latent))
-                log_w, rec, kl = self.vae.log_weights(xb, eps)
+                log_w, rec, kl = self.vae.log_weights(xb, eps, y)
                 rec_mean, log_mean_w = self.backend.xp.mean(rec, axis=0), logmeanexp(log_w)
             xp = self.backend.xp
             neg_elbo += float(xp.sum(rec_mean + kl))
@@ -422,7 +608,7 @@ class VAETrainer(Trainer):
         n = max(len(x), 1)
         return {"neg_elbo": neg_elbo / n, "iwae": iwae / n}
 
-    def _draws_in_blocks(self, xb, K, noise):
+    def _draws_in_blocks(self, xb, K, noise, y=None):
         """``(mean reconstruction term, kl, log mean w)`` of one image over ``K`` draws
         taken ``eval_rows`` at a time (the decoder's memory stays that of ``eval_rows``
         rows however large ``K``): the log of a mean of blocks is the log-sum-exp of the
@@ -432,7 +618,7 @@ class VAETrainer(Trainer):
         for start in range(0, K, self.eval_rows):
             k = min(self.eval_rows, K - start)
             log_w, rec, kl = self.vae.log_weights(
-                xb, noise.normal((k, xb.shape[0], self.vae.latent)))
+                xb, noise.normal((k, xb.shape[0], self.vae.latent)), y)
             rec_sum = rec_sum + xp.sum(rec, axis=0)
             part = logmeanexp(log_w) + math.log(k / K)
             log_mean_w = part if log_mean_w is None else xp.logaddexp(log_mean_w, part)

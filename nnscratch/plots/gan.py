@@ -9,13 +9,18 @@ import os
 
 import numpy as np
 
-from .grid import pyplot, save_atomic, save_image_grid
+from .grid import pyplot, save_atomic, save_class_grid, save_image_grid
 
 SAMPLE_SEED = 1234        # the same noise every epoch, so successive grids are comparable
 
 
-def save_samples(trainer, path, n=64, seed=SAMPLE_SEED, title=None):
-    """A grid of ``n`` images ``G(z)`` from the fixed noise batch drawn with ``seed``."""
+def save_samples(trainer, path, n=64, seed=SAMPLE_SEED, title=None, class_names=None):
+    """A grid of ``n`` images ``G(z)`` from the fixed noise batch drawn with ``seed``; a
+    conditional GAN: one row of 8 per class, ``G([z, y])``."""
+    if getattr(trainer, "conditional", False):
+        labels = trainer.class_grid_labels(8)
+        return save_class_grid(trainer.sample(len(labels), seed=seed, labels=labels), path, 8,
+                               class_names, title or "samples G([z, y]), fixed z, a row per class")
     return save_image_grid(trainer.sample(n, seed=seed), path, nrow=int(np.ceil(np.sqrt(n))),
                            title=title or "samples G(z), fixed z")
 
@@ -98,7 +103,8 @@ def epoch_figures(trainer, out_dir, data, records):
                                f"{trainer.config.get('pack')})")]
     if trainer.config.get("data_dim") == 784:
         paths.append(save_samples(trainer, os.path.join(out_dir, "samples.png"),
-                                  title=f"samples G(z), fixed z, epoch {records[-1]['epoch']}"))
+                                  title=f"samples G(z), fixed z, epoch {records[-1]['epoch']}",
+                                  class_names=getattr(data, "class_names", None)))
     return paths
 
 

@@ -50,6 +50,30 @@ def save_image_grid(images, path, nrow=None, title=None):
     return path
 
 
+def save_class_grid(images, path, per_class, class_names=None, title=None):
+    """Save images ``(C * per_class, 784)``, class by class, as a grid with one row per
+    class, each row named by its class (``class_names``, default the class indices)."""
+    plt = pyplot()
+    n_rows = len(images) // per_class
+    names = list(class_names) if class_names else [str(c) for c in range(n_rows)]
+    grid = image_grid(images, per_class)
+    height = grid.shape[0] / 40 + (0.4 if title else 0)
+    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40 + 1.0, height))
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([2 + 30 * r + 14 for r in range(n_rows)], names[:n_rows], fontsize=7)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.tick_params(left=False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    try:
+        save_atomic(fig, path, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
 def save_atomic(fig, path, **options):
     """``fig.savefig(path)`` through the project's temporary file and rename
     (:func:`nnscratch.training.checkpoint.atomic_file`), so that a full disk or a kill never

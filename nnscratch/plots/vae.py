@@ -11,22 +11,30 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .grid import image_grid, pyplot, save_atomic, save_curves, save_image_grid
+from .grid import image_grid, pyplot, save_atomic, save_class_grid, save_curves, save_image_grid
 
 SAMPLE_SEED = 1234        # the same prior draws every epoch, so grids are comparable
 
 
-def save_samples(trainer, path, n=64, seed=SAMPLE_SEED, title="samples from the prior"):
-    r"""``n`` images :math:`\sigma(f_{dec}(z))`, :math:`z \sim \mathcal N(0, I)`, 8 per row."""
+def save_samples(trainer, path, n=64, seed=SAMPLE_SEED, title="samples from the prior",
+                 class_names=None):
+    r"""``n`` images :math:`\sigma(f_{dec}(z))`, :math:`z \sim \mathcal N(0, I)`, 8 per row;
+    a conditional model: one row of 8 per class, :math:`\sigma(f_{dec}([z, y]))`."""
+    if getattr(trainer, "conditional", False):
+        labels = trainer.class_grid_labels(8)
+        return save_class_grid(trainer.sample(len(labels), seed=seed, labels=labels), path, 8,
+                               class_names, title)
     return save_image_grid(trainer.sample(n, seed=seed), path, nrow=8, title=title)
 
 
-def save_reconstructions(trainer, x, path, n=16):
+def save_reconstructions(trainer, x, path, n=16, labels=None):
     r"""Originals (top row) above their reconstructions :math:`\sigma(f_{dec}(\mu(x)))`
-    (bottom row), for the first ``n`` rows of ``x`` ``(N, 784)``."""
+    (bottom row), for the first ``n`` rows of ``x`` ``(N, 784)`` (and of their ``labels``
+    for a conditional model)."""
     x = np.asarray(x[:n], dtype=np.float32)
-    return save_image_grid(np.concatenate([x, trainer.reconstruct(x)]), path, nrow=len(x),
-                           title="data (top) and reconstructions (bottom)")
+    labels = None if labels is None else labels[:n]
+    return save_image_grid(np.concatenate([x, trainer.reconstruct(x, labels)]), path,
+                           nrow=len(x), title="data (top) and reconstructions (bottom)")
 
 
 def _require_2d(trainer, what):
@@ -40,8 +48,8 @@ def save_latent_scatter(trainer, data, path, n=5000):
     per class, with the class names in the legend (k = 2 only)."""
     _require_2d(trainer, "the latent scatter")
     plt = pyplot()
-    mu = trainer.encode(data.x[:n])
     labels = np.asarray(data.labels[:n])
+    mu = trainer.encode(data.x[:n], labels if getattr(trainer, "conditional", False) else None)
     names = getattr(data, "class_names", None) or [str(c) for c in range(10)]
     cmap = plt.get_cmap("tab10")
     fig, ax = plt.subplots(figsize=(6.5, 5))
@@ -69,6 +77,9 @@ def manifold_codes(n=15, lo=0.05, hi=0.95):
 def save_manifold(trainer, path, n=15):
     """Decode the grid of :func:`manifold_codes` into an ``n x n`` image (k = 2 only)."""
     _require_2d(trainer, "the manifold")
+    if getattr(trainer, "conditional", False):
+        raise ValueError("the manifold of a conditional VAE depends on the class; "
+                         "draw it per class with trainer.decode(codes, labels=c)")
     return save_image_grid(trainer.decode(manifold_codes(n)), path, nrow=n,
                            title="decoded latent manifold")
 
@@ -78,11 +89,14 @@ def epoch_figures(trainer, out_dir, data, records):
     paths = [save_curves(records, ["train_loss", "test_neg_elbo", "test_iwae"],
                          os.path.join(out_dir, "loss.png"), "VAE", "nats per image"),
              save_samples(trainer, os.path.join(out_dir, "samples.png"),
-                          title=f"samples from the prior, epoch {records[-1]['epoch']}"),
-             save_reconstructions(trainer, data.x, os.path.join(out_dir, "reconstructions.png"))]
+                          title=f"samples from the prior, epoch {records[-1]['epoch']}",
+                          class_names=getattr(data, "class_names", None)),
+             save_reconstructions(trainer, data.x, os.path.join(out_dir, "reconstructions.png"),
+                                  labels=data.labels if trainer.conditional else None)]
     if trainer.vae.latent == 2:
         paths.append(save_latent_scatter(trainer, data, os.path.join(out_dir, "latent.png")))
-        paths.append(save_manifold(trainer, os.path.join(out_dir, "manifold.png")))
+        if not trainer.conditional:
+            paths.append(save_manifold(trainer, os.path.join(out_dir, "manifold.png")))
     return paths
 
 

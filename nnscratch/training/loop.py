@@ -173,6 +173,7 @@ def fit(trainer, data, epochs, batch_size, out_dir, seed=0, loop_state=None, tes
     RunDirectoryError
         ``out_dir`` is locked by another run, or holds an earlier run (and not ``overwrite``).
     """
+    _check_labelled(trainer, data, test)
     data, test = _as_dataset(data), None if test is None else _as_dataset(test)
     if hasattr(trainer, "check_data"):         # dtype, shape and range, once, on the host
         for name, d in (("the training data", data), ("the test data", test)):
@@ -280,6 +281,10 @@ class _Run:
         # and the step metrics read every READ_EVERY steps (see _read_metrics).
         self.on_device = _on_device(trainer.backend)
         self.x_device = trainer.backend.asarray(data.x) if self.on_device else None
+        # a conditional model's step also takes the batch's class labels
+        self.labels = np.asarray(data.labels) if _conditional(trainer) else None
+        self.labels_device = None if self.labels is None or not self.on_device else \
+            trainer.backend.asarray(self.labels, dtype=trainer.backend.xp.int64)
         self.pending, self.last_read = [], time.perf_counter()
         self.figures_warned = False
         self.sigint = None
@@ -320,20 +325,29 @@ class _Run:
         self.state["wall"] += seconds
 
     def _batches(self, order):
-        """``i -> batch i`` of this epoch as a backend array: gathered into the host buffer
-        and moved (NumPy), or gathered on the device from the training set already there."""
+        """``i -> batch i`` of this epoch as the arguments of ``trainer.step``: ``(x,)`` a
+        backend array, gathered into the host buffer and moved (NumPy), or gathered on the
+        device from the training set already there; ``(x, labels)`` for a conditional
+        model."""
+        backend = self.trainer.backend
         if self.x_device is None:
             def batch(i):
                 np.take(self.data.x, order[i], axis=0, out=self.buffer)
-                return self.trainer.backend.asarray(self.buffer)
+                x = backend.asarray(self.buffer)
+                return (x,) if self.labels is None else (x, self.labels[order[i]])
             return batch
-        backend = self.trainer.backend
         index = backend.asarray(np.stack(order), dtype=backend.xp.int64)   # once an epoch
-        return lambda i: backend.xp.take(self.x_device, index[i, ...], axis=0)
 
-    def _step(self, x, i):
+        def device_batch(i):
+            x = backend.xp.take(self.x_device, index[i, ...], axis=0)
+            if self.labels_device is None:
+                return (x,)
+            return x, backend.xp.take(self.labels_device, index[i, ...], axis=0)
+        return device_batch
+
+    def _step(self, args, i):
         try:
-            return self.trainer.step(x)
+            return self.trainer.step(*args)
         except NonFiniteError as err:
             raise self._diverged(i, str(err).split(". Try")[0], "loss") from err
 
@@ -396,6 +410,8 @@ class _Run:
                                        "NaN or Inf", bad[0])
         t0 = time.perf_counter()
         if test is not None:
+            if _conditional(self.trainer):
+                eval_kwargs = {**eval_kwargs, "labels": test.labels}
             record.update({f"test_{k}": v for k, v in
                            self.trainer.evaluate(test.x, **eval_kwargs).items()
                            if isinstance(v, (int, float))})
@@ -464,6 +480,21 @@ def host_floats(values):
         for j, value in zip(device, fetched):
             out[j] = value
     return [float(v) for v in out]
+
+
+def _conditional(trainer):
+    return bool(getattr(trainer, "conditional", False))
+
+
+def _check_labelled(trainer, data, test):
+    """A conditional model trains only on data with class labels (a Dataset, not a bare
+    array)."""
+    if not _conditional(trainer):
+        return
+    for name, d in (("the training data", data), ("the test data", test)):
+        if d is not None and getattr(d, "labels", None) is None:
+            raise ValueError(f"fit: a conditional model needs class labels, and {name} has "
+                             "none (give a Dataset with .x and .labels)")
 
 
 def _as_dataset(data):
