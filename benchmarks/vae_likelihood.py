@@ -263,7 +263,7 @@ def plot(results, path):
         c = r["curve"]
         ax.errorbar([p["passes"] for p in c], [p["nll"] for p in c],
                     yerr=[p["nll_se"] for p in c], marker="o", color=colour,
-                    label=f"{name}: -L_5000 on the test images")
+                    label=f"{name}: -L_5000 on the first {c[-1]['n_test']} test images")
         ax.axhline(r["published"], color=colour, ls="--", lw=0.8,
                    label=f"{name}: published {r['published']:.2f} (3,280 passes)")
     for end in stage_ends():
@@ -271,6 +271,7 @@ def plot(results, path):
     ax.set_xscale("log")
     ax.set_xlabel("passes over the training set (dotted: ends of Burda et al.'s stages)")
     ax.set_ylabel("test -log p(x) estimate, nats")
+    ax.set_title("a subset's level is not the whole test set's (see the table)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
