@@ -58,3 +58,24 @@ def class_rows(n_classes, per_class):
     """Labels ``0 0 .. 0 1 1 .. 1 ...``: ``per_class`` of each class, for a figure with one
     row per class."""
     return np.repeat(np.arange(n_classes), per_class)
+
+
+class Conditioned:
+    """What the VAE's and the GAN's trainers share for their ``conditional`` option: a
+    batch's class labels as one-hot rows. The trainer sets ``conditional``, ``n_classes``
+    and ``backend``; ``kind`` names it in the messages."""
+
+    def labels_onehot(self, labels, where):
+        """The one-hot ``y`` (eq. cond-1) of ``labels`` ``(B,)`` for a conditional model
+        (None for an unconditional one, which refuses labels)."""
+        model = self.kind.upper()
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError(f"{where}: this {model} is not conditional: it takes no labels")
+            return None
+        if labels is None:
+            raise ValueError(f"{where}: a conditional {model} needs the class labels")
+        if self.backend.name == "numpy" or not self.backend.is_array(labels):
+            # host labels are checked (on a device that would wait for it)
+            labels = check_labels(labels, self.n_classes, where)
+        return one_hot(labels, self.n_classes, self.backend)

@@ -114,7 +114,7 @@ from ..module import ShapeError
 from ..optim import Adam
 from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
-from .conditional import check_labels, class_rows, concat, cut, one_hot
+from .conditional import Conditioned, check_labels, class_rows, concat, cut, one_hot
 from .mlp import mlp
 
 LOSSES = ("non-saturating", "minimax")
@@ -366,7 +366,7 @@ def _check(cfg):
 
 # -- the trainer the shared loop drives ----------------------------------------------------
 @Trainer.register
-class GANTrainer(Trainer):
+class GANTrainer(Conditioned, Trainer):
     """Trains a :class:`GAN`: ``k`` discriminator steps per generator step, Adam on both.
 
     Config keys (None or absent -> the preset's default, see :data:`PRESETS` and
@@ -513,20 +513,6 @@ class GANTrainer(Trainer):
         [0, 1] for a generator with a sigmoid output (values of device arrays unchecked)."""
         value_range = (0.0, 1.0) if self.config["output"] == "sigmoid" else None
         check_images(x, where, self.gan.data_dim, value_range, backend=self.backend)
-
-    def labels_onehot(self, labels, where):
-        """The one-hot ``y`` (eq. cond-1) of ``labels`` for a conditional GAN (None for an
-        unconditional one, which refuses labels)."""
-        if not self.conditional:
-            if labels is not None:
-                raise ValueError(f"{where}: this GAN is not conditional: it takes no labels")
-            return None
-        if labels is None:
-            raise ValueError(f"{where}: a conditional GAN needs the class labels")
-        if self.backend.name == "numpy" or not self.backend.is_array(labels):
-            # host labels are checked (on a device that would wait for it)
-            labels = check_labels(labels, self.n_classes, where)
-        return one_hot(labels, self.n_classes, self.backend)
 
     def step(self, x, labels=None):
         """One D step on the batch ``x`` ``(B, d)`` and, every ``k``-th call, one G step;

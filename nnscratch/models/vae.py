@@ -107,7 +107,7 @@ from ..module import Module
 from ..optim import Adam
 from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
-from .conditional import check_labels, class_rows, concat, cut, one_hot
+from .conditional import Conditioned, check_labels, class_rows, concat, cut, one_hot
 from .mlp import mlp
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -407,7 +407,7 @@ def _check_objective(cfg):
 
 # -- the trainer the shared loop drives ------------------------------------------------------
 @Trainer.register
-class VAETrainer(Trainer):
+class VAETrainer(Conditioned, Trainer):
     """Trains a :class:`VAE` with Adam on the negative ELBO (eq. vae-4) or the IWAE bound
     (eq. vae-13).
 
@@ -472,20 +472,6 @@ class VAETrainer(Trainer):
     def _binarize(self, x):
         xp = self.backend.xp
         return xp.astype(self.backend.uniform(tuple(x.shape)) < x, self.backend.dtype)
-
-    def labels_onehot(self, labels, where):
-        """The one-hot ``y`` (eq. cond-1) of ``labels`` for a conditional model (None for
-        the unconditional one, which refuses labels)."""
-        if not self.conditional:
-            if labels is not None:
-                raise ValueError(f"{where}: this VAE is not conditional: it takes no labels")
-            return None
-        if labels is None:
-            raise ValueError(f"{where}: a conditional VAE needs the class labels")
-        if self.backend.name == "numpy" or not self.backend.is_array(labels):
-            # host labels are checked (on a device that would wait for it)
-            labels = check_labels(labels, self.n_classes, where)
-        return one_hot(labels, self.n_classes, self.backend)
 
     def step(self, x, labels=None):
         """One Adam step on the objective (negative ELBO or IWAE bound) of the batch ``x``
