@@ -31,7 +31,7 @@ from _common import FAST, FIGURES, savefig, show
 from nnscratch import datasets
 from nnscratch.backend import to_numpy
 from nnscratch.gradcheck import TOLERANCE
-from nnscratch.models.conditional import class_rows, one_hot
+from nnscratch.models.conditional import class_rows
 from nnscratch.models.vae import VAE, VAETrainer, normalized_weights
 from nnscratch.plots.grid import save_class_grid
 
@@ -73,12 +73,17 @@ for K in (1, 5):
 # Bernoulli likelihood is a likelihood: one trained on the ELBO (vae-4), one on
 # $\mathcal L_5$ (vae-13). After each epoch both are measured with the *same* yardstick,
 # $-\mathcal L_{50}$ on held-out images (vae-8), an estimate of $-\log p(x)$ from above.
+# Expect the IWAE-trained curve to sit below the other, by little: on 6,000 images and a few
+# epochs the difference is a nat or two, while Burda et al.'s full schedule (3,280 passes
+# over 60,000 images) puts it at about 3 nats on Fashion-MNIST (235.01 against 231.95, the
+# docs' page on the models beyond the article). The bound the IWAE model was trained on is
+# the one measured here; the ELBO-trained model was trained on a looser one.
 
 # %%
 train = datasets.load("fashion-mnist-mini", "train")
 test = datasets.load("fashion-mnist-mini", "test")
 n_train, n_test = (256, 64) if FAST else (len(train.x), 1000)
-epochs, batch = (1, 64) if FAST else (10, 100)
+epochs, batch = (1, 64) if FAST else (25, 100)
 x_train, y_train = train.x[:n_train], train.labels[:n_train]
 x_test, y_test = test.x[:n_test], test.labels[:n_test]
 
@@ -107,13 +112,19 @@ for objective, cfg in (("ELBO", {"objective": "elbo"}),
     if objective.startswith("IWAE"):
         iwae_trainer = tr
 
-fig, ax = plt.subplots(figsize=(5, 3.2))
-for objective, values in curves.items():
-    ax.plot(range(len(values)), values, marker="o", ms=3, label=f"trained on {objective}")
+fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(9, 3.2))
+for objective, values in curves.items():                  # epoch 0 (about 551) left out
+    ax.plot(range(1, len(values)), values[1:], marker="o", ms=3, label=f"trained on {objective}")
 ax.set_xlabel("epoch")
 ax.set_ylabel(r"test $-\mathcal{L}_{50}$ (nats)")
-ax.set_title(f"{n_train} training images, {n_test} test images, binarised")
+ax.set_title(f"{n_train} training images, {n_test} test images, binarised", fontsize=9)
 ax.legend()
+gaps = np.subtract(curves["ELBO"], curves["IWAE, K = 5"])[1:]
+ax_gap.bar(range(1, len(gaps) + 1), gaps)
+ax_gap.axhline(0, color="k", lw=0.5)
+ax_gap.set_xlabel("epoch")
+ax_gap.set_ylabel("ELBO-trained minus IWAE-trained (nats)")
+ax_gap.set_title("how much lower the IWAE-trained model's bound is", fontsize=9)
 savefig(fig, "09_bound_by_epoch.png")
 gap = curves["ELBO"][-1] - curves["IWAE, K = 5"][-1]
 print(f"after {epochs} epochs: ELBO-trained {curves['ELBO'][-1]:.2f}, "
@@ -148,15 +159,21 @@ assert abs(w_tilde.sum() - 1) < 1e-5 and (w_tilde > 0).all()
 # ## The conditional VAE: a row per class, and a label that moves
 # `VAETrainer({"conditional": True})` builds both networks one-hot wider (cond-2); `step`
 # and `decode` then take the class labels. Everything else is the VAE of chapter 05 (the
-# classic preset: 400 ReLU units, $d_z = 20$). The grid decodes the *same* eight $z$ in every
-# row, one row per class; the interpolation keeps one $z$ per row and moves the label from
-# one one-hot vector to another, $y(t) = (1 - t)\,\mathbf 1_a + t\,\mathbf 1_c$, something
-# the decoder never saw in training but reads like any other input.
+# classic preset: 400 ReLU units), with a latent of $d_z = 2$: with $d_z = 20$ the decoder
+# can draw a garment from $z$ alone and partly ignores $y$ (the benchmark of the docs
+# measured 81.7% of its samples classified as their label, against 89.9% with $d_z = 2$);
+# with two latent directions $z$ is left the style (thickness, shade) and $y$ the class.
+# The grid decodes the *same* eight $z$ in every row, one row per class; the interpolation
+# keeps one $z$ per row and moves the label from one one-hot vector to another,
+# $y(\alpha) = (1 - \alpha)\,\mathbf 1_a + \alpha\,\mathbf 1_b$ for $\alpha$ from 0 to 1:
+# labels between the ends, which the decoder never saw in training but reads like any other
+# input.
 
 # %%
 cond_epochs = 1 if FAST else 20
 n_cond = 512 if FAST else len(train.x)
-cvae = VAETrainer({"preset": "classic", "conditional": True}, backend=nn.Backend("numpy", seed=0))
+cvae = VAETrainer({"preset": "classic", "conditional": True, "latent": 2},
+                  backend=nn.Backend("numpy", seed=0))
 t0 = time.perf_counter()
 train_epochs(cvae, train.x[:n_cond], train.labels[:n_cond], epochs=cond_epochs, batch=64)
 held_out = cvae.evaluate(x_test, labels=y_test)
@@ -171,10 +188,10 @@ show(save_class_grid(grid, f"{FIGURES}/09_conditional_grid.png", 8, names,
                      "the same 8 z in every row, one row per class"))
 
 pairs = [(0, 3), (7, 9), (5, 7), (2, 4)]            # T-shirt > dress, sneaker > ankle boot, ...
-t = np.linspace(0, 1, 8)[:, None]
-eye = np.eye(C)
-rows = [to_numpy(cvae.vae.decode(b.asarray(np.repeat(z8[r:r + 1], 8, axis=0)),
-                                  b.asarray(((1 - t) * eye[a] + t * eye[c]).astype(np.float32))))
+alpha = np.linspace(0, 1, 8, dtype=np.float32)[:, None]
+eye, bc = np.eye(C, dtype=np.float32), cvae.backend
+rows = [to_numpy(cvae.vae.decode(bc.asarray(np.repeat(z8[r:r + 1], 8, axis=0)),
+                                  bc.asarray((1 - alpha) * eye[a] + alpha * eye[c])))
         for r, (a, c) in enumerate(pairs)]
 show(save_class_grid(np.concatenate(rows), f"{FIGURES}/09_conditional_interp.png", 8,
                      [f"{names[a]} > {names[c]}" for a, c in pairs],
