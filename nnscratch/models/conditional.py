@@ -79,3 +79,17 @@ class Conditioned:
             # host labels are checked (on a device that would wait for it)
             labels = check_labels(labels, self.n_classes, where)
         return one_hot(labels, self.n_classes, self.backend)
+
+    def host_labels(self, labels, n, where):
+        """Host labels ``(n,)`` for ``n`` rows, given one each or one integer for all,
+        checked; None for an unconditional model (which refuses labels)."""
+        if not self.conditional:
+            return self.labels_onehot(labels, where)       # None, or the refusal
+        if labels is None:
+            raise ValueError(f"{where}: a conditional {self.kind.upper()} needs a class label "
+                             f"for each of the {n} rows (sample --label N)")
+        labels = np.asarray(labels)
+        labels = np.full(n, labels, np.int64) if labels.ndim == 0 else labels
+        if len(labels) != n:
+            raise ValueError(f"{where}: {len(labels)} labels for {n} rows")
+        return check_labels(labels, self.n_classes, where)

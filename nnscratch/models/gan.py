@@ -114,7 +114,7 @@ from ..module import ShapeError
 from ..optim import Adam
 from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
-from .conditional import Conditioned, check_labels, class_rows, concat, cut, one_hot
+from .conditional import Conditioned, class_rows, concat, cut, one_hot
 from .mlp import mlp
 
 LOSSES = ("non-saturating", "minimax")
@@ -568,26 +568,12 @@ class GANTrainer(Conditioned, Trainer):
         return self.generate(to_numpy(self.gan.noise(n, self.backend.seeded(seed))), raw=raw,
                              labels=labels)
 
-    def _labels(self, labels, n, where):
-        """Host labels ``(n,)`` of a conditional GAN (one integer repeated), checked; None
-        for an unconditional one (which refuses labels)."""
-        if not self.conditional:
-            return self.labels_onehot(labels, where)
-        if labels is None:
-            raise ValueError(f"{where}: a conditional GAN needs a class label for each of the "
-                             f"{n} samples (sample --label N)")
-        labels = np.asarray(labels)
-        labels = np.full(n, labels, np.int64) if labels.ndim == 0 else labels
-        if len(labels) != n:
-            raise ValueError(f"{where}: {len(labels)} labels for {n} samples")
-        return check_labels(labels, self.n_classes, where)
-
     def generate(self, z, raw=False, labels=None):
         """``G(z)`` (``G([z, y])`` for a conditional GAN with the class ``labels``) for host
         noise ``z`` ``(n, latent)``, in batches, in evaluation mode: host float32 ``(n, d)``.
         ``raw`` as in :meth:`sample`."""
         z = np.asarray(z, dtype=np.float32)
-        labels = self._labels(labels, len(z), "GANTrainer.generate")
+        labels = self.host_labels(labels, len(z), "GANTrainer.generate")
         step = self.eval_batch
 
         def y(i):
@@ -625,7 +611,7 @@ class GANTrainer(Conditioned, Trainer):
         ``labels`` of ``x``; its fakes get the same labels."""
         self.check_data(x, "GANTrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
-        labels = self._labels(labels, len(x), "GANTrainer.evaluate")
+        labels = self.host_labels(labels, len(x), "GANTrainer.evaluate")
         m = self.gan.m
         N = (len(x) // m) * m
         if N == 0:

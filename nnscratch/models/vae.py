@@ -501,10 +501,7 @@ class VAETrainer(Conditioned, Trainer):
     def _labelled_rows(self, fn, a, labels, where, batch=1024):
         """``fn(rows, y)`` over host rows ``a`` in batches, ``y`` the one-hot ``labels``
         (``(N,)`` or one integer) of a conditional model, None otherwise; a host array."""
-        if self.conditional:
-            labels = self._need_labels(labels, len(a), where)
-        else:
-            self.labels_onehot(labels, where)              # refuses labels
+        labels = self.host_labels(labels, len(a), where)
         a = np.asarray(a, dtype=np.float32)
         out = []
         for i in range(0, max(len(a), 1), batch):
@@ -512,17 +509,6 @@ class VAETrainer(Conditioned, Trainer):
                                                     self.backend)
             out.append(to_numpy(fn(self.backend.asarray(a[i:i + batch]), y)))
         return np.concatenate(out)
-
-    def _need_labels(self, labels, n, where):
-        """``labels`` checked, one integer repeated ``n`` times."""
-        if labels is None:
-            raise ValueError(f"{where}: a conditional VAE needs a class label for each of the "
-                             f"{n} rows (sample --label N)")
-        labels = np.asarray(labels)
-        labels = np.full(n, labels, np.int64) if labels.ndim == 0 else labels
-        if len(labels) != n:
-            raise ValueError(f"{where}: {len(labels)} labels for {n} rows")
-        return check_labels(labels, self.n_classes, where)
 
     def sample(self, n, seed=None, labels=None):
         """``n`` images :math:`\\sigma(s)`, :math:`s = f_{dec}(z)`,
