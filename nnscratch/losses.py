@@ -230,19 +230,16 @@ def log_softmax(s):
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
 
 
-def _check_labels(labels, K):
+def _check_labels(labels, onehot, K):
     """Class labels must be integers in ``[0, K)``: a label of K, -1 or 0.5 matches no
-    column of the one-hot, and the loss would silently drop that example. The range needs
-    the values, so it is checked where the finite checks are (not inside a deferral)."""
-    dtype = str(labels.dtype).rsplit(".", 1)[-1]
-    if not dtype.startswith(("int", "uint")):
-        raise TypeError(f"softmax_cross_entropy: labels must be integers in [0, {K}), got "
-                        f"dtype {dtype}")
+    column of the one-hot, and the loss would silently drop that example. A label out of
+    range leaves its one-hot row empty, so one sum of ``onehot`` finds it (the values are
+    read only to name them); like the finite checks, not inside a deferral."""
     if getattr(_deferred, "on", False) or labels.shape[0] == 0:
         return
     xp = namespace(labels)
-    low, high = int(xp.min(labels)), int(xp.max(labels))
-    if low < 0 or high >= K:
+    if int(xp.sum(onehot)) != labels.shape[0]:
+        low, high = int(xp.min(labels)), int(xp.max(labels))
         raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {K}) for {K} classes, "
                          f"got values from {low} to {high}")
 
@@ -264,8 +261,12 @@ def softmax_cross_entropy(s, labels):
                          f"got {tuple(s.shape)} and {tuple(labels.shape)}")
     xp = namespace(s)
     B, K = s.shape
-    _check_labels(labels, K)
+    dtype = str(labels.dtype).rsplit(".", 1)[-1]
+    if not dtype.startswith(("int", "uint")):
+        raise TypeError(f"softmax_cross_entropy: labels must be integers in [0, {K}), got "
+                        f"dtype {dtype}")
     onehot = xp.astype(xp.arange(K)[None, :] == labels[:, None], s.dtype)
+    _check_labels(labels, onehot, K)
     logp = log_softmax(s)
     L = -xp.sum(onehot * logp) / B                                                # eq. (softmax-2)
     _ensure_finite("softmax_cross_entropy", L, s=s)
