@@ -19,6 +19,9 @@ import numpy as np
 
 from ..backend import namespace
 
+#: classes of a conditional model: every dataset of :mod:`nnscratch.datasets` has ten
+N_CLASSES = 10
+
 
 def one_hot(labels, n_classes, backend):
     """Eq. (cond-1): integer ``labels`` ``(batch,)`` (host or backend) -> ``y``
@@ -40,6 +43,16 @@ def concat(a, y):
 def cut(da, n, y):
     """Eq. (cond-3): the first ``n`` columns of a gradient with respect to ``[a, y]``."""
     return da if y is None or da is None else da[:, :n]
+
+
+def require_labels(y, n_classes, model):
+    """``y`` checked against a model of ``n_classes`` classes (``model`` names it): the
+    one-hot labels are required by a conditional model (``n_classes > 0``), refused
+    otherwise."""
+    if (y is None) != (n_classes == 0):
+        raise ValueError(f"a conditional {model} needs the one-hot labels y" if y is None
+                         else f"this {model} is not conditional: it takes no labels")
+    return y
 
 
 def check_labels(labels, n_classes, where):
@@ -93,3 +106,7 @@ class Conditioned:
         if len(labels) != n:
             raise ValueError(f"{where}: {len(labels)} labels for {n} rows")
         return check_labels(labels, self.n_classes, where)
+
+    def class_grid_labels(self, per_class=8):
+        """Labels of a figure with one row of ``per_class`` images per class."""
+        return class_rows(self.n_classes, per_class)

@@ -114,12 +114,10 @@ from ..module import ShapeError
 from ..optim import Adam
 from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
-from .conditional import Conditioned, class_rows, concat, cut, one_hot
+from .conditional import N_CLASSES, Conditioned, concat, cut, one_hot, require_labels
 from .mlp import mlp
 
 LOSSES = ("non-saturating", "minimax")
-#: classes of a conditional GAN: every dataset of :mod:`nnscratch.datasets` has ten
-N_CLASSES = 10
 
 PRESETS = {
     "seed": {"latent": 100, "data_dim": 784, "G_hidden": (4096, 2048, 1024),
@@ -268,10 +266,7 @@ class GAN:
 
     def _label(self, y):
         """``y`` checked against the model: required when conditional, refused otherwise."""
-        if (y is None) != (self.n_classes == 0):
-            raise ValueError("a conditional GAN needs the one-hot labels y" if y is None else
-                             "this GAN is not conditional: it takes no labels")
-        return y
+        return require_labels(y, self.n_classes, "GAN")
 
     def generate(self, z, y=None, G=None):
         """``G([z, y])`` (eq. cond-2; ``G(z)`` unconditional) with ``G`` (default the
@@ -584,10 +579,6 @@ class GANTrainer(Conditioned, Trainer):
                    for i in range(0, len(z), step)]
         return np.concatenate(out).astype(np.float32, copy=False) if out else \
             np.zeros((0, self.gan.data_dim), np.float32)
-
-    def class_grid_labels(self, per_class=8):
-        """Labels of a figure with one row of ``per_class`` images per class."""
-        return class_rows(self.n_classes, per_class)
 
     def discriminator_probability(self, x):
         """:math:`D(x) = \\sigma(s(x))` for host ``x`` ``(N, d)``; each row is packed with itself

@@ -107,12 +107,10 @@ from ..module import Module
 from ..optim import Adam
 from ..training.checks import check_images, check_memory, check_sizes, dense_parameters
 from ..training.trainer import Trainer
-from .conditional import Conditioned, check_labels, class_rows, concat, cut, one_hot
+from .conditional import N_CLASSES, Conditioned, concat, cut, one_hot, require_labels
 from .mlp import mlp
 
 LOG_2PI = math.log(2.0 * math.pi)
-#: classes of a conditional model: every dataset of :mod:`nnscratch.datasets` has ten
-N_CLASSES = 10
 
 PRESETS = {
     "classic": {"enc_hidden": (400,), "dec_hidden": (400,), "alpha": 0.0, "latent": 20,
@@ -255,12 +253,8 @@ class VAE(Module):
         return self.mu.forward(h), self.logvar.forward(h)
 
     def _label(self, y):
-        """``y`` checked against the model: required by a conditional model, refused
-        otherwise."""
-        if (y is None) != (self.n_classes == 0):
-            raise ValueError("a conditional VAE needs the one-hot labels y" if y is None else
-                             "this VAE is not conditional: it takes no labels")
-        return y
+        """``y`` checked against the model: required when conditional, refused otherwise."""
+        return require_labels(y, self.n_classes, "VAE")
 
     def _decode_logits(self, z, y):
         """Eq. (vae-3): logits ``s`` of ``[z, y]`` (``y`` tiled over a leading ``K`` axis of
@@ -533,10 +527,6 @@ class VAETrainer(Conditioned, Trainer):
         return self._labelled_rows(lambda xb, y: self.vae.decode(self.vae.encode(xb, y)[0], y),
                                    x, labels, "VAETrainer.reconstruct")
 
-    def class_grid_labels(self, per_class=8):
-        """Labels of a figure with one row of ``per_class`` images per class."""
-        return class_rows(self.n_classes, per_class)
-
     def evaluate(self, x, iw_samples=None, seed=0, labels=None):
         """Metrics on host images ``x`` ``(N, 784)``, in nats per example.
 
@@ -555,9 +545,7 @@ class VAETrainer(Conditioned, Trainer):
         K = int(K)
         self.check_data(x, "VAETrainer.evaluate")
         x = np.asarray(x, dtype=np.float32)
-        self.labels_onehot(labels, "VAETrainer.evaluate")     # present exactly when needed
-        labels = None if labels is None else \
-            check_labels(labels, self.n_classes, "VAETrainer.evaluate")
+        labels = self.host_labels(labels, len(x), "VAETrainer.evaluate")
         if self.config["binarize"]:
             u = np.random.default_rng(seed).random(x.shape, dtype=np.float32)
             x = (u < x).astype(np.float32)
