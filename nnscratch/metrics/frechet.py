@@ -228,15 +228,18 @@ def image_metrics(samples, dataset_name="fashion-mnist", n_test=10000, data_dir=
     statistics of the real images are computed once per classifier and kept in memory, so
     repeated calls cost one pass over ``samples``.
     """
-    if not isinstance(samples, Iterator):     # an array: checked whole, before any training
-        samples = _checked_images(samples)
+    streamed = isinstance(samples, Iterator)
+    if not streamed:             # an array: checked whole, before any training, and one block
+        samples = [_checked_images(samples)]
     if classifier is None:
         from .classifier import get_classifier
         classifier = get_classifier(dataset_name, data_dir=data_dir, progress=progress)
     moments, counts = FeatureMoments(), np.zeros(classifier.n_classes, np.int64)
     predicted = []                    # the classes, kept (N integers) only to compare with labels
-    for block in _blocks(samples):
-        h, y_hat = classifier.features_and_classes(_checked_images(block, at_least=1))
+    for block in samples:
+        if streamed:
+            block = _checked_images(block, at_least=1)
+        h, y_hat = classifier.features_and_classes(block)
         moments.add(h)
         counts += np.bincount(y_hat, minlength=classifier.n_classes)[:classifier.n_classes]
         if labels is not None:
@@ -291,12 +294,6 @@ class FeatureMoments:
     def stats(self):
         """``(mu, S)`` of everything added, eq. (frechet-2)."""
         return self.mu, self.M / (self.n - 1)
-
-
-def _blocks(samples):
-    """``samples`` as an iterable of blocks: an iterator is one already (streamed), an
-    array is one block."""
-    return samples if isinstance(samples, Iterator) else [samples]
 
 
 def _checked_images(samples, at_least=2):
