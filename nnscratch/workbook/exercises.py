@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..activations import leaky_relu
 from ..gradcheck import check_gradients
+from ..models.vae import reparameterize
 from . import reference as ref
 
 #: The student's modules, in the book's order: file name -> (chapter title, docs page).
@@ -97,7 +99,7 @@ def _lrelu_cases(rng):
     for shape, alpha, what in (((3, 4), 0.2, "random"), ((2, 5), 0.0, "random, alpha = 0 (ReLU)"),
                                ((1, 3), 0.1, "single-row batch")):
         x = _randn(rng, *shape)
-        cases.append(Case(what, {"dy": _randn(rng, *shape), "y": np.maximum(x, alpha * x),
+        cases.append(Case(what, {"dy": _randn(rng, *shape), "y": leaky_relu(x, alpha),
                                  "alpha": alpha}, {"x": x}))
     return cases
 
@@ -275,8 +277,7 @@ def _grad_dense(case, out):
 
 def _grad_lrelu(case, out):
     dy, alpha = case.args["dy"], case.args["alpha"]
-    return _check(lambda dx: np.sum(dy * np.maximum(dx, alpha * dx)), {"dx": case.extra["x"]},
-                  out)
+    return _check(lambda dx: np.sum(dy * leaky_relu(dx, alpha)), {"dx": case.extra["x"]}, out)
 
 
 def _grad_sigmoid(case, out):
@@ -296,7 +297,7 @@ def _grad_kl(case, out):
 
 def _grad_reparam(case, out):
     dz, eps = case.args["dz"], case.args["eps"]
-    return _check(lambda dmu, dlogvar: np.sum(dz * (dmu + np.exp(0.5 * dlogvar) * eps)),
+    return _check(lambda dmu, dlogvar: np.sum(dz * reparameterize(dmu, dlogvar, eps)[0]),
                   {"dmu": case.extra["mu"], "dlogvar": case.args["logvar"]}, out)
 
 
