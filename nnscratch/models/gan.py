@@ -498,7 +498,7 @@ class GANTrainer(Conditioned, Trainer):
         """Widths of at least 1, and a model that fits in memory, before allocating it."""
         check_sizes("GAN", latent=cfg["latent"], data_dim=cfg["data_dim"], pack=cfg["pack"],
                     G_hidden=cfg["G_hidden"], D_hidden=cfg["D_hidden"])
-        d, c = cfg["data_dim"], N_CLASSES if cfg["conditional"] else 0
+        d, c = cfg["data_dim"], self.n_classes
         n = dense_parameters((cfg["latent"] + c, *cfg["G_hidden"], d)) + \
             dense_parameters((cfg["pack"] * (d + c), *cfg["D_hidden"], 1))
         check_memory(n, np.dtype(self.backend.dtype_name).itemsize, "this GAN")

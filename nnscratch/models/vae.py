@@ -453,7 +453,7 @@ class VAETrainer(Conditioned, Trainer):
     def _check_size(self, preset, k):
         """A latent of at least 1, and a model that fits in memory, before allocating it."""
         check_sizes("VAE", latent=k)
-        h, c = preset["enc_hidden"], N_CLASSES if self.config.get("conditional") else 0
+        h, c = preset["enc_hidden"], self.n_classes
         n = dense_parameters((784 + c, *h)) + 2 * dense_parameters((h[-1], k)) + \
             dense_parameters((k + c, *preset["dec_hidden"], 784))
         check_memory(n, np.dtype(self.backend.dtype_name).itemsize, "this VAE")
