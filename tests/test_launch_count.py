@@ -69,8 +69,8 @@ def test_a_copy_to_the_host_inside_a_step_is_a_sync(monkeypatch):
     trainer, x = lc.build("mlp", "none")
     plain = lc.nn.models.gan.GAN.g_loss
 
-    def g_loss_that_looks(self, z, loss="non-saturating"):
-        out = plain(self, z, loss)
+    def g_loss_that_looks(self, z, loss="non-saturating", y=None):
+        out = plain(self, z, loss, y)
         lc.nn.models.gan.to_numpy(out[1])           # e.g. printing a gradient
         return out
     monkeypatch.setattr(lc.nn.models.gan.GAN, "g_loss", g_loss_that_looks)

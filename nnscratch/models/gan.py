@@ -485,8 +485,7 @@ class GANTrainer(Conditioned, Trainer):
     def g_step(self, batch, y=None):
         """One generator step on ``batch`` fresh noise vectors (with the one-hot labels ``y``
         when conditional); returns ``L_G``."""
-        labels = () if y is None else (y,)     # unconditional: the call it always was
-        L, ds, _ = self.gan.g_loss(self.gan.noise(batch), self.config["loss"], *labels)
+        L, ds, _ = self.gan.g_loss(self.gan.noise(batch), self.config["loss"], y)
         self.gan.g_backward(ds)
         self.optimizers["G"].step()
         self.gan.G.clear_grads()                  # as in d_step: D steps next
