@@ -544,9 +544,9 @@ CONFIG_FIELDS = {
 }
 CONFIG_FIELDS["D_hidden"] = CONFIG_FIELDS["G_hidden"]
 
-#: the loop state's scalar fields (the position ``epoch``, ``batch``, ``step`` included)
+#: the loop state's scalar fields besides its position (``epoch``, ``batch``, ``step``:
+#: checked by :func:`_check_position`, where a null is refused too)
 LOOP_FIELDS = {"seed": (lambda v: _integer(v, -2**63), "an integer"),
-               "epoch": _COUNT, "batch": _COUNT, "step": _COUNT,
                "n_train": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
                "elapsed": _TIME, "wall": _TIME}
 #: the command line's options of the run, in ``loop/state``'s ``run``
