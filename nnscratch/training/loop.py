@@ -410,7 +410,7 @@ class _Run:
                                        "NaN or Inf", bad[0])
         t0 = time.perf_counter()
         if test is not None:
-            if _conditional(self.trainer):
+            if self.labels is not None:     # a conditional model
                 eval_kwargs = {**eval_kwargs, "labels": test.labels}
             record.update({f"test_{k}": v for k, v in
                            self.trainer.evaluate(test.x, **eval_kwargs).items()
