@@ -415,8 +415,9 @@ class _Run:
             record.update({f"test_{k}": v for k, v in
                            self.trainer.evaluate(test.x, **eval_kwargs).items()
                            if isinstance(v, (int, float))})
-        # a mean whose sum overflowed, or a held-out metric, that is NaN or Inf stops the run
-        # as a NaN step does: nothing of this epoch is saved, no log line reads as fine
+        # a held-out metric that is NaN or Inf stops the run as a NaN step does (the training
+        # sums are checked at each read): nothing of this epoch is saved, no log line reads
+        # as fine
         bad = [k for k, v in record.items() if not math.isfinite(v)]
         if bad:
             raise self._diverged_epoch(record, ", ".join(f"{k} = {record[k]}" for k in bad),
