@@ -461,7 +461,6 @@ class _Run:
                 if kind not in (None, "a directory"):
                     raise OSError(f"{history} is {kind}, not the folder of the per-epoch "
                                   "samples")
-                os.makedirs(history, exist_ok=True)
                 copy_file_atomic(path, os.path.join(history, f"epoch_{epoch:03d}.png"))
 
 
