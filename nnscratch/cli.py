@@ -559,10 +559,10 @@ def _eval(args):
     _use_raw_weights(trainer, args.raw)
     run = state.get("run", {})
     dataset = args.dataset or (None if args.data_dir else run.get("dataset"))
-    test = _load_data(dataset, args.data_dir or run.get("data_dir"), "test", args.limit)
+    data_dir = args.data_dir or run.get("data_dir")
+    test = _load_data(dataset, data_dir, "test", args.limit)
     conditional = getattr(trainer, "conditional", False)
     metrics = dict(trainer.evaluate(test.x, **({"labels": test.labels} if conditional else {})))
-    data_dir = args.data_dir or run.get("data_dir")
     if not args.no_image_metrics:
         from .metrics.frechet import image_metrics
         # a conditional model draws every class equally often, as the test split has them

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IDXError", "read_idx", "write_idx", "parse_idx"]
+__all__ = ["IDXError", "read_idx", "write_idx"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 UBYTE = 0x08
@@ -128,20 +128,6 @@ def _fill(f, view, piece: int = 1 << 20) -> int:
             break
         done += n
     return done
-
-
-def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode the (already decompressed) bytes of an IDX file; see :func:`read_idx`."""
-    dims, header_len = _parse_header(raw, name)
-    expected = int(np.prod(dims, dtype=object))  # Python ints: a garbage header cannot overflow
-    found = len(raw) - header_len
-    if found != expected:
-        what = "the file is truncated" if found < expected else "the file has trailing bytes"
-        raise IDXError(
-            f"{name}: expected {expected} bytes of data after the {header_len}-byte header "
-            f"(shape {tuple(dims)}), found {found}: {what}"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims).copy()
 
 
 def _parse_header(raw: bytes, name: str) -> tuple[tuple[int, ...], int]:

@@ -32,15 +32,24 @@ def image_grid(images, nrow=None, side=28, pad=2):
     return grid
 
 
-def save_image_grid(images, path, nrow=None, title=None):
+def save_image_grid(images, path, nrow=None, title=None, row_names=None):
     """Save a grid of images ``(N, 784)`` in [0, 1] as a PNG, ``nrow`` per row (default: a
-    square); returns ``path``."""
+    square), each row named by ``row_names`` when given; returns ``path``."""
     plt = pyplot()
     grid = image_grid(images, nrow)
     height = grid.shape[0] / 40 + (0.4 if title else 0)
-    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, height))
+    width = grid.shape[1] / 40 + (1.0 if row_names else 0)
+    fig, ax = plt.subplots(figsize=(width, height))
     ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.axis("off")
+    if row_names:
+        # the middle of row r of image_grid (pad 2, side 28)
+        ax.set_xticks([])
+        ax.set_yticks([2 + 30 * r + 14 for r in range(len(row_names))], row_names, fontsize=7)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.tick_params(left=False)
+    else:
+        ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
     try:
@@ -53,25 +62,9 @@ def save_image_grid(images, path, nrow=None, title=None):
 def save_class_grid(images, path, per_class, class_names=None, title=None):
     """Save images ``(C * per_class, 784)``, class by class, as a grid with one row per
     class, each row named by its class (``class_names``, default the class indices)."""
-    plt = pyplot()
     n_rows = len(images) // per_class
     names = list(class_names) if class_names else [str(c) for c in range(n_rows)]
-    grid = image_grid(images, per_class)
-    height = grid.shape[0] / 40 + (0.4 if title else 0)
-    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40 + 1.0, height))
-    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([2 + 30 * r + 14 for r in range(n_rows)], names[:n_rows], fontsize=7)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    ax.tick_params(left=False)
-    if title:
-        ax.set_title(title, fontsize=9)
-    try:
-        save_atomic(fig, path, dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
+    return save_image_grid(images, path, per_class, title, row_names=names[:n_rows])
 
 
 def save_atomic(fig, path, **options):

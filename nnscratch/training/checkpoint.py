@@ -544,9 +544,9 @@ CONFIG_FIELDS = {
 }
 CONFIG_FIELDS["D_hidden"] = CONFIG_FIELDS["G_hidden"]
 
-#: the loop state's scalar fields (the position ``epoch``, ``batch``, ``step`` included)
+#: the loop state's scalar fields besides its position (``epoch``, ``batch``, ``step``:
+#: checked by :func:`_check_position`, where a null is refused too)
 LOOP_FIELDS = {"seed": (lambda v: _integer(v, -2**63), "an integer"),
-               "epoch": _COUNT, "batch": _COUNT, "step": _COUNT,
                "n_train": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
                "elapsed": _TIME, "wall": _TIME}
 #: the command line's options of the run, in ``loop/state``'s ``run``
@@ -700,13 +700,13 @@ def _expected(trainer):
 
 
 def _slots(trainer):
-    """``member -> (optimizer, slot, parameter shape)`` of every optimizer slot (Adam's
-    ``m`` and ``v`` of each parameter)."""
+    """``member -> (optimizer, parameter shape)`` of every optimizer slot (Adam's ``m`` and
+    ``v`` of each parameter)."""
     out = {}
     for key, opt in trainer.optimizers.items():
         for name, p in opt.module.params.items():
             for slot in _slot_names(opt):
-                out[f"opt/{key}/{slot}/{name}"] = (key, slot, tuple(p.shape))
+                out[f"opt/{key}/{slot}/{name}"] = (key, tuple(p.shape))
     return out
 
 
@@ -738,14 +738,14 @@ def _check_members(path, trainer, members):
         if key.startswith(f"{trainer.kind}/"):
             _check_member(path, key, member, COUNT)
     slots = _slots(trainer)
-    for key, (opt, slot, shape) in slots.items():
+    for key, (_, shape) in slots.items():
         if key in members:
             _check_member(path, key, members[key], shape)
     for opt in trainer.optimizers:
         if f"opt/{opt}/t" not in members:
             raise CheckpointError(f"{_name(path)} is corrupt: it lacks the step count "
                                   f"'opt/{opt}/t' of the optimizer {opt!r}")
-        every = [k for k, (o, _, _) in slots.items() if o == opt]
+        every = [k for k, (o, _) in slots.items() if o == opt]
         missing = [k for k in every if k not in members]
         if missing and len(missing) < len(every):
             raise CheckpointError(f"{_name(path)} is corrupt: the optimizer {opt!r} "

@@ -410,13 +410,14 @@ class _Run:
                                        "NaN or Inf", bad[0])
         t0 = time.perf_counter()
         if test is not None:
-            if _conditional(self.trainer):
+            if self.labels is not None:     # a conditional model
                 eval_kwargs = {**eval_kwargs, "labels": test.labels}
             record.update({f"test_{k}": v for k, v in
                            self.trainer.evaluate(test.x, **eval_kwargs).items()
                            if isinstance(v, (int, float))})
-        # a mean whose sum overflowed, or a held-out metric, that is NaN or Inf stops the run
-        # as a NaN step does: nothing of this epoch is saved, no log line reads as fine
+        # a held-out metric that is NaN or Inf stops the run as a NaN step does (the training
+        # sums are checked at each read): nothing of this epoch is saved, no log line reads
+        # as fine
         bad = [k for k, v in record.items() if not math.isfinite(v)]
         if bad:
             raise self._diverged_epoch(record, ", ".join(f"{k} = {record[k]}" for k in bad),
@@ -460,7 +461,6 @@ class _Run:
                 if kind not in (None, "a directory"):
                     raise OSError(f"{history} is {kind}, not the folder of the per-epoch "
                                   "samples")
-                os.makedirs(history, exist_ok=True)
                 copy_file_atomic(path, os.path.join(history, f"epoch_{epoch:03d}.png"))
 
 
